@@ -1,0 +1,381 @@
+"""Ingest documents into a workspace: atomic, idempotent, inside DuckDB's readers.
+
+`ingest()` stages every input row in a temporary DuckDB table, validates it (missing text,
+wrong types, unparsable dates, conflicting ids), counts tokens with the workspace tokenizer
+over Arrow batches, and inserts only documents whose id is new. All of it happens in one
+`Workspace.write()` job, so a failure anywhere leaves the published workspace unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from analytics.db import one, scalar
+from analytics.errors import IngestError
+from analytics.ingest import diagnose
+from analytics.ingest.formats import detect_common_format, expand_paths, open_relation
+from analytics.tokenizer import get_token_counter
+from analytics.workspace import DEFAULT_TOKENIZER, Workspace
+
+Progress = Callable[[str, int, int], None]
+
+DEFAULT_FIELDS = {
+    "id": ["id", "doc_id", "_id"],
+    "date": ["date", "created", "published", "timestamp"],
+    "url": ["url", "uri", "link"],
+    "domain": ["domain"],
+    "lang": ["lang", "language"],
+    "title": ["title"],
+    "source": ["source"],
+}
+STRING_TYPES = {"VARCHAR"}
+
+
+@dataclass
+class IngestReport:
+    source: str | None
+    format: str
+    files: list[str]
+    n_read: int
+    n_added: int
+    n_skipped_existing: int
+    n_skipped_empty: int
+    n_duplicate_in_input: int
+    n_tokens_added: int
+    tokenizer: str
+    fields: dict[str, str | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _q(name: str) -> str:
+    """Quote an identifier that came from a file's column names."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pick(
+    columns: list[str], option: str | None, role: str, first_file: Path
+) -> str | None:
+    if option:
+        if option not in columns:
+            raise IngestError(
+                f"{first_file}: no field {option!r} (given as the {role} field); "
+                f"fields are: {', '.join(columns)}."
+            )
+        return option
+    for candidate in DEFAULT_FIELDS.get(role, []):
+        if candidate in columns:
+            return candidate
+    return None
+
+
+def _files_digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _reader_error(exc: duckdb.Error, files: list[Path], fmt: str | None) -> IngestError:
+    """Translate a DuckDB reader error into one message naming the file and line."""
+    text = str(exc).strip()
+    culprit = next((f for f in files if str(f) in text or f.name in text), None)
+    candidates = [culprit] if culprit else files
+    for f in candidates:
+        if f.is_dir():
+            continue
+        if fmt == "jsonl":
+            bad = diagnose.first_bad_json_line(f)
+            if bad:
+                return IngestError(f"{f}: line {bad[0]}: {bad[1]}.")
+        else:
+            line = diagnose.first_bad_utf8_line(f)
+            if line:
+                return IngestError(f"{f}: line {line}: bytes that are not valid UTF-8.")
+    where = culprit or (files[0] if len(files) == 1 else "input")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return IngestError(f"{where}: cannot be read as {fmt or 'input'}: {first}")
+
+
+def ingest(
+    workspace: Workspace,
+    paths: list[str],
+    *,
+    source: str | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    date_field: str | None = None,
+    url_field: str | None = None,
+    domain_field: str | None = None,
+    lang_field: str | None = None,
+    title_field: str | None = None,
+    source_field: str | None = None,
+    domain: str | None = None,
+    lang: str | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 20_000,
+) -> IngestReport:
+    """Ingest `paths` (files, globs or HF dataset dirs) as documents of `source`.
+
+    Re-ingesting the same content adds nothing; any error leaves the workspace unchanged.
+    `domain`/`lang` set a constant for all documents when the input has no such field.
+    """
+    files = expand_paths(paths)
+    if not files:
+        raise IngestError("no input files given.")
+    if not workspace.exists:
+        workspace.initialise()
+    started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    fmt: str | None = None
+    with workspace.write(job="ingest") as con:
+        tokenizer = dict(con.execute("SELECT key, value FROM meta").fetchall()).get(
+            "tokenizer", DEFAULT_TOKENIZER
+        )
+        counter = get_token_counter(tokenizer)
+        fmt = detect_common_format(files)
+        try:
+            rel = open_relation(con, files, fmt)
+            columns = list(rel.columns)
+            types = {c: str(t) for c, t in zip(rel.columns, rel.types)}
+            con.register("_src", rel)
+        except duckdb.Error as exc:
+            raise _reader_error(exc, files, fmt) from exc
+
+        first = files[0]
+        if text_field not in columns:
+            raise IngestError(
+                f"{first}: no text field {text_field!r}; fields are: "
+                f"{', '.join(c for c in columns if c != 'filename')}. Pass --text-field NAME."
+            )
+        if types[text_field] not in STRING_TYPES:
+            raise IngestError(
+                f"{first}: field {text_field!r} has type {types[text_field]}; expected text "
+                "(a string)."
+            )
+        fields = {
+            "text": text_field,
+            "id": _pick(columns, id_field, "id", first),
+            "date": _pick(columns, date_field, "date", first),
+            "url": _pick(columns, url_field, "url", first),
+            "domain": _pick(columns, domain_field, "domain", first),
+            "lang": _pick(columns, lang_field, "lang", first),
+            "title": _pick(columns, title_field, "title", first),
+            "source": _pick(columns, source_field, "source", first)
+            if not source
+            else None,
+        }
+        if not source and not fields["source"]:
+            raise IngestError(
+                f"{first}: no source name: pass --source NAME (or --source-field FIELD)."
+            )
+        used = {v for v in fields.values() if v} | {"filename"}
+        extra = [c for c in columns if c not in used]
+
+        def col(role: str, const: str | None = None) -> str:
+            name = fields[role]
+            if name:
+                return f"CAST({_q(name)} AS VARCHAR)"
+            return "CAST(? AS VARCHAR)" if const is not None else "NULL::VARCHAR"
+
+        params: list = []
+        select = [
+            "row_number() OVER () AS _row",
+            "filename AS _file",
+            f"{_q(text_field)} AS text",
+            f"{col('id')} AS given_id",
+        ]
+        if fields["source"]:
+            select.append(f"{col('source')} AS source")
+        else:
+            select.append("CAST(? AS VARCHAR) AS source")
+            params.append(source)
+        for role, const in (("domain", domain), ("lang", lang)):
+            select.append(f"{col(role, const)} AS {role}")
+            if not fields[role] and const is not None:
+                params.append(const)
+        select.append(f"{col('url')} AS url")
+        select.append(f"{col('title')} AS title")
+        if fields["date"]:
+            d = _q(fields["date"])
+            dtype = types[fields["date"]]
+            if dtype in ("BIGINT", "INTEGER", "SMALLINT"):
+                select.append(
+                    f"CASE WHEN {d} BETWEEN 1 AND 9999 THEN make_date({d}, 1, 1) END AS date"
+                )
+            else:
+                select.append(
+                    f"COALESCE(TRY_CAST({d} AS DATE), "
+                    f"TRY_CAST(TRY_CAST({d} AS TIMESTAMPTZ) AS DATE)) AS date"
+                )
+            select.append(f"CAST({d} AS VARCHAR) AS _raw_date")
+        else:
+            select.append("NULL::DATE AS date")
+            select.append("NULL::VARCHAR AS _raw_date")
+        if extra:
+            packed = ", ".join(f"{_q(c)} := {_q(c)}" for c in extra)
+            select.append(f"to_json(struct_pack({packed})) AS metadata")
+        else:
+            select.append("NULL::JSON AS metadata")
+        if progress:
+            progress("read", 0, 0)
+        try:
+            con.execute(
+                f"CREATE TABLE _stage AS SELECT {', '.join(select)} FROM _src", params
+            )
+        except duckdb.Error as exc:
+            raise _reader_error(exc, files, fmt) from exc
+        _validate_stage(con, fields, fmt, files)
+
+        n_read = scalar(con, "SELECT count(*) FROM _stage")
+        n_empty = scalar(
+            con, "SELECT count(*) FROM _stage WHERE length(trim(text)) = 0"
+        )
+        # doc ids: the given id, else a content hash; one row per id (first occurrence).
+        con.execute(
+            """CREATE TABLE _dedup AS
+               SELECT * EXCLUDE (rn) FROM (
+                 SELECT *, COALESCE(given_id, 'sha256:' || substr(sha256(text), 1, 32)) AS doc_id,
+                        row_number() OVER (PARTITION BY COALESCE(given_id,
+                            'sha256:' || substr(sha256(text), 1, 32)) ORDER BY _row) AS rn
+                 FROM _stage WHERE length(trim(text)) > 0)
+               WHERE rn = 1"""
+        )
+        n_unique = scalar(con, "SELECT count(*) FROM _dedup")
+        con.execute(
+            """CREATE TABLE _new AS SELECT d.* FROM _dedup d
+               ANTI JOIN documents USING (doc_id) ORDER BY d._row"""
+        )
+        n_new = scalar(con, "SELECT count(*) FROM _new")
+
+        rows: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        done = 0
+        reader = (
+            con.cursor().sql("SELECT _row, text FROM _new").to_arrow_reader(batch_size)
+        )
+        for batch in reader:
+            rows.append(batch.column(0).to_numpy())
+            counts.append(counter.count(batch.column(1).to_pylist()))
+            done += batch.num_rows
+            if progress:
+                progress("tokenize", done, n_new)
+        tok = pa.table(
+            {
+                "_row": np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                "n_tokens": np.concatenate(counts) if counts else np.zeros(0, np.int64),
+            }
+        )
+        con.register("_tok", tok)
+        ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
+        con.execute(
+            """INSERT INTO documents
+               SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title, n.text,
+                      strlen(n.text), length(n.text), t.n_tokens, n.metadata, ?
+               FROM _new n JOIN _tok t USING (_row)""",
+            [ingest_id],
+        )
+        n_tokens = scalar(
+            con,
+            "SELECT COALESCE(sum(n_tokens), 0) FROM documents WHERE ingest_id = ?",
+            [ingest_id],
+        )
+        options = {k: v for k, v in fields.items() if v}
+        con.execute(
+            "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ingest_id,
+                source or f"field:{fields['source']}",
+                [str(f) for f in files],
+                fmt,
+                _files_digest(files),
+                n_read,
+                n_new,
+                int(n_tokens),
+                f"{tokenizer} sha256:{counter.sha256}",
+                json.dumps(options),
+                started,
+                dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            ],
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('tokenizer_sha256', ?)",
+            [counter.sha256],
+        )
+        con.unregister("_tok")
+        for t in ("_new", "_dedup", "_stage"):
+            con.execute(f"DROP TABLE {t}")
+    return IngestReport(
+        source=source or f"field:{fields['source']}",
+        format=fmt or "",
+        files=[str(f) for f in files],
+        n_read=int(n_read),
+        n_added=int(n_new),
+        n_skipped_existing=int(n_unique - n_new),
+        n_skipped_empty=int(n_empty),
+        n_duplicate_in_input=int(n_read - n_empty - n_unique),
+        n_tokens_added=int(n_tokens),
+        tokenizer=tokenizer,
+        fields=fields,
+    )
+
+
+def _validate_stage(
+    con: duckdb.DuckDBPyConnection, fields: dict, fmt: str | None, files: list[Path]
+) -> None:
+    n = scalar(con, "SELECT count(*) FROM _stage")
+    if n == 0:
+        where = files[0] if len(files) == 1 else "the input"
+        raise IngestError(f"{where}: holds no documents.")
+    row = one(con, "SELECT _file FROM _stage WHERE text IS NULL LIMIT 1")
+    if row:
+        raise IngestError(_missing_message(Path(row[0]), fields["text"], fmt, "text"))
+    if fields["id"]:
+        row = one(con, "SELECT _file FROM _stage WHERE given_id IS NULL LIMIT 1")
+        if row:
+            raise IngestError(_missing_message(Path(row[0]), fields["id"], fmt, "id"))
+        row = one(
+            con,
+            """SELECT given_id, count(*), min(_file), max(_file) FROM _stage
+               GROUP BY given_id HAVING count(DISTINCT text) > 1 LIMIT 1""",
+        )
+        if row:
+            raise IngestError(
+                f"{row[2]}: id {row[0]!r} (field {fields['id']!r}) appears {row[1]} times "
+                "with different texts; ids must be unique."
+            )
+    if fields["source"]:
+        row = one(con, "SELECT _file FROM _stage WHERE source IS NULL LIMIT 1")
+        if row:
+            raise IngestError(
+                _missing_message(Path(row[0]), fields["source"], fmt, "source")
+            )
+    if fields["date"]:
+        row = one(
+            con,
+            "SELECT _file, _raw_date FROM _stage WHERE date IS NULL AND _raw_date IS NOT NULL "
+            "AND trim(_raw_date) <> '' LIMIT 1",
+        )
+        if row:
+            raise IngestError(
+                f"{row[0]}: field {fields['date']!r} holds {row[1]!r}, which is not a date; "
+                "expected ISO dates (YYYY-MM-DD) or timestamps."
+            )
+
+
+def _missing_message(path: Path, name: str, fmt: str | None, role: str) -> str:
+    if fmt == "jsonl":
+        line = diagnose.first_jsonl_line_missing(path, name)
+        if line:
+            return f"{path}: line {line}: the {role} field {name!r} is missing or null."
+    return f"{path}: some records have no {role} field {name!r} (missing or null)."

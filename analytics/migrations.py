@@ -1,0 +1,29 @@
+"""Versioned schema migrations of the workspace database.
+
+Each migration is (version, description, [sql, ...]) and runs once, in order, inside the
+writer's transaction; `meta.schema_version` records the last one applied. Add a migration by
+appending to MIGRATIONS (never edit one that has shipped).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "documents, ingests and meta tables",
+        [
+            """CREATE TABLE IF NOT EXISTS meta(key VARCHAR PRIMARY KEY, value VARCHAR)""",
+            """CREATE TABLE IF NOT EXISTS ingests(
+                ingest_id BIGINT PRIMARY KEY, source VARCHAR, paths VARCHAR[], format VARCHAR,
+                files_sha256 VARCHAR, n_read BIGINT, n_added BIGINT, n_tokens_added BIGINT,
+                tokenizer VARCHAR, options JSON, started_at TIMESTAMP, finished_at TIMESTAMP)""",
+            """CREATE TABLE IF NOT EXISTS documents(
+                doc_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, domain VARCHAR,
+                lang VARCHAR, date DATE, url VARCHAR, title VARCHAR, text VARCHAR NOT NULL,
+                n_bytes BIGINT, n_chars BIGINT, n_tokens BIGINT, metadata JSON,
+                ingest_id BIGINT)""",
+        ],
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,1 @@
+"""mixscope's front ends: the Streamlit app and the `mixscope` CLI."""

@@ -1,0 +1,215 @@
+"""Foundation commands: ingest, info, sql, serve, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from analytics.errors import MixscopeError
+from analytics.workspace import ENV_VAR, Workspace, default_workspace_dir
+from dashboard.cli import app
+from dashboard.cli.progress import console, progress_callback
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_CORPUS = ROOT / "data" / "demo_corpus.parquet"
+DEMO_WORKSPACE = Path.home() / ".mixscope" / "demo"
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help=f"Workspace directory (default: ${ENV_VAR} or ~/.mixscope/workspace).",
+    ),
+]
+
+
+def open_workspace(path: Path | None) -> Workspace:
+    return Workspace.open(path)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, globs or HF save_to_disk dirs.")],
+    source: Annotated[str | None, typer.Option(help="Source name for every document.")] = None,
+    text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+    id_field: Annotated[str | None, typer.Option(help="Field holding a stable id.")] = None,
+    date_field: Annotated[str | None, typer.Option(help="Field holding a date.")] = None,
+    url_field: Annotated[str | None, typer.Option(help="Field holding the URL.")] = None,
+    domain_field: Annotated[str | None, typer.Option(help="Field holding the domain.")] = None,
+    lang_field: Annotated[str | None, typer.Option(help="Field holding the language.")] = None,
+    title_field: Annotated[str | None, typer.Option(help="Field holding a title.")] = None,
+    source_field: Annotated[
+        str | None, typer.Option(help="Field holding a per-document source (instead of --source).")
+    ] = None,
+    domain: Annotated[str | None, typer.Option(help="Constant domain when no field.")] = None,
+    lang: Annotated[str | None, typer.Option(help="Constant language when no field.")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Ingest JSONL (.gz/.zst), Parquet, CSV, Dolma or HF dataset dirs; atomic, idempotent."""
+    from analytics.ingest import ingest as run_ingest
+
+    ws = Workspace(workspace)
+    with progress_callback() as cb:
+        report = run_ingest(
+            ws,
+            paths,
+            source=source,
+            text_field=text_field,
+            id_field=id_field,
+            date_field=date_field,
+            url_field=url_field,
+            domain_field=domain_field,
+            lang_field=lang_field,
+            title_field=title_field,
+            source_field=source_field,
+            domain=domain,
+            lang=lang,
+            progress=cb,
+        )
+    console.print(
+        f"[green]ingested[/green] {report.n_added:,} new documents "
+        f"({report.n_tokens_added:,} tokens, {report.tokenizer}) from {len(report.files)} "
+        f"file(s) into {ws.path}; {report.n_skipped_existing:,} already present, "
+        f"{report.n_duplicate_in_input:,} duplicates in input, "
+        f"{report.n_skipped_empty:,} empty skipped."
+    )
+
+
+@app.command()
+def info(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What the workspace holds: documents, tokens, sources, tokenizer, schema version."""
+    from analytics.overview import composition, totals
+
+    ws = open_workspace(workspace)
+    cur = ws.cursor()
+    tot = totals(cur)
+    meta = ws.meta()
+    comp = composition(cur, by=("source",))
+    if as_json:
+        out = {
+            "workspace": str(ws.path),
+            "meta": meta,
+            "totals": {k: (str(v) if v is not None else None) for k, v in tot.items()},
+            "sources": comp.to_dict(orient="records"),
+        }
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    console.print(f"[bold]workspace[/bold] {ws.path}")
+    console.print(
+        f"schema v{meta.get('schema_version')}, tokenizer {meta.get('tokenizer')} "
+        f"(sha256 {meta.get('tokenizer_sha256', '?')[:12]})"
+    )
+    console.print(
+        f"{int(tot['documents']):,} documents, {int(tot['tokens']):,} tokens, "
+        f"{int(tot['bytes']):,} bytes, {tot['sources']} sources, {tot['languages']} languages, "
+        f"dates {tot['date_min']} to {tot['date_max']}"
+    )
+    table = Table("source", "documents", "tokens", "bytes")
+    for row in comp.itertuples():
+        table.add_row(row.source, f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}")
+    console.print(table)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only SELECT statement.")],
+    workspace: WorkspaceOpt = None,
+    max_rows: Annotated[int, typer.Option(help="Row cap.")] = 1000,
+    timeout: Annotated[float, typer.Option(help="Seconds before the query is stopped.")] = 30.0,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Run a query through the same guarded, read-only path as the SQL page."""
+    from analytics.query import run_query
+
+    ws = open_workspace(workspace)
+    df, truncated = run_query(ws.cursor(), query, max_rows=max_rows, timeout_s=timeout, user=True)
+    if fmt == "csv":
+        typer.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        typer.echo(df.to_json(orient="records", date_format="iso"))
+    else:
+        table = Table(*[str(c) for c in df.columns])
+        for row in df.itertuples(index=False):
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
+    if truncated:
+        console.print(f"[yellow]truncated to {max_rows:,} rows[/yellow] (raise --max-rows)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
+    app_file = ROOT / "dashboard" / "app.py"
+    env = dict(os.environ, **{ENV_VAR: str(ws_path)})
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true" if headless else "false",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    console.print(f"[bold green]mixscope[/bold green] serving {ws_path} at http://{host}:{port}")
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=ROOT)
+    except KeyboardInterrupt:
+        return
+    if proc.returncode not in (0, -2, 130):
+        raise typer.Exit(proc.returncode)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 = a free one).")] = 8501,
+    headless: Annotated[bool, typer.Option(help="Don't open a browser.")] = False,
+) -> None:
+    """Serve the dashboard over a workspace."""
+    ws = open_workspace(workspace)
+    _serve(ws.path, host, port or free_port(host), headless)
+
+
+@app.command()
+def demo(
+    workspace: Annotated[
+        Path | None, typer.Option("--workspace", "-w", help="Where to build the demo workspace.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port (0 = a free one).")] = 8501,
+    headless: Annotated[bool, typer.Option(help="Don't open a browser.")] = False,
+    build_only: Annotated[bool, typer.Option(help="Build the workspace, don't serve.")] = False,
+) -> None:
+    """Build the demo workspace from the shipped corpus (once), then serve it."""
+    from analytics.ingest import ingest as run_ingest
+
+    ws = Workspace(workspace or DEMO_WORKSPACE)
+    if not ws.exists:
+        if not DEMO_CORPUS.exists():
+            raise MixscopeError(f"{DEMO_CORPUS}: the demo corpus is missing from this checkout.")
+        console.print(f"building the demo workspace in {ws.path} from {DEMO_CORPUS.name} ...")
+        with progress_callback() as cb:
+            report = run_ingest(ws, [str(DEMO_CORPUS)], id_field="id", progress=cb)
+        console.print(
+            f"[green]ingested[/green] {report.n_added:,} documents, "
+            f"{report.n_tokens_added:,} tokens"
+        )
+    if build_only:
+        console.print(f"demo workspace ready at {ws.path}")
+        return
+    _serve(ws.path, "127.0.0.1", port or free_port(), headless)

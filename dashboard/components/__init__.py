@@ -1,0 +1,1 @@
+"""Reusable pieces of screens: charts, filter bar, document viewer."""
