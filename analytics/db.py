@@ -15,9 +15,7 @@ def one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None =
     return rows[0] if rows else None
 
 
-def scalar(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
-):
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None):
     """The first column of the first row of `sql`, or None."""
     row = one(con, sql, params)
     return row[0] if row else None

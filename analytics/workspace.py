@@ -89,18 +89,14 @@ class Workspace:
     """A mixscope workspace directory. Cheap to construct; open one per process."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        self.path = (
-            Path(path).expanduser().resolve() if path else default_workspace_dir()
-        )
+        self.path = Path(path).expanduser().resolve() if path else default_workspace_dir()
         self.db_path = self.path / DB_NAME
         self._snapshot: Snapshot | None = None
         self._snap_lock = threading.Lock()
 
     # ------------------------------------------------------------------ creation
     @classmethod
-    def open(
-        cls, path: str | os.PathLike | None = None, *, create: bool = False
-    ) -> Workspace:
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = False) -> Workspace:
         """Open an existing workspace (or create an empty one with `create=True`)."""
         ws = cls(path)
         if not ws.db_path.exists():
@@ -157,9 +153,7 @@ class Workspace:
     def snapshot(self) -> Snapshot:
         """The current published snapshot; re-attached when a writer has published anew."""
         if not self.db_path.exists():
-            raise WorkspaceError(
-                f"{self.path}: no mixscope workspace here (expected {DB_NAME})."
-            )
+            raise WorkspaceError(f"{self.path}: no mixscope workspace here (expected {DB_NAME}).")
         with self._snap_lock:
             ident = _identity(self.db_path)
             if self._snapshot is None or self._snapshot.identity != ident:
@@ -262,9 +256,7 @@ class Workspace:
             backups = self.path / "backups"
             backups.mkdir(exist_ok=True)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-            shutil.copyfile(
-                self.db_path, backups / f"mixscope-v{current}-{stamp}.duckdb"
-            )
+            shutil.copyfile(self.db_path, backups / f"mixscope-v{current}-{stamp}.duckdb")
         for version, _desc, statements in MIGRATIONS:
             if version <= current:
                 continue

@@ -14,7 +14,6 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ first on sys.pa
 from analytics.errors import MixscopeError  # noqa: E402
 from dashboard import state  # noqa: E402
 
-
 st.set_page_config(page_title="mixscope", page_icon=":material/query_stats:", layout="wide")
 
 try:
@@ -26,11 +25,25 @@ except MixscopeError as exc:
 nav = st.navigation(
     {
         "Corpus": [
-            st.Page("app_pages/overview.py", title="Overview", icon=":material/donut_large:",
-                    default=True, url_path="overview"),
-            st.Page("app_pages/explore.py", title="Explore", icon=":material/filter_alt:",
-                    url_path="explore"),
+            st.Page(
+                "app_pages/overview.py",
+                title="Overview",
+                icon=":material/donut_large:",
+                default=True,
+                url_path="overview",
+            ),
+            st.Page(
+                "app_pages/explore.py",
+                title="Explore",
+                icon=":material/filter_alt:",
+                url_path="explore",
+            ),
             st.Page("app_pages/sql.py", title="SQL", icon=":material/terminal:", url_path="sql"),
+        ],
+        "Workspace": [
+            st.Page(
+                "app_pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"
+            ),
         ],
     }
 )

@@ -63,9 +63,7 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _pick(
-    columns: list[str], option: str | None, role: str, first_file: Path
-) -> str | None:
+def _pick(columns: list[str], option: str | None, role: str, first_file: Path) -> str | None:
     if option:
         if option not in columns:
             raise IngestError(
@@ -171,9 +169,7 @@ def ingest(
             "domain": _pick(columns, domain_field, "domain", first),
             "lang": _pick(columns, lang_field, "lang", first),
             "title": _pick(columns, title_field, "title", first),
-            "source": _pick(columns, source_field, "source", first)
-            if not source
-            else None,
+            "source": _pick(columns, source_field, "source", first) if not source else None,
         }
         if not source and not fields["source"]:
             raise IngestError(
@@ -230,17 +226,16 @@ def ingest(
         if progress:
             progress("read", 0, 0)
         try:
-            con.execute(
-                f"CREATE TABLE _stage AS SELECT {', '.join(select)} FROM _src", params
-            )
+            con.execute(f"CREATE TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
         except duckdb.Error as exc:
             raise _reader_error(exc, files, fmt) from exc
         _validate_stage(con, fields, fmt, files)
 
         n_read = scalar(con, "SELECT count(*) FROM _stage")
-        n_empty = scalar(
-            con, "SELECT count(*) FROM _stage WHERE length(trim(text)) = 0"
-        )
+        if progress:
+            progress("read", n_read, n_read)
+            progress("dedupe", 0, n_read)
+        n_empty = scalar(con, "SELECT count(*) FROM _stage WHERE length(trim(text)) = 0")
         # doc ids: the given id, else a content hash; one row per id (first occurrence).
         con.execute(
             """CREATE TABLE _dedup AS
@@ -258,12 +253,13 @@ def ingest(
         )
         n_new = scalar(con, "SELECT count(*) FROM _new")
 
+        if progress:
+            progress("dedupe", n_read, n_read)
+            progress("tokenize", 0, n_new)
         rows: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         done = 0
-        reader = (
-            con.cursor().sql("SELECT _row, text FROM _new").to_arrow_reader(batch_size)
-        )
+        reader = con.cursor().sql("SELECT _row, text FROM _new").to_arrow_reader(batch_size)
         for batch in reader:
             rows.append(batch.column(0).to_numpy())
             counts.append(counter.count(batch.column(1).to_pylist()))
@@ -276,6 +272,8 @@ def ingest(
                 "n_tokens": np.concatenate(counts) if counts else np.zeros(0, np.int64),
             }
         )
+        if progress:
+            progress("insert", 0, n_new)
         con.register("_tok", tok)
         ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
         con.execute(
@@ -285,6 +283,8 @@ def ingest(
                FROM _new n JOIN _tok t USING (_row)""",
             [ingest_id],
         )
+        if progress:
+            progress("insert", n_new, n_new)
         n_tokens = scalar(
             con,
             "SELECT COALESCE(sum(n_tokens), 0) FROM documents WHERE ingest_id = ?",
@@ -313,6 +313,7 @@ def ingest(
             [counter.sha256],
         )
         con.unregister("_tok")
+        con.unregister("_src")
         for t in ("_new", "_dedup", "_stage"):
             con.execute(f"DROP TABLE {t}")
     return IngestReport(
@@ -357,9 +358,7 @@ def _validate_stage(
     if fields["source"]:
         row = one(con, "SELECT _file FROM _stage WHERE source IS NULL LIMIT 1")
         if row:
-            raise IngestError(
-                _missing_message(Path(row[0]), fields["source"], fmt, "source")
-            )
+            raise IngestError(_missing_message(Path(row[0]), fields["source"], fmt, "source"))
     if fields["date"]:
         row = one(
             con,

@@ -24,9 +24,7 @@ def open_text_bytes(path: Path):
     if name.endswith((".zst", ".zstd")):
         import zstandard
 
-        return io.BufferedReader(
-            zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-        )
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
     return open(path, "rb")
 
 
@@ -44,9 +42,7 @@ def check_compressed(path: Path) -> None:
                         d = zlib.decompressobj(wbits=31)
                         d.decompress(rest)
                 if not d.eof:
-                    raise IngestError(
-                        f"{path}: truncated gzip archive (the stream ends early)."
-                    )
+                    raise IngestError(f"{path}: truncated gzip archive (the stream ends early).")
         elif name.endswith((".zst", ".zstd")):
             import zstandard
 
@@ -60,19 +56,13 @@ def check_compressed(path: Path) -> None:
                         obj.decompress(chunk)
                         chunk = obj.unused_data if obj.eof else b""
             if not obj.eof:
-                raise IngestError(
-                    f"{path}: truncated zstd archive (the stream ends early)."
-                )
+                raise IngestError(f"{path}: truncated zstd archive (the stream ends early).")
     except IngestError:
         raise
     except (OSError, EOFError, zlib.error) as exc:
-        raise IngestError(
-            f"{path}: unreadable or corrupt compressed file ({exc})."
-        ) from exc
+        raise IngestError(f"{path}: unreadable or corrupt compressed file ({exc}).") from exc
     except Exception as exc:  # zstandard.ZstdError
-        raise IngestError(
-            f"{path}: unreadable or corrupt compressed file ({exc})."
-        ) from exc
+        raise IngestError(f"{path}: unreadable or corrupt compressed file ({exc}).") from exc
 
 
 def first_bad_utf8_line(path: Path) -> int | None:

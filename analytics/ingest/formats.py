@@ -80,9 +80,7 @@ def _check_files(paths: list[Path]) -> None:
                 check_compressed(p)
 
 
-def _read_jsonl(
-    con: duckdb.DuckDBPyConnection, paths: list[Path]
-) -> duckdb.DuckDBPyRelation:
+def _read_jsonl(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
     return con.read_json(
         [str(p) for p in paths],
         format="newline_delimited",
@@ -92,17 +90,11 @@ def _read_jsonl(
     )
 
 
-def _read_csv(
-    con: duckdb.DuckDBPyConnection, paths: list[Path]
-) -> duckdb.DuckDBPyRelation:
-    return con.read_csv(
-        [str(p) for p in paths], union_by_name=True, filename=True, header=True
-    )
+def _read_csv(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
+    return con.read_csv([str(p) for p in paths], union_by_name=True, filename=True, header=True)
 
 
-def _read_parquet(
-    con: duckdb.DuckDBPyConnection, paths: list[Path]
-) -> duckdb.DuckDBPyRelation:
+def _read_parquet(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
     return con.read_parquet([str(p) for p in paths], union_by_name=True, filename=True)
 
 
@@ -117,9 +109,7 @@ def _hf_arrow_files(path: Path) -> list[Path]:
     return [path / f["filename"] for f in state["_data_files"]]
 
 
-def _read_hf(
-    con: duckdb.DuckDBPyConnection, paths: list[Path]
-) -> duckdb.DuckDBPyRelation:
+def _read_hf(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
     import pyarrow as pa
 
     files = [f for p in paths for f in _hf_arrow_files(p)]
@@ -141,18 +131,14 @@ def _read_hf(
             with pa.memory_map(str(f)) as src:
                 for batch in pa.ipc.open_stream(src):
                     name = pa.array([str(f)] * batch.num_rows, pa.string())
-                    yield pa.RecordBatch.from_arrays(
-                        [*batch.columns, name], schema=schema
-                    )
+                    yield pa.RecordBatch.from_arrays([*batch.columns, name], schema=schema)
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     con.register("_hf_src", reader)
     return con.view("_hf_src")
 
 
-READERS: dict[
-    str, Callable[[duckdb.DuckDBPyConnection, list[Path]], duckdb.DuckDBPyRelation]
-] = {
+READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, list[Path]], duckdb.DuckDBPyRelation]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "parquet": _read_parquet,

@@ -23,8 +23,10 @@ with st.expander("This filter as SQL (reused by other pages)"):
 left, right = st.columns([1, 1])
 with left:
     comp = state.cached(overview.composition, flt, by=["source"])
-    st.plotly_chart(charts.bar_by_group(comp, x="source", y="tokens", title="Tokens per source"),
-                    key="ex_by_source")
+    st.plotly_chart(
+        charts.bar_by_group(comp, x="source", y="tokens", title="Tokens per source"),
+        key="ex_by_source",
+    )
 with right:
     hist = state.cached(overview.length_histogram, flt, by="source")
     st.plotly_chart(charts.length_histogram_figure(hist), key="ex_lengths")
@@ -34,15 +36,25 @@ n_docs = int(tot["documents"])
 page_size = 50
 n_pages = max(1, -(-n_docs // page_size))
 c1, c2, _ = st.columns([1, 1, 3])
-order = c1.selectbox("Order by", ["doc_id", "n_tokens DESC", "n_tokens", "date", "source"],
-                     key="ex_order")
-page = c2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1,
-                       key="ex_page") - 1
-rows = state.cached(overview.documents_page, flt, page=int(page), page_size=page_size,
-                    order_by=order)
-event = st.dataframe(rows, hide_index=True, width="stretch", key="ex_table",
-                     on_select="rerun", selection_mode="single-row",
-                     column_config={"snippet": st.column_config.TextColumn(width="large")})
+order = c1.selectbox(
+    "Order by", ["doc_id", "n_tokens DESC", "n_tokens", "date", "source"], key="ex_order"
+)
+page = (
+    c2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1, key="ex_page")
+    - 1
+)
+rows = state.cached(
+    overview.documents_page, flt, page=int(page), page_size=page_size, order_by=order
+)
+event = st.dataframe(
+    rows,
+    hide_index=True,
+    width="stretch",
+    key="ex_table",
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={"snippet": st.column_config.TextColumn(width="large")},
+)
 picked = event.selection.rows if event and event.selection else []
 if picked:
     st.query_params["doc"] = str(rows.iloc[picked[0]]["doc_id"])

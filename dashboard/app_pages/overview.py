@@ -23,23 +23,32 @@ with right:
     basis = st.radio("Basis", ["tokens", "documents", "bytes"], key="ov_basis", horizontal=True)
     kind = st.radio("Chart", ["treemap", "sunburst"], key="ov_kind", horizontal=True)
     order = st.multiselect(
-        "Hierarchy", ["domain", "source", "lang"], default=["domain", "source", "lang"],
+        "Hierarchy",
+        ["domain", "source", "lang"],
+        default=["domain", "source", "lang"],
         key="ov_path",
     )
     order = order or ["source"]
     comp = state.cached(overview.composition, flt, by=order)
     shares = comp.groupby(order[0], as_index=False)[basis].sum().sort_values(basis, ascending=False)
     shares["share"] = shares[basis] / shares[basis].sum()
-    st.dataframe(shares, hide_index=True, width="stretch",
-                 column_config={"share": st.column_config.ProgressColumn(format="percent")})
+    st.dataframe(
+        shares,
+        hide_index=True,
+        width="stretch",
+        column_config={"share": st.column_config.ProgressColumn(format="percent")},
+    )
 with left:
     st.subheader(f"Composition by {basis}")
-    st.plotly_chart(charts.composition_figure(comp, basis=basis, kind=kind, path=order),
-                    key="ov_composition")
+    st.plotly_chart(
+        charts.composition_figure(comp, basis=basis, kind=kind, path=order), key="ov_composition"
+    )
 
 st.subheader("Document length per source")
-st.plotly_chart(charts.length_box_figure(state.cached(overview.length_quantiles, flt, by="source")),
-                key="ov_lengths")
+st.plotly_chart(
+    charts.length_box_figure(state.cached(overview.length_quantiles, flt, by="source")),
+    key="ov_lengths",
+)
 
 st.subheader("Dates")
 dates = state.cached(overview.date_histogram, flt, by="source", unit="decade")

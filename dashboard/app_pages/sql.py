@@ -22,8 +22,7 @@ if "sql_text" not in st.session_state:
 text = st.text_area("Query", key="sql_text", height=160)
 c1, c2, c3 = st.columns([1, 1, 4])
 max_rows = c1.number_input("Row cap", min_value=1, max_value=100_000, value=1000, key="sql_cap")
-timeout = c2.number_input("Time limit (s)", min_value=1, max_value=120, value=30,
-                          key="sql_timeout")
+timeout = c2.number_input("Time limit (s)", min_value=1, max_value=120, value=30, key="sql_timeout")
 shared = "sql" in st.query_params and "sql_ran" not in st.session_state
 if st.button("Run", type="primary", key="sql_run") or shared:
     st.session_state["sql_ran"] = True
@@ -32,8 +31,11 @@ if st.button("Run", type="primary", key="sql_run") or shared:
     st.session_state.pop("sql_result", None)
     try:
         st.session_state["sql_result"] = run_query(
-            state.workspace().cursor(), text, max_rows=int(max_rows),
-            timeout_s=float(timeout), user=True,
+            state.workspace().cursor(),
+            text,
+            max_rows=int(max_rows),
+            timeout_s=float(timeout),
+            user=True,
         )
     except MixscopeError as exc:
         st.session_state["sql_error"] = str(exc)
@@ -44,8 +46,10 @@ if err := st.session_state.get("sql_error"):
     st.error(err)
 elif res := st.session_state.get("sql_result"):
     df, truncated = res
-    st.caption(f"{len(df):,} rows" + (f" (truncated at the cap of {max_rows:,})" if truncated
-                                       else ""))
+    st.caption(
+        f"{len(df):,} rows" + (f" (truncated at the cap of {max_rows:,})" if truncated else "")
+    )
     st.dataframe(df, hide_index=True, width="stretch", key="sql_table")
-    st.download_button("Download CSV", df.to_csv(index=False).encode(), "query.csv", "text/csv",
-                       key="sql_download")
+    st.download_button(
+        "Download CSV", df.to_csv(index=False).encode(), "query.csv", "text/csv", key="sql_download"
+    )

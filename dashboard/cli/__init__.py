@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from dashboard.cli import core  # noqa: E402,F401  (registers commands)
+from dashboard.cli import core, jobs  # noqa: E402,F401  (registers commands)
 
 
 def main() -> None:
@@ -26,6 +26,9 @@ def main() -> None:
     except MixscopeError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: nothing was written", fg="red", err=True)
+        sys.exit(130)
     except typer.Abort:
         typer.secho("aborted", fg="red", err=True)
         sys.exit(130)

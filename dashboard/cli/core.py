@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from analytics.errors import MixscopeError
-from analytics.workspace import ENV_VAR, Workspace, default_workspace_dir
+from analytics.workspace import ENV_VAR, Workspace
 from dashboard.cli import app
 from dashboard.cli.progress import console, progress_callback
 
@@ -118,7 +118,9 @@ def info(
     )
     table = Table("source", "documents", "tokens", "bytes")
     for row in comp.itertuples():
-        table.add_row(row.source, f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}")
+        table.add_row(
+            row.source, f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}"
+        )
     console.print(table)
 
 

@@ -16,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from analytics.jobs import JobReporter
+
 console = Console(stderr=True)
 
 
@@ -33,8 +35,10 @@ def progress_callback() -> Iterator:
         transient=False,
     ) as bar:
         tasks: dict[str, int] = {}
+        job = JobReporter()  # writes the job's progress.json when run as a queued job
 
         def callback(stage: str, done: int, total: int) -> None:
+            job(stage, done, total)
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total or None)
             bar.update(tasks[stage], completed=done, total=total or None)

@@ -61,8 +61,15 @@ def length_histogram_figure(df: pd.DataFrame) -> go.Figure:
     if df.empty:
         return go.Figure()
     df = df.assign(mid=(df["lo"] * df["hi"]) ** 0.5)
-    fig = px.line(df, x="mid", y="documents", color="grp", markers=True, log_x=True,
-                  labels={"mid": "tokens per document", "grp": ""},
-                  title="Length distribution")
+    fig = px.line(
+        df,
+        x="mid",
+        y="documents",
+        color="grp",
+        markers=True,
+        log_x=True,
+        labels={"mid": "tokens per document", "grp": ""},
+        title="Length distribution",
+    )
     fig.update_layout(margin=dict(t=30, l=0, r=0, b=0), height=HEIGHT - 60)
     return fig

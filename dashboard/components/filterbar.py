@@ -46,8 +46,9 @@ def filter_bar() -> DocFilter:
     c4, c5, c6, c7 = st.columns([2, 1, 1, 2])
     date_from = date_to = None
     if has_dates:
-        picked = c4.date_input("Date range (dated documents)", key="ex_dates",
-                               min_value=dmin, max_value=dmax)
+        picked = c4.date_input(
+            "Date range (dated documents)", key="ex_dates", min_value=dmin, max_value=dmax
+        )
         if isinstance(picked, tuple) and len(picked) == 2:
             date_from = picked[0] if picked[0] != dmin else None
             date_to = picked[1] if picked[1] != dmax else None

@@ -1,0 +1,46 @@
+"""Submitting jobs from a page and following their progress."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from analytics.jobs import Job, JobStore
+from dashboard import state
+
+
+def store() -> JobStore:
+    return JobStore(state.workspace().path)
+
+
+def submit(kind: str, args: list[str]) -> Job:
+    """Queue a CLI job for this workspace and make sure a worker runs it."""
+    s = store()
+    job = s.submit(kind, args, submitted_by=st.context.headers.get("X-Forwarded-User"))
+    s.ensure_worker()
+    st.session_state.setdefault("my_jobs", []).append(job.id)
+    return job
+
+
+def progress_line(job: Job) -> None:
+    p = job.progress or {}
+    total = p.get("total") or 0
+    done = p.get("done") or 0
+    label = f"{job.command} — {job.status}"
+    if p:
+        label += f" · {p.get('stage')} {done:,}/{total:,}" if total else f" · {p.get('stage')}"
+    if job.status == "running" and total:
+        st.progress(min(1.0, done / total), text=label)
+    elif job.status == "failed":
+        st.error(f"{label}: {job.error}")
+    elif job.status == "done":
+        st.success(label)
+    else:
+        st.info(label)
+
+
+@st.fragment(run_every=2)
+def follow(job_ids: list[str]) -> None:
+    """Live progress of the given jobs (refreshes every 2 s while any is unfinished)."""
+    s = store()
+    for jid in job_ids:
+        progress_line(s.refresh(s.get(jid)))

@@ -1,0 +1,92 @@
+"""DocFilter round trips and predicates; overview aggregates against pandas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from analytics import overview
+from analytics.errors import MixscopeError
+from analytics.filters import DocFilter
+
+
+def test_filter_url_round_trip():
+    f = DocFilter(
+        source=("a", "b,c"[:1]),
+        lang=("de",),
+        date_from=dt.date(1900, 1, 2),
+        min_tokens=10,
+        max_tokens=500,
+        text_contains="fox",
+    )
+    assert DocFilter.from_params(f.to_params()) == f
+    assert DocFilter.from_params({}) == DocFilter()
+
+
+@pytest.mark.parametrize(
+    "params, key", [({"from": "yesterday"}, "from"), ({"tmin": "ten"}, "tmin")]
+)
+def test_filter_rejects_malformed_url_values(params, key):
+    with pytest.raises(MixscopeError, match=key):
+        DocFilter.from_params(params)
+
+
+def test_filter_values_never_enter_sql():
+    evil = "x'); DROP TABLE documents; --"
+    where, params = DocFilter(source=(evil,), text_contains=evil).where()
+    assert evil not in where and params.count(evil) == 2
+
+
+@pytest.fixture(scope="module")
+def frame(demo_workspace):
+    return (
+        demo_workspace.cursor()
+        .execute(
+            "SELECT doc_id, source, domain, lang, date, n_tokens, n_bytes, text FROM documents"
+        )
+        .df()
+    )
+
+
+def test_totals_match_pandas(demo_workspace, frame):
+    tot = overview.totals(demo_workspace.cursor())
+    assert tot["documents"] == len(frame)
+    assert tot["tokens"] == frame["n_tokens"].sum()
+    assert tot["sources"] == frame["source"].nunique()
+    assert tot["languages"] == frame["lang"].nunique()
+
+
+def test_filtered_composition_matches_pandas(demo_workspace, frame):
+    langs = sorted(frame["lang"].dropna().unique())[:2]
+    flt = DocFilter(lang=tuple(langs), min_tokens=20)
+    got = overview.composition(demo_workspace.cursor(), flt, by=("source",))
+    sub = frame[frame["lang"].isin(langs) & (frame["n_tokens"] >= 20)]
+    want = sub.groupby("source")["n_tokens"].sum()
+    assert dict(zip(got["source"], got["tokens"])) == want.to_dict()
+
+
+def test_date_and_text_filters(demo_workspace, frame):
+    dated = frame.dropna(subset=["date"])
+    cut = pd.Timestamp(sorted(dated["date"])[len(dated) // 2]).date()
+    flt = DocFilter(date_to=cut, text_contains="the")
+    tot = overview.totals(demo_workspace.cursor(), flt)
+    d = pd.to_datetime(frame["date"]).dt.date
+    mask = d.notna() & (d <= cut) & frame["text"].str.lower().str.contains("the", regex=False)
+    assert tot["documents"] == int(mask.sum())
+
+
+def test_length_quantiles_and_pages(demo_workspace, frame):
+    q = overview.length_quantiles(demo_workspace.cursor())
+    for row in q.itertuples():
+        s = frame.loc[frame["source"] == row.grp, "n_tokens"]
+        assert row.median == pytest.approx(s.median())
+        assert row.documents == len(s)
+    page = overview.documents_page(
+        demo_workspace.cursor(), page=1, page_size=5, order_by="n_tokens DESC"
+    )
+    want = frame.sort_values(["n_tokens", "doc_id"], ascending=[False, True]).iloc[5:10]
+    assert list(page["n_tokens"]) == list(want["n_tokens"])
+    doc = overview.document(demo_workspace.cursor(), page["doc_id"][0])
+    assert doc["text"].startswith(page["snippet"][0])

@@ -1,0 +1,80 @@
+"""The job queue: jobs run the real CLI, report progress, fail and cancel cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from analytics.db import scalar
+from analytics.jobs import JobReporter, JobStore
+from analytics.workspace import Workspace
+
+
+def test_queued_ingest_job_runs_and_reports(tmp_path, jsonl_file):
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    store = JobStore(ws.path)
+    job = store.submit("ingest", ["ingest", str(jsonl_file), "--source", "web"])
+    assert store.get(job.id).status == "queued"
+    assert store.work() == 1
+    done = store.get(job.id)
+    assert done.status == "done" and done.returncode == 0, store.log(job.id)
+    assert done.progress["stage"] in ("tokenize", "insert")
+    assert scalar(ws.cursor(), "SELECT count(*) FROM documents") == 4
+
+
+def test_failed_job_keeps_its_error(tmp_path):
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    store = JobStore(ws.path)
+    job = store.submit("ingest", ["ingest", str(tmp_path / "missing.jsonl"), "--source", "x"])
+    store.work()
+    failed = store.get(job.id)
+    assert failed.status == "failed"
+    assert "missing.jsonl: no such file" in failed.error
+
+
+def test_cancel_queued_and_dead_process_is_failed(tmp_path):
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    store = JobStore(ws.path)
+    job = store.submit("ingest", ["info"])
+    assert store.cancel(job.id).status == "cancelled"
+    assert store.work() == 0
+    ghost = store.submit("ingest", ["info"])
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    store._update(ghost.id, status="running", pid=proc.pid)
+    assert store.refresh(store.get(ghost.id)).status == "failed"
+
+
+def test_reporter_writes_progress_and_honours_cancel(tmp_path):
+    rep = JobReporter(str(tmp_path), min_interval_s=0)
+    rep("embed", 3, 10)
+    assert json.loads((tmp_path / "progress.json").read_text())["done"] == 3
+    (tmp_path / "cancel").touch()
+    try:
+        rep("embed", 4, 10)
+    except Exception as exc:  # JobCancelled
+        assert "cancelled" in str(exc)
+    else:
+        raise AssertionError("cancel was ignored")
+
+
+def test_cancelling_a_running_job_leaves_the_workspace_unchanged(tmp_path, jsonl_file):
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    before = ws.db_path.read_bytes()
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"text": f"doc {i} " * 200}) + "\n" for i in range(30000)))
+    store = JobStore(ws.path)
+    job = store.submit("ingest", ["ingest", str(big), "--source", "big"])
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.cli", "worker", "--workspace", str(ws.path)]
+    )
+    for _ in range(600):
+        if store.get(job.id).status == "running" and store.get(job.id).progress:
+            break
+        time.sleep(0.1)
+    store.cancel(job.id)
+    runner.wait(timeout=120)
+    assert store.get(job.id).status == "cancelled"
+    assert ws.db_path.read_bytes() == before

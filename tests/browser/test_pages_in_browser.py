@@ -1,0 +1,68 @@
+"""Every page in a real browser: charts and key numbers render, no exception box."""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics import overview
+from tests.browser.conftest import SHOTS
+
+pytestmark = pytest.mark.browser
+
+
+def wait_ready(page, timeout=60_000):
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
+    page.wait_for_timeout(1500)
+
+
+def no_exception(page):
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+
+
+def shoot(page, name):
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_overview(server, page, demo_workspace):
+    page.goto(f"{server}/")
+    wait_ready(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    tot = overview.totals(demo_workspace.cursor())
+    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    assert f"{int(tot['documents']):,}" in values
+    assert page.locator(".js-plotly-plot").count() >= 3
+    shoot(page, "overview")
+
+
+def test_explore(server, page, demo_workspace):
+    src = overview.facet_values(demo_workspace.cursor(), "source")[0]
+    page.goto(f"{server}/explore?src={src}")
+    wait_ready(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    no_exception(page)
+    from analytics.filters import DocFilter
+
+    want = overview.totals(demo_workspace.cursor(), DocFilter(source=(src,)))
+    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    assert f"{int(want['documents']):,}" in values
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    shoot(page, "explore")
+
+
+def test_sql(server, page):
+    page.goto(
+        f"{server}/sql?sql=SELECT%20source%2C%20count(*)%20AS%20n%20FROM%20documents%20GROUP%20BY%201"
+    )
+    wait_ready(page)
+    page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)
+    no_exception(page)
+    assert page.get_by_text("Download CSV").count() == 1
+    shoot(page, "sql")

@@ -1,0 +1,55 @@
+"""The CLI end to end, as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def mixscope(*args, ws=None):
+    cmd = [sys.executable, "-m", "dashboard.cli", *args]
+    if ws is not None:
+        cmd += ["--workspace", str(ws)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_command():
+    out = mixscope("--help").stdout
+    for name in ("ingest", "info", "sql", "serve", "demo", "jobs", "worker"):
+        assert name in out
+
+
+def test_ingest_info_sql(tmp_path, jsonl_file):
+    ws = tmp_path / "ws"
+    r = mixscope("ingest", str(jsonl_file), "--source", "web", ws=ws)
+    assert r.returncode == 0, r.stderr
+    assert "4 new documents" in r.stderr.replace("\n", " ")
+    info = json.loads(mixscope("info", "--json", ws=ws).stdout)
+    assert info["totals"]["documents"] == "4" and info["sources"][0]["source"] == "web"
+    r = mixscope("sql", "SELECT count(*) AS n FROM documents", "--format", "json", ws=ws)
+    assert json.loads(r.stdout) == [{"n": 4}]
+    r = mixscope("sql", "DELETE FROM documents", ws=ws)
+    assert r.returncode == 2 and "type DELETE" in r.stderr
+    assert json.loads(mixscope("info", "--json", ws=ws).stdout)["totals"]["documents"] == "4"
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": \n')
+    r = mixscope("ingest", str(bad), "--source", "x", ws=tmp_path / "ws")
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error:") and "bad.jsonl: line 2" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_info_on_missing_workspace(tmp_path):
+    r = mixscope("info", ws=tmp_path / "nothing")
+    assert r.returncode == 2 and "no mixscope workspace here" in r.stderr
+
+
+def test_demo_build_only(tmp_path):
+    r = mixscope("demo", "--build-only", "--workspace", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(mixscope("info", "--json", ws=tmp_path / "demo").stdout)
+    assert int(info["totals"]["documents"]) > 10_000
