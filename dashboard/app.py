@@ -13,40 +13,47 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ first on sys.pa
 
 from analytics.errors import MixscopeError  # noqa: E402
 from dashboard import state  # noqa: E402
+from dashboard.components.auth import gate  # noqa: E402
+
+PAGES_DIR = Path(__file__).parent / "app_pages"
+# (section, file stem, title, material icon). A page is listed once its file exists, so each
+# capability adds its screen by adding one file here and one in app_pages/.
+PAGES = [
+    ("Corpus", "overview", "Overview", "donut_large"),
+    ("Corpus", "explore", "Explore", "filter_alt"),
+    ("Corpus", "signals", "Signals", "rule"),
+    ("Corpus", "concepts", "Concepts", "tag"),
+    ("Corpus", "contamination", "Contamination", "policy"),
+    ("Corpus", "map", "Map", "scatter_plot"),
+    ("Corpus", "search", "Search", "search"),
+    ("Corpus", "sql", "SQL", "terminal"),
+    ("Checkpoints", "geometry", "Geometry", "ssid_chart"),
+    ("Mixtures", "mixtures", "Mixtures", "tune"),
+    ("Workspace", "jobs", "Jobs", "work_history"),
+]
 
 st.set_page_config(page_title="mixscope", page_icon=":material/query_stats:", layout="wide")
 
+role = gate()
 try:
     ws = state.workspace()
 except MixscopeError as exc:
     st.error(str(exc))
     st.stop()
 
-nav = st.navigation(
-    {
-        "Corpus": [
+sections: dict[str, list] = {}
+for section, stem, title, icon in PAGES:
+    if (PAGES_DIR / f"{stem}.py").exists():
+        sections.setdefault(section, []).append(
             st.Page(
-                "app_pages/overview.py",
-                title="Overview",
-                icon=":material/donut_large:",
-                default=True,
-                url_path="overview",
-            ),
-            st.Page(
-                "app_pages/explore.py",
-                title="Explore",
-                icon=":material/filter_alt:",
-                url_path="explore",
-            ),
-            st.Page("app_pages/sql.py", title="SQL", icon=":material/terminal:", url_path="sql"),
-        ],
-        "Workspace": [
-            st.Page(
-                "app_pages/jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"
-            ),
-        ],
-    }
-)
+                f"app_pages/{stem}.py",
+                title=title,
+                icon=f":material/{icon}:",
+                url_path=stem,
+                default=stem == "overview",
+            )
+        )
+nav = st.navigation(sections)
 with st.sidebar:
-    st.caption(f"workspace `{ws.path}`")
+    st.caption(f"workspace `{ws.path}` · signed in as **{role}**")
 nav.run()

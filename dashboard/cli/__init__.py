@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from pathlib import Path
 
 import typer
 
@@ -16,7 +18,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from dashboard.cli import core, jobs  # noqa: E402,F401  (registers commands)
+# Each area registers its commands in its own module; listed here once it exists.
+COMMAND_MODULES = ["core", "jobs", "signals", "embed", "maps", "geometry", "mix"]
+for _name in COMMAND_MODULES:
+    if (Path(__file__).parent / f"{_name}.py").exists():
+        importlib.import_module(f"dashboard.cli.{_name}")
 
 
 def main() -> None:

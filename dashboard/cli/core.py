@@ -182,9 +182,28 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = a free one).")] = 8501,
     headless: Annotated[bool, typer.Option(help="Don't open a browser.")] = False,
+    secrets: Annotated[
+        Path | None,
+        typer.Option(help="Secrets file with viewer/editor tokens (or $MIXSCOPE_SECRETS_FILE)."),
+    ] = None,
 ) -> None:
-    """Serve the dashboard over a workspace."""
+    """Serve the dashboard over a workspace (to a team: --host 0.0.0.0 with --secrets)."""
+    from analytics.auth import SECRETS_ENV, is_loopback, load_secrets
+
     ws = open_workspace(workspace)
+    loaded = load_secrets(secrets)
+    if secrets:
+        os.environ[SECRETS_ENV] = str(Path(secrets).expanduser().resolve())
+    if not loaded.enabled:
+        if not is_loopback(host):
+            raise MixscopeError(
+                f"refusing to bind {host} without access control: configure a secret "
+                "(--secrets FILE, $MIXSCOPE_SECRETS_FILE or $MIXSCOPE_VIEWER_TOKEN/"
+                "$MIXSCOPE_EDITOR_TOKEN), or serve on 127.0.0.1."
+            )
+        console.print("no secret configured: serving on this machine only, everyone is editor")
+    else:
+        console.print(f"access control on: roles {', '.join(sorted(loaded.tokens))}")
     _serve(ws.path, host, port or free_port(host), headless)
 
 

@@ -85,3 +85,19 @@ def test_second_writer_waits_then_reports_the_holder(tmp_path):
         with pytest.raises(WorkspaceError, match="being written by .*first"):
             with ws.write(job="second", timeout=0.5):
                 pass
+
+
+def test_checkpoint_publishes_partial_progress_of_a_job(tmp_path):
+    ws = Workspace.open(tmp_path, create=True)
+    try:
+        with ws.write(job="resumable") as con:
+            con.execute("INSERT INTO meta VALUES ('step', '1')")
+            ws.checkpoint(con)
+            assert ws.meta()["step"] == "1"  # readers see it while the job runs
+            con.execute("INSERT INTO meta VALUES ('step2', '2')")
+            raise RuntimeError("killed after the first checkpoint")
+    except RuntimeError:
+        pass
+    meta = ws.meta()
+    assert meta["step"] == "1" and "step2" not in meta
+    assert not list(tmp_path.glob(".*.tmp*"))
