@@ -29,6 +29,7 @@ PAGES = [
     ("Corpus", "sql", "SQL", "terminal"),
     ("Checkpoints", "geometry", "Geometry", "ssid_chart"),
     ("Mixtures", "mixtures", "Mixtures", "tune"),
+    ("Workspace", "add_data", "Add data", "upload_file"),
     ("Workspace", "jobs", "Jobs", "work_history"),
 ]
 

@@ -409,7 +409,7 @@ def _rst_inline(s: str) -> str:
     s = re.sub(r"(?<![\w*])\*\*([^\s*][^*]*?)\*\*(?![\w*])", r"\1", s)
     s = re.sub(r"(?<![\w*\\])\*([^\s*][^*]*?)\*(?![\w*])", r"\1", s)
     s = re.sub(r"\|(\w[\w -]*)\|_?", r"\1", s)
-    s = re.sub(r"(\w)::$", r"\1:", s, flags=re.M)
+    s = re.sub(r"(?<=\S)::$", ":", s, flags=re.M)
     s = re.sub(r"(^|\s)::$", "", s, flags=re.M)
     return s.replace("\\ ", "")
 
@@ -482,13 +482,19 @@ def rst_to_text(src: str) -> str:
     out: list[str] = []
     group: list[str] = []
     verbatim = False
-    for line, v in _rst_lines(src) + [("", not verbatim)]:
-        if v != verbatim and group:
+
+    def flush() -> None:
+        if group:
             text = "\n".join(group)
             out.append(text if verbatim else _rst_inline(text))
-            group = []
-        verbatim = v
+            group.clear()
+
+    for line, v in _rst_lines(src):
+        if v != verbatim:
+            flush()
+            verbatim = v
         group.append(line)
+    flush()
     return "\n".join(out)
 
 

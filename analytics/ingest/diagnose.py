@@ -28,19 +28,37 @@ def open_text_bytes(path: Path):
     return open(path, "rb")
 
 
+MAX_RATIO = 1000  # real text compresses 3-20x; far beyond that is a decompression bomb
+MAX_EXPANDED = 200 * 1024**3
+
+
+def _bomb_check(path: Path, compressed: int, expanded: int) -> None:
+    if expanded > MAX_EXPANDED or (expanded > 64 * 1024**2 and expanded > MAX_RATIO * compressed):
+        raise IngestError(
+            f"{path}: refusing a suspected decompression bomb ({compressed:,} bytes expand to "
+            f"more than {expanded:,}; the limits are {MAX_RATIO}x and {MAX_EXPANDED:,} bytes)."
+        )
+
+
 def check_compressed(path: Path) -> None:
-    """Raise IngestError if a .gz/.zst file is truncated or corrupt (DuckDB may not notice)."""
+    """Raise IngestError if a .gz/.zst file is truncated, corrupt (DuckDB may not notice) or a
+    decompression bomb. Streams through the file once with bounded memory."""
     name = path.name.lower()
+    size = path.stat().st_size
+    expanded = 0
     try:
         if name.endswith(".gz"):
             with open(path, "rb") as fh:
                 d = zlib.decompressobj(wbits=31)
                 while chunk := fh.read(1 << 20):
-                    d.decompress(chunk)
-                    while d.unused_data:  # concatenated gzip members
-                        rest = d.unused_data
-                        d = zlib.decompressobj(wbits=31)
-                        d.decompress(rest)
+                    while chunk:
+                        out = d.decompress(chunk, 1 << 24)
+                        expanded += len(out)
+                        _bomb_check(path, size, expanded)
+                        chunk = d.unconsumed_tail
+                        if d.eof and d.unused_data:  # concatenated gzip members
+                            chunk = d.unused_data + chunk
+                            d = zlib.decompressobj(wbits=31)
                 if not d.eof:
                     raise IngestError(f"{path}: truncated gzip archive (the stream ends early).")
         elif name.endswith((".zst", ".zstd")):
@@ -49,11 +67,13 @@ def check_compressed(path: Path) -> None:
             dctx = zstandard.ZstdDecompressor()
             obj = dctx.decompressobj()
             with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
+                # small input slices bound the memory one decompress() call can expand into
+                while chunk := fh.read(8192):
                     while chunk:
                         if obj.eof:
                             obj = dctx.decompressobj()
-                        obj.decompress(chunk)
+                        expanded += len(obj.decompress(chunk))
+                        _bomb_check(path, size, expanded)
                         chunk = obj.unused_data if obj.eof else b""
             if not obj.eof:
                 raise IngestError(f"{path}: truncated zstd archive (the stream ends early).")

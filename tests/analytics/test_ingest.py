@@ -289,3 +289,21 @@ def test_reader_keeps_its_snapshot_while_a_job_writes(tmp_path, seeded):
         assert scalar(ws.cursor(), "SELECT count(*) FROM documents") == n0
     assert scalar(cur, "SELECT count(*) FROM documents") == n0  # old cursor: old snapshot
     assert count(ws) == 0  # new cursor: the published one
+
+
+@pytest.mark.parametrize("kind", ["gz", "zst"])
+def test_decompression_bomb_is_refused(tmp_path, seeded, kind):
+    ws, before = seeded
+    raw = b" " * (200 * 1024**2)  # 200 MB of spaces compresses > 1000x
+    path = tmp_path / f"bomb.jsonl.{kind}"
+    if kind == "gz":
+        import zlib
+
+        c = zlib.compressobj(9, zlib.DEFLATED, 31)
+        path.write_bytes(c.compress(raw) + c.flush())
+    else:
+        path.write_bytes(zstandard.ZstdCompressor(level=19).compress(raw))
+    assert path.stat().st_size * 1000 < len(raw)
+    with pytest.raises(IngestError, match="decompression bomb"):
+        ingest(ws, [str(path)], source="bomb")
+    _assert_unchanged(ws, before)
