@@ -24,7 +24,7 @@ def document_viewer(doc_id: str) -> None:
     with right:
         fields = {k: (str(v) if v is not None else None) for k, v in doc.items()}
         st.json(fields)
-        if meta_raw:
+        if isinstance(meta_raw, str) and meta_raw:
             st.caption("metadata")
             try:
                 st.json(json.loads(meta_raw))

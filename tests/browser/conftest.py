@@ -29,10 +29,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server(demo_workspace):
+    yield from serve(demo_workspace.path)
+
+
+def serve(workspace_path, extra_env=None):
+    """Start `mixscope serve` for a workspace; yields the URL, stops the server after."""
     port = _free_port()
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.cli", "serve", "--workspace", str(demo_workspace.path),
+        [sys.executable, "-m", "dashboard.cli", "serve", "--workspace", str(workspace_path),
          "--port", str(port), "--headless"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
