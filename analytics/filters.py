@@ -8,13 +8,83 @@ User values never enter the SQL text; only whitelisted column names do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analytics.errors import MixscopeError
 
 FACET_COLUMNS = ("source", "domain", "lang")
+_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One extra constraint contributed by a capability (a signal threshold, a cluster, a map
+    selection, ...). `kind` picks the resolver registered in CONDITION_KINDS; `name` and
+    `column` must be plain identifiers and are checked again by the resolver against what
+    exists; `value` is always a bound parameter."""
+
+    kind: str
+    name: str
+    column: str = ""
+    op: str = "eq"
+    value: Any = None
+
+    def __post_init__(self):
+        if not _NAME.match(self.kind) or not _NAME.match(self.name):
+            raise MixscopeError(f"filter condition {self.kind}:{self.name}: not a valid name.")
+        if self.column and not _NAME.match(self.column):
+            raise MixscopeError(f"filter condition column {self.column!r}: not a valid name.")
+        if self.op not in _OPS and self.op != "in":
+            raise MixscopeError(f"filter condition op {self.op!r}: expected one of {sorted(_OPS)}.")
+
+    @property
+    def sql_op(self) -> str:
+        return _OPS[self.op]
+
+    def token(self) -> str:
+        """URL form `kind.name.column.op.value` (value last, may contain dots)."""
+        return f"{self.kind}.{self.name}.{self.column}.{self.op}.{self.value}"
+
+    @classmethod
+    def parse(cls, token: str) -> Condition:
+        parts = token.split(".", 4)
+        if len(parts) != 5:
+            raise MixscopeError(
+                f"URL parameter 'c': {token!r} is not kind.name.column.op.value."
+            )
+        return cls(*parts)
+
+
+# kind -> resolver(condition, alias_prefix) -> (sql predicate, params). Capabilities register
+# theirs in their own module, listed in _RESOLVER_MODULES so they load on first use.
+CONDITION_KINDS: dict[str, Callable[[Condition, str], tuple[str, list[Any]]]] = {}
+_RESOLVER_MODULES = {
+    "signal": "analytics.signals.filtering",
+    "cluster": "analytics.maps.filtering",
+    "selection": "analytics.maps.filtering",
+}
+
+
+def register_condition(kind: str):
+    def deco(fn):
+        CONDITION_KINDS[kind] = fn
+        return fn
+
+    return deco
+
+
+def _resolve(cond: Condition, prefix: str) -> tuple[str, list[Any]]:
+    if cond.kind not in CONDITION_KINDS and cond.kind in _RESOLVER_MODULES:
+        import importlib
+
+        importlib.import_module(_RESOLVER_MODULES[cond.kind])
+    if cond.kind not in CONDITION_KINDS:
+        raise MixscopeError(f"filter condition kind {cond.kind!r} is not known.")
+    return CONDITION_KINDS[cond.kind](cond, prefix)
 
 # URL keys, kept short so links stay readable.
 _LIST_KEYS = {"source": "src", "domain": "dom", "lang": "lang"}
@@ -33,6 +103,7 @@ class DocFilter:
     max_tokens: int | None = None
     text_contains: str | None = None
     doc_ids: tuple[str, ...] = field(default=())
+    conditions: tuple[Condition, ...] = ()
 
     def where(self, alias: str = "") -> tuple[str, list[Any]]:
         """(predicate, params) for `WHERE`; "TRUE" when nothing is constrained."""
@@ -62,6 +133,10 @@ class DocFilter:
         if self.doc_ids:
             clauses.append(f"{p}doc_id IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(self.doc_ids))
+        for cond in self.conditions:
+            sql, cparams = _resolve(cond, p)
+            clauses.append(f"({sql})")
+            params.extend(cparams)
         return (" AND ".join(clauses) or "TRUE"), params
 
     def is_empty(self) -> bool:
@@ -81,6 +156,8 @@ class DocFilter:
             parts.append(f"text contains {self.text_contains!r}")
         if self.doc_ids:
             parts.append(f"{len(self.doc_ids)} selected documents")
+        for c in self.conditions:
+            parts.append(f"{c.kind} {c.name}{'.' + c.column if c.column else ''} {c.op} {c.value}")
         return "; ".join(parts) or "all documents"
 
     # ------------------------------------------------------------------ URL round trip
@@ -99,6 +176,8 @@ class DocFilter:
             out["tmax"] = str(self.max_tokens)
         if self.text_contains:
             out["q"] = self.text_contains
+        if self.conditions:
+            out["c"] = "|".join(c.token() for c in self.conditions)
         return out
 
     @classmethod
@@ -126,6 +205,8 @@ class DocFilter:
                     ) from exc
         if params.get("q"):
             kw["text_contains"] = str(params["q"])
+        if params.get("c"):
+            kw["conditions"] = tuple(Condition.parse(t) for t in str(params["c"]).split("|") if t)
         return cls(**kw)
 
     def with_(self, **changes: Any) -> DocFilter:

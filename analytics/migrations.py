@@ -7,7 +7,20 @@ appending to MIGRATIONS (never edit one that has shipped).
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+import importlib
+from collections.abc import Callable
+
+
+def schema_of(module: str) -> Callable[[], list[str]]:
+    """Statements from a capability's `SCHEMA` list, imported when the migration runs."""
+    return lambda: list(importlib.import_module(module).SCHEMA)
+
+
+def statements(entry: list[str] | Callable[[], list[str]]) -> list[str]:
+    return entry() if callable(entry) else list(entry)
+
+
+MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
     (
         1,
         "documents, ingests and meta tables",

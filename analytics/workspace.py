@@ -31,7 +31,7 @@ import duckdb
 from analytics import __version__
 from analytics.db import one
 from analytics.errors import WorkspaceError
-from analytics.migrations import LATEST_VERSION, MIGRATIONS
+from analytics.migrations import LATEST_VERSION, MIGRATIONS, statements
 
 DB_NAME = "mixscope.duckdb"
 ENV_VAR = "MIXSCOPE_WORKSPACE"
@@ -276,10 +276,10 @@ class Workspace:
             backups.mkdir(exist_ok=True)
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
             shutil.copyfile(self.db_path, backups / f"mixscope-v{current}-{stamp}.duckdb")
-        for version, _desc, statements in MIGRATIONS:
+        for version, _desc, entry in MIGRATIONS:
             if version <= current:
                 continue
-            for sql in statements:
+            for sql in statements(entry):
                 con.execute(sql)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",

@@ -60,7 +60,7 @@ def cached(func, flt: DocFilter | None = None, **kwargs: Any):
     )
 
 
-FILTER_KEYS = ("src", "dom", "lang", "from", "to", "tmin", "tmax", "q")
+FILTER_KEYS = ("src", "dom", "lang", "from", "to", "tmin", "tmax", "q", "c")
 
 
 def current_filter() -> DocFilter:

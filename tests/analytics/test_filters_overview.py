@@ -90,3 +90,22 @@ def test_length_quantiles_and_pages(demo_workspace, frame):
     assert list(page["n_tokens"]) == list(want["n_tokens"])
     doc = overview.document(demo_workspace.cursor(), page["doc_id"][0])
     assert doc["text"].startswith(page["snippet"][0])
+
+
+def test_conditions_resolve_through_registered_kinds_and_round_trip():
+    from analytics.filters import CONDITION_KINDS, Condition
+
+    CONDITION_KINDS["testkind"] = lambda c, p: (f"{p}n_tokens {c.sql_op} ?", [float(c.value)])
+    try:
+        f = DocFilter(conditions=(Condition("testkind", "x", "", "ge", "2.5"),))
+        assert DocFilter.from_params(f.to_params()) == f
+        where, params = f.where("d")
+        assert where == "(d.n_tokens >= ?)" and params == [2.5]
+    finally:
+        del CONDITION_KINDS["testkind"]
+
+
+@pytest.mark.parametrize("token", ["signal.x;drop.col.eq.1", "signal.x.c.like.1", "a.b"])
+def test_malformed_conditions_are_refused(token):
+    with pytest.raises(MixscopeError):
+        DocFilter.from_params({"c": token})
