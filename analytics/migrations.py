@@ -37,6 +37,8 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
                 ingest_id BIGINT)""",
         ],
     ),
+    (2, "document signals: signal_<name> tables, sketches, catalog",
+     schema_of("analytics.signals.schema")),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,226 @@
+"""Concept frequency per source and the log-linear accuracy fit of Udandarao et al. (2024),
+"No 'Zero-Shot' Without Exponential Data".
+
+Counting (in DuckDB): whole-word, case-insensitive occurrences. Both the corpus text and each
+concept are normalised the same way: lower-case, and every run of characters that are not
+letters, digits or combining marks becomes a word separator. In the text each separator is
+written as two spaces and the text is padded with one space on each side, so that every word
+is surrounded by its own spaces; a concept "new york" becomes the pattern " new  york ".
+Occurrences = (len(text) - len(replace(text, pattern, ''))) / len(pattern), which counts
+non-overlapping whole-word matches ("cat" is not counted in "category" or "bobcat", but is in
+"cat's" and "Cat!"). Concept text never enters the SQL string: the patterns are bound as a
+list parameter, so no escaping is needed.
+
+Fit: accuracy = slope * log10(frequency) + intercept by ordinary least squares over concepts
+with frequency > 0 (a zero frequency has no logarithm; those concepts are reported as
+excluded), with R^2 = 1 - SS_res / SS_tot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from analytics.signals.base import SignalError
+
+
+class ConceptError(SignalError):
+    """A concept list or accuracy table that cannot be used."""
+
+
+def normalise_concept(concept: str) -> str:
+    """Lower-case words of `concept` joined by single spaces ('' when it has no word)."""
+    from analytics.signals._text import _word_re
+
+    return " ".join(_word_re().findall(concept.lower()))
+
+
+def _pattern(norm: str) -> str:
+    return " " + "  ".join(norm.split(" ")) + " "
+
+
+def clean_concepts(concepts: Iterable[str], *, source: str = "the concept list") -> list[str]:
+    """Strip, drop blanks and duplicates (after normalisation); raise on an empty result."""
+    out, seen = [], set()
+    for raw in concepts:
+        if not isinstance(raw, str):
+            raise ConceptError(f"{source}: concepts must be strings, got {type(raw).__name__}")
+        text = raw.strip()
+        norm = normalise_concept(text)
+        if not norm or norm in seen:
+            continue
+        seen.add(norm)
+        out.append(text)
+    if not out:
+        raise ConceptError(f"{source}: no concepts (expected one concept per line)")
+    return out
+
+
+def read_concepts(path: str | Path) -> list[str]:
+    """Concepts from a UTF-8 text file, one per line (blank lines ignored).
+
+    Raises ConceptError naming the file when it is missing, not text (binary / not UTF-8) or
+    holds no concept.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConceptError(f"{p}: no such concept file")
+    data = p.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ConceptError(f"{p}: not a text file (binary data); expected one concept per line")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConceptError(
+            f"{p}: line {line}: not UTF-8 text; expected one concept per line"
+        ) from exc
+    return clean_concepts(text.splitlines(), source=str(p))
+
+
+def concept_counts(
+    con: duckdb.DuckDBPyConnection,
+    concepts: Iterable[str],
+    *,
+    table: str = "documents",
+) -> pd.DataFrame:
+    """Whole-word, case-insensitive counts of each concept per source.
+
+    Returns a DataFrame with one row per (concept, source): concept (as given), source,
+    count (occurrences), n_docs (documents containing it), source_docs (documents in the
+    source). Concepts found nowhere appear with count 0 for every source.
+    """
+    if table not in ("documents",) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+        raise ConceptError(f"bad table name {table!r}")
+    items = clean_concepts(concepts)
+    pats = [_pattern(normalise_concept(c)) for c in items]
+    sql = f"""
+        WITH c AS (SELECT unnest(?::VARCHAR[]) AS concept, unnest(?::VARCHAR[]) AS pat),
+        d AS (SELECT source,
+                     ' ' || regexp_replace(lower(text), '[^\\pL\\pN\\pM]+', '  ', 'g')
+                         || ' ' AS norm
+              FROM {table}),
+        s AS (SELECT source, count(*) AS source_docs FROM {table} GROUP BY source),
+        m AS (SELECT c.concept, d.source,
+                     sum((length(d.norm) - length(replace(d.norm, c.pat, ''))) // length(c.pat))
+                         AS count,
+                     count(*) FILTER (WHERE contains(d.norm, c.pat)) AS n_docs
+              FROM d CROSS JOIN c GROUP BY c.concept, d.source)
+        SELECT c.concept, s.source, coalesce(m.count, 0)::BIGINT AS count,
+               coalesce(m.n_docs, 0)::BIGINT AS n_docs, s.source_docs
+        FROM c CROSS JOIN s LEFT JOIN m ON m.concept = c.concept AND m.source = s.source
+        ORDER BY c.concept, s.source"""
+    return con.execute(sql, [items, pats]).df()
+
+
+def concept_totals(counts: pd.DataFrame) -> pd.DataFrame:
+    """Total count and documents per concept over all sources."""
+    _need(counts, ("concept", "count"), "counts")
+    agg = {"count": "sum"} | ({"n_docs": "sum"} if "n_docs" in counts else {})
+    return counts.groupby("concept", as_index=False, sort=False).agg(agg)
+
+
+def rank_frequency(counts: pd.DataFrame) -> pd.DataFrame:
+    """Concepts ranked by total count (1 = most frequent): concept, count, rank, share."""
+    tot = concept_totals(counts).sort_values(["count", "concept"], ascending=[False, True])
+    tot = tot.reset_index(drop=True)
+    tot["rank"] = np.arange(1, len(tot) + 1)
+    total = tot["count"].sum()
+    tot["share"] = tot["count"] / total if total else 0.0
+    return tot[["concept", "count", "rank", "share"]]
+
+
+def rare_concepts(counts: pd.DataFrame, *, max_count: int = 0) -> list[str]:
+    """Concepts whose total count is at most `max_count` (default 0: never seen), rarest first."""
+    tot = concept_totals(counts).sort_values(["count", "concept"])
+    return tot.loc[tot["count"] <= max_count, "concept"].tolist()
+
+
+@dataclass(frozen=True)
+class ConceptFit:
+    """accuracy = slope * log10(frequency) + intercept."""
+
+    slope: float
+    intercept: float
+    r2: float
+    n: int
+    excluded_zero: list[str] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    data: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _need(df: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ConceptError(
+            f"{what}: missing column(s) {', '.join(missing)}; has {', '.join(map(str, df.columns))}"
+        )
+
+
+def fit_concept_accuracy(
+    counts: pd.DataFrame,
+    accuracy_df: pd.DataFrame,
+    *,
+    concept_col: str = "concept",
+    accuracy_col: str = "accuracy",
+) -> ConceptFit:
+    """Least-squares fit of accuracy against log10(total concept frequency).
+
+    `counts` is `concept_counts` output (or any frame with concept, count); `accuracy_df` has
+    one row per concept. Concepts are matched after normalisation (case, punctuation).
+    Needs at least two concepts with frequency > 0 and distinct frequencies.
+    """
+    _need(accuracy_df, (concept_col, accuracy_col), "accuracy table")
+    tot = concept_totals(counts)
+    freq = {normalise_concept(c): int(n) for c, n in zip(tot["concept"], tot["count"], strict=True)}
+    acc = pd.to_numeric(accuracy_df[accuracy_col], errors="coerce")
+    if acc.isna().any():
+        bad = int(np.flatnonzero(acc.isna().to_numpy())[0])
+        raise ConceptError(
+            f"accuracy table: row {bad + 1}: {accuracy_col!r} is not a number "
+            f"({accuracy_df[accuracy_col].iloc[bad]!r})"
+        )
+    rows, unmatched, zero = [], [], []
+    for concept, a in zip(accuracy_df[concept_col].astype(str), acc, strict=True):
+        key = normalise_concept(concept)
+        if key not in freq:
+            unmatched.append(concept)
+        elif freq[key] <= 0:
+            zero.append(concept)
+        else:
+            rows.append((concept, freq[key], float(a)))
+    data = pd.DataFrame(rows, columns=["concept", "frequency", "accuracy"])
+    if len(data) < 2 or data["frequency"].nunique() < 2:
+        raise ConceptError(
+            "need at least two concepts with different, non-zero frequencies to fit "
+            f"(have {len(data)}; {len(zero)} with frequency 0, {len(unmatched)} not counted)"
+        )
+    x = np.log10(data["frequency"].to_numpy(dtype=float))
+    y = data["accuracy"].to_numpy(dtype=float)
+    xm, ym = x.mean(), y.mean()
+    slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
+    intercept = float(ym - slope * xm)
+    pred = slope * x + intercept
+    ss_tot = float(((y - ym) ** 2).sum())
+    r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    data = data.assign(log10_frequency=x, predicted=pred)
+    return ConceptFit(slope, intercept, r2, len(data), zero, unmatched, data)
+
+
+def read_accuracy_csv(
+    path: str | Path, *, concept_col: str = "concept", accuracy_col: str = "accuracy"
+) -> pd.DataFrame:
+    """A per-concept accuracy CSV; raises ConceptError naming the file and missing column."""
+    p = Path(path)
+    try:
+        df = pd.read_csv(p)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ConceptError(f"{p}: cannot read as CSV ({exc})") from exc
+    _need(df, (concept_col, accuracy_col), str(p))
+    return df

@@ -1,0 +1,91 @@
+"""13-gram contamination: found with the exact span; a 12-gram is not."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from analytics.migrations import MIGRATIONS
+from analytics.signals.contamination import (
+    EvalFileError,
+    build_eval_index,
+    find_contamination,
+    read_eval_texts,
+)
+
+EVAL = [
+    "Question: which planet in the solar system has the largest number of confirmed moons "
+    "orbiting around it according to the latest survey? Answer: Saturn.",
+    "Short eval item.",
+]
+WORDS = EVAL[0].split()
+COPY13 = " ".join(WORDS[3:16])  # 13 consecutive words
+COPY12 = " ".join(WORDS[3:15])
+
+
+@pytest.fixture()
+def con():
+    con = duckdb.connect(":memory:")
+    for sql in MIGRATIONS[0][2]:
+        con.execute(sql)
+    docs = [
+        ("hit", "web", "Some unrelated intro text. " + COPY13.upper() + " and then more words."),
+        ("miss12", "web", "Intro. " + COPY12 + " and then the text goes elsewhere entirely."),
+        ("clean", "books", "A novel about gardens, bridges and the sea, with nothing copied."),
+        ("hit2", "books", EVAL[0]),
+    ]
+    for doc_id, source, text in docs:
+        con.execute(
+            "INSERT INTO documents (doc_id, source, text) VALUES (?, ?, ?)", [doc_id, source, text]
+        )
+    return con
+
+
+def test_13gram_found_with_span_12gram_not(con):
+    res = find_contamination(con, EVAL, n=13, batch_size=2)
+    flagged = res.flagged.set_index("doc_id")
+    assert set(flagged.index) == {"hit", "hit2"}
+    text = "Some unrelated intro text. " + COPY13.upper() + " and then more words."
+    start = text.index(COPY13.upper())
+    # the copied 13 words end with "moons" (no trailing punctuation inside the span)
+    assert flagged.loc["hit", "spans"] == [[start, start + len(COPY13)]]
+    assert flagged.loc["hit", "n_matched_ngrams"] == 1
+    assert flagged.loc["hit", "eval_ids"] == [0]
+    # the whole eval text: every 13-gram matches, one merged span from first to last word
+    words = len(EVAL[0].replace("?", " ").replace(":", " ").replace(".", " ").split())
+    assert flagged.loc["hit2", "n_matched_ngrams"] == words - 13 + 1
+    assert flagged.loc["hit2", "spans"] == [[0, len(EVAL[0]) - 1]]  # final "." excluded
+    per = res.per_source.set_index("source")
+    assert per.loc["web", "docs"] == 2 and per.loc["web", "flagged_docs"] == 1
+    assert per.loc["books", "flagged_frac"] == pytest.approx(0.5)
+    assert res.eval_too_short == 1 and res.eval_matched == [0]
+
+
+def test_n_is_configurable(con):
+    res = find_contamination(con, EVAL, n=12)
+    assert "miss12" in set(res.flagged["doc_id"])
+    idx = build_eval_index(EVAL, n=50)
+    assert len(idx.hashes) == 0 and idx.too_short == 2
+    assert find_contamination(con, idx).flagged.empty
+
+
+def test_eval_file_errors(tmp_path):
+    jl = tmp_path / "eval.jsonl"
+    jl.write_text(json.dumps({"text": "a b"}) + "\n" + json.dumps({"question": "c"}) + "\n")
+    with pytest.raises(
+        EvalFileError, match=r"eval.jsonl: line 2: no field 'text' \(has: question\)"
+    ):
+        read_eval_texts(jl)
+    csv = tmp_path / "eval.csv"
+    csv.write_text("question,answer\nwhat,that\n")
+    with pytest.raises(EvalFileError, match="eval.csv: no column 'text'"):
+        read_eval_texts(csv)
+    assert read_eval_texts(csv, field="question") == ["what"]
+    bad = tmp_path / "eval.jsonl.gz"
+    bad.write_bytes(b"\x1f\x8b")
+    with pytest.raises(EvalFileError, match="unsupported"):
+        read_eval_texts(bad)
+    with pytest.raises(EvalFileError, match="no such"):
+        read_eval_texts(tmp_path / "missing.jsonl")
