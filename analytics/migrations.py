@@ -39,6 +39,7 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
     ),
     (2, "document signals: signal_<name> tables, sketches, catalog",
      schema_of("analytics.signals.schema")),
+    (3, "saved mixtures", schema_of("analytics.mixture.schema")),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,12 @@
+"""The exporter registry: format name -> function(manifest, **options) -> Export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analytics.mixture.registry import Registry
+
+from ._common import Export
+
+EXPORTERS: Registry[Callable[..., Export]] = Registry("export format")
+register_exporter = EXPORTERS.register

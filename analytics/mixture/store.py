@@ -1,0 +1,104 @@
+"""Saved mixtures in the workspace (table ``mixtures``, see :mod:`.schema`): save, list, load, diff.
+
+Saving never overwrites: each save of a name adds version n + 1.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from typing import Any
+
+import pandas as pd
+
+from .errors import MixtureError
+from .manifest import Manifest, manifest_to_dict, validate_manifest
+from .schema import SCHEMA
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
+
+
+def ensure_schema(con: Any) -> None:
+    """Create the mixture tables if missing (for tests and stand-alone use)."""
+    for ddl in SCHEMA:
+        con.execute(ddl)
+
+
+def save_mixture(con: Any, name: str, manifest: Manifest, *, note: str | None = None) -> int:
+    """Store ``manifest`` under ``name`` as a new version; returns the version number."""
+    if not _NAME.match(name or ""):
+        raise MixtureError(f"name: {name!r} must be 1-128 letters, digits, space, '_', '.', '-'")
+    m = validate_manifest(manifest)
+    (latest,) = con.execute(
+        "SELECT coalesce(max(version), 0) FROM mixtures WHERE name = ?", [name]
+    ).fetchone()
+    version = int(latest) + 1
+    con.execute(
+        "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?)",
+        [name, version, _dt.datetime.now(_dt.UTC), note, json.dumps(manifest_to_dict(m))],
+    )
+    return version
+
+
+def list_mixtures(con: Any) -> pd.DataFrame:
+    """One row per saved version: name, version, created_at, note, phases, total_tokens."""
+    return con.execute(
+        """
+        SELECT name, version, created_at, note,
+               json_array_length(manifest -> '$.phases') AS phases,
+               CAST(manifest ->> '$.total_tokens' AS BIGINT) AS total_tokens
+        FROM mixtures ORDER BY name, version
+        """
+    ).df()
+
+
+def load_mixture(con: Any, name: str, version: int | None = None) -> Manifest:
+    """The manifest saved as ``name`` (latest version unless given)."""
+    if version is None:
+        row = con.execute(
+            "SELECT manifest FROM mixtures WHERE name = ? ORDER BY version DESC LIMIT 1", [name]
+        ).fetchone()
+    else:
+        row = con.execute(
+            "SELECT manifest FROM mixtures WHERE name = ? AND version = ?", [name, int(version)]
+        ).fetchone()
+    if row is None:
+        raise MixtureError(
+            f"name: no saved mixture {name!r}"
+            + (f" version {version}" if version is not None else "")
+        )
+    return validate_manifest(json.loads(row[0]), source=f"mixture {name!r}")
+
+
+def diff_manifests(a: Manifest, b: Manifest) -> pd.DataFrame:
+    """Per (phase, group): weight, target tokens and epochs in ``a`` and ``b`` and their change.
+
+    ``status`` is ``added``, ``removed``, ``changed`` or ``same``.
+    """
+
+    def rows(m: Manifest) -> dict[tuple[str, str], dict[str, float]]:
+        return {
+            (p.name, g.id): {
+                "weight": g.weight,
+                "target_tokens": g.target_tokens,
+                "epochs": g.epochs,
+            }
+            for p in m.phases
+            for g in p.groups
+        }
+
+    ra, rb = rows(a), rows(b)
+    out = []
+    for key in list(ra) + [k for k in rb if k not in ra]:
+        x, y = ra.get(key), rb.get(key)
+        rec: dict[str, Any] = {"phase": key[0], "group": key[1]}
+        for f in ("weight", "target_tokens", "epochs"):
+            rec[f"{f}_a"] = None if x is None else x[f]
+            rec[f"{f}_b"] = None if y is None else y[f]
+        rec["weight_change"] = (y["weight"] if y else 0.0) - (x["weight"] if x else 0.0)
+        rec["status"] = (
+            "added" if x is None else "removed" if y is None else ("same" if x == y else "changed")
+        )
+        out.append(rec)
+    return pd.DataFrame(out)
