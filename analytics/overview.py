@@ -28,8 +28,8 @@ def totals(cur: duckdb.DuckDBPyConnection, flt: DocFilter = DocFilter()) -> dict
     where, params = flt.where()
     df, _ = run_query(
         cur,
-        f"""SELECT count(*) AS documents, COALESCE(sum(n_tokens), 0) AS tokens,
-                   COALESCE(sum(n_bytes), 0) AS bytes, count(DISTINCT source) AS sources,
+        f"""SELECT count(*) AS documents, COALESCE(sum(n_tokens), 0)::BIGINT AS tokens,
+                   COALESCE(sum(n_bytes), 0)::BIGINT AS bytes, count(DISTINCT source) AS sources,
                    count(DISTINCT domain) AS domains, count(DISTINCT lang) AS languages,
                    min(date) AS date_min, max(date) AS date_max
             FROM documents WHERE {where}""",
@@ -52,7 +52,8 @@ def composition(
     cols = ", ".join(f"COALESCE({c}, '(none)') AS {c}" for c in by)
     df, _ = run_query(
         cur,
-        f"""SELECT {cols}, count(*) AS documents, sum(n_tokens) AS tokens, sum(n_bytes) AS bytes
+        f"""SELECT {cols}, count(*) AS documents, sum(n_tokens)::BIGINT AS tokens,
+                   sum(n_bytes)::BIGINT AS bytes
             FROM documents WHERE {where} GROUP BY ALL ORDER BY tokens DESC""",
         params,
         max_rows=100_000,
@@ -125,7 +126,7 @@ def date_histogram(
     df, _ = run_query(
         cur,
         f"""SELECT {bucket} AS bucket, COALESCE({by}, '(none)') AS grp,
-                   count(*) AS documents, sum(n_tokens) AS tokens
+                   count(*) AS documents, sum(n_tokens)::BIGINT AS tokens
             FROM documents WHERE date IS NOT NULL AND {where} GROUP BY ALL ORDER BY bucket""",
         params,
         max_rows=100_000,

@@ -77,7 +77,7 @@ class TokenCounter:
         if not texts:
             return np.zeros(0, dtype=np.int64)
         encs = self._tok.encode_batch_fast(texts, add_special_tokens=False)
-        return np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(texts))
+        return np.fromiter((len(e) for e in encs), dtype=np.int64, count=len(texts))
 
 
 @lru_cache(maxsize=4)

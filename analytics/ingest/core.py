@@ -185,11 +185,12 @@ def ingest(
             return "CAST(? AS VARCHAR)" if const is not None else "NULL::VARCHAR"
 
         params: list = []
+        content_id = f"'sha256:' || substr(sha256({_q(text_field)}), 1, 32)"
         select = [
-            "row_number() OVER () AS _row",
             "filename AS _file",
             f"{_q(text_field)} AS text",
             f"{col('id')} AS given_id",
+            f"{col('id') if fields['id'] else content_id} AS doc_id",
         ]
         if fields["source"]:
             select.append(f"{col('source')} AS source")
@@ -231,35 +232,41 @@ def ingest(
             raise _reader_error(exc, files, fmt) from exc
         _validate_stage(con, fields, fmt, files)
 
-        n_read = scalar(con, "SELECT count(*) FROM _stage")
+        n_read, n_empty, n_unique = one(
+            con,
+            """SELECT count(*), count(*) FILTER (WHERE length(trim(text)) = 0),
+                      count(DISTINCT doc_id) FILTER (WHERE length(trim(text)) > 0)
+               FROM _stage""",
+        )
         if progress:
             progress("read", n_read, n_read)
             progress("dedupe", 0, n_read)
-        n_empty = scalar(con, "SELECT count(*) FROM _stage WHERE length(trim(text)) = 0")
-        # doc ids: the given id, else a content hash; one row per id (first occurrence).
+        # One row per doc id (its first occurrence); the window only runs when the input
+        # really holds duplicates. Then keep the ids the workspace does not have yet.
+        if n_unique == n_read - n_empty:
+            keep = "SELECT rowid AS _row, doc_id FROM _stage WHERE length(trim(text)) > 0"
+        else:
+            keep = """SELECT _row, doc_id FROM (
+                          SELECT rowid AS _row, doc_id,
+                                 row_number() OVER (PARTITION BY doc_id ORDER BY rowid) AS rn
+                          FROM _stage WHERE length(trim(text)) > 0)
+                      WHERE rn = 1"""
         con.execute(
-            """CREATE TABLE _dedup AS
-               SELECT * EXCLUDE (rn) FROM (
-                 SELECT *, COALESCE(given_id, 'sha256:' || substr(sha256(text), 1, 32)) AS doc_id,
-                        row_number() OVER (PARTITION BY COALESCE(given_id,
-                            'sha256:' || substr(sha256(text), 1, 32)) ORDER BY _row) AS rn
-                 FROM _stage WHERE length(trim(text)) > 0)
-               WHERE rn = 1"""
-        )
-        n_unique = scalar(con, "SELECT count(*) FROM _dedup")
-        con.execute(
-            """CREATE TABLE _new AS SELECT d.* FROM _dedup d
-               ANTI JOIN documents USING (doc_id) ORDER BY d._row"""
+            f"CREATE TABLE _new AS SELECT k._row FROM ({keep}) k ANTI JOIN documents USING (doc_id)"
         )
         n_new = scalar(con, "SELECT count(*) FROM _new")
-
         if progress:
             progress("dedupe", n_read, n_read)
             progress("tokenize", 0, n_new)
+        text_sql = (
+            "SELECT rowid AS _row, text FROM _stage WHERE length(trim(text)) > 0"
+            if n_new == n_read - n_empty
+            else "SELECT s.rowid AS _row, s.text FROM _stage s SEMI JOIN _new n ON s.rowid = n._row"
+        )
         rows: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         done = 0
-        reader = con.cursor().sql("SELECT _row, text FROM _new").to_arrow_reader(batch_size)
+        reader = con.cursor().sql(text_sql).to_arrow_reader(batch_size)
         for batch in reader:
             rows.append(batch.column(0).to_numpy())
             counts.append(counter.count(batch.column(1).to_pylist()))
@@ -280,7 +287,7 @@ def ingest(
             """INSERT INTO documents
                SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title, n.text,
                       strlen(n.text), length(n.text), t.n_tokens, n.metadata, ?
-               FROM _new n JOIN _tok t USING (_row)""",
+               FROM _stage n JOIN _tok t ON n.rowid = t._row""",
             [ingest_id],
         )
         if progress:
@@ -314,7 +321,7 @@ def ingest(
         )
         con.unregister("_tok")
         con.unregister("_src")
-        for t in ("_new", "_dedup", "_stage"):
+        for t in ("_new", "_stage"):
             con.execute(f"DROP TABLE {t}")
     return IngestReport(
         source=source or f"field:{fields['source']}",
@@ -345,11 +352,14 @@ def _validate_stage(
         row = one(con, "SELECT _file FROM _stage WHERE given_id IS NULL LIMIT 1")
         if row:
             raise IngestError(_missing_message(Path(row[0]), fields["id"], fmt, "id"))
-        row = one(
-            con,
-            """SELECT given_id, count(*), min(_file), max(_file) FROM _stage
-               GROUP BY given_id HAVING count(DISTINCT text) > 1 LIMIT 1""",
-        )
+        distinct, total = one(con, "SELECT count(DISTINCT given_id), count(*) FROM _stage")
+        row = None
+        if distinct < total:  # only then can an id carry two different texts
+            row = one(
+                con,
+                """SELECT given_id, count(*), min(_file), max(_file) FROM _stage
+                   GROUP BY given_id HAVING count(DISTINCT text) > 1 LIMIT 1""",
+            )
         if row:
             raise IngestError(
                 f"{row[2]}: id {row[0]!r} (field {fields['id']!r}) appears {row[1]} times "
