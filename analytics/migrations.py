@@ -40,6 +40,7 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
     (2, "document signals: signal_<name> tables, sketches, catalog",
      schema_of("analytics.signals.schema")),
     (3, "saved mixtures", schema_of("analytics.mixture.schema")),
+    (4, "checkpoint geometry results", schema_of("analytics.geometry.schema")),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

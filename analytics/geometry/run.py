@@ -1,0 +1,547 @@
+"""Geometry of a checkpoint series: extraction + every metric, as tables.
+
+:func:`compute_geometry` runs each checkpoint once over the probe texts (one forward pass
+per batch, all layers), computes the registered representation metrics per (checkpoint,
+layer, group), the covariance eigenspectra, per-group bits per byte, weight spectra, and
+between consecutive checkpoints CKA per layer and intruder dimensions per matrix.
+
+Caching: with a ``cache`` object (``get(key) -> dict[str, DataFrame] | None`` and
+``put(key, frames)``), per-checkpoint results are stored under
+``cache_key(checkpoint_fingerprint, probe_hash, params)`` and pair results (CKA,
+intruders) under the key of the two fingerprints joined by "->"; a re-run only extracts
+the checkpoints whose own or neighbouring-pair results are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from .checkpoints import Checkpoint, checkpoint_fingerprint, discover_checkpoints, load_state_dict
+from .errors import GeometryInputError
+from .extract import ExtractionResult, extract_hidden_states, resolve_device
+from .metrics import DEFAULT_METRIC_PARAMS, REPRESENTATION_METRICS, ZSpectra
+from .probe import probe_hash
+from .similarity import linear_cka
+from .weights import intruder_dimensions, weight_spectra
+
+GEOMETRY_VERSION = 1
+Progress = Callable[[int, int, str], None]
+
+METRICS_COLUMNS = [
+    "checkpoint",
+    "step",
+    "layer",
+    "group",
+    "n",
+    "d",
+    "metric",
+    "variant",
+    "value",
+    "params",
+]
+SPECTRA_COLUMNS = ["checkpoint", "step", "layer", "group", "k", "eigenvalue"]
+CKA_COLUMNS = [
+    "kind",
+    "checkpoint_a",
+    "step_a",
+    "layer_a",
+    "checkpoint_b",
+    "step_b",
+    "layer_b",
+    "group",
+    "linear",
+    "debiased",
+]
+LOSS_COLUMNS = [
+    "checkpoint",
+    "step",
+    "group",
+    "bits_per_byte",
+    "mean_text_bits_per_byte",
+    "n_texts",
+    "n_bytes",
+    "n_tokens",
+]
+INTRUDER_COLUMNS = [
+    "checkpoint_a",
+    "step_a",
+    "checkpoint_b",
+    "step_b",
+    "name",
+    "shape",
+    "k",
+    "eps",
+    "count",
+    "max_abs_cos",
+]
+INFO_COLUMNS = [
+    "checkpoint",
+    "path",
+    "revision",
+    "step",
+    "tokens_b",
+    "fingerprint",
+    "model_class",
+    "num_layers",
+    "hidden_size",
+    "is_causal",
+    "dtype",
+    "device",
+    "forward_passes",
+    "n_tokens",
+    "seconds",
+    "from_cache",
+]
+
+
+class GeometryCache(Protocol):
+    """Where compute_geometry stores and finds results (dict of DataFrames per key)."""
+
+    def get(self, key: str) -> dict[str, pd.DataFrame] | None: ...
+
+    def put(self, key: str, frames: dict[str, pd.DataFrame]) -> None: ...
+
+
+class MemoryCache:
+    """In-process :class:`GeometryCache` (a dict); ``hits``/``misses`` count lookups."""
+
+    def __init__(self) -> None:
+        self.store: dict[str, dict[str, pd.DataFrame]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> dict[str, pd.DataFrame] | None:
+        v = self.store.get(key)
+        if v is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return {k: f.copy() for k, f in v.items()}
+
+    def put(self, key: str, frames: dict[str, pd.DataFrame]) -> None:
+        self.store[key] = {k: f.copy() for k, f in frames.items()}
+
+
+class DirectoryCache:
+    """:class:`GeometryCache` writing one Parquet file per frame under ``root/<key hash>/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, key: str) -> Path:
+        return self.root / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> dict[str, pd.DataFrame] | None:
+        d = self._dir(key)
+        if not (d / "_complete").is_file():
+            return None
+        return {p.stem: pd.read_parquet(p) for p in sorted(d.glob("*.parquet"))}
+
+    def put(self, key: str, frames: dict[str, pd.DataFrame]) -> None:
+        d = self._dir(key)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, f in frames.items():
+            f.to_parquet(d / f"{name}.parquet", index=False)
+        (d / "_complete").write_text(key)
+
+
+def cache_key(checkpoint_fingerprint: str, probe_hash: str, params: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of the three inputs."""
+    payload = {
+        "checkpoint": checkpoint_fingerprint,
+        "probe": probe_hash,
+        "params": params,
+        "version": GEOMETRY_VERSION,
+    }
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class GeometryResult:
+    """Tables produced by :func:`compute_geometry` (see the column constants in this module).
+
+    metrics: long format, one row per (checkpoint, layer, group, metric, variant) with the
+    parameters as JSON; spectra: covariance eigenvalues by 1-based rank k; cka: kind
+    "checkpoints" (consecutive checkpoints, same layer) and "layers" (all layer pairs
+    within a checkpoint); weights: weight spectra per matrix per checkpoint; intruders:
+    per matrix between consecutive checkpoints; loss: bits per byte per checkpoint and
+    group (causal LMs); checkpoints: one row per checkpoint with model facts.
+    """
+
+    metrics: pd.DataFrame
+    spectra: pd.DataFrame
+    cka: pd.DataFrame
+    weights: pd.DataFrame
+    intruders: pd.DataFrame
+    loss: pd.DataFrame
+    checkpoints: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {
+            k: getattr(self, k)
+            for k in ("metrics", "spectra", "cka", "weights", "intruders", "loss", "checkpoints")
+        }
+
+
+def _groups_of(
+    texts: Sequence[str], groups: Sequence[Any] | None, per_group: bool, min_size: int
+) -> dict[str, np.ndarray]:
+    out = {"all": np.arange(len(texts))}
+    if groups is None or not per_group:
+        return out
+    g = np.asarray([str(x) for x in groups])
+    for name in sorted(set(g.tolist())):
+        idx = np.flatnonzero(g == name)
+        if name != "all" and idx.size >= min_size:
+            out[name] = idx
+    return out
+
+
+def _per_checkpoint_frames(
+    ck: Checkpoint,
+    ex: ExtractionResult,
+    state: dict[str, Any] | None,
+    groups_idx: dict[str, np.ndarray],
+    loss_groups: dict[str, np.ndarray],
+    p: dict[str, Any],
+) -> dict[str, pd.DataFrame]:
+    base = {"checkpoint": ck.name, "step": ck.step}
+    mrows: list[dict[str, Any]] = []
+    srows: list[dict[str, Any]] = []
+    for layer, Z in sorted(ex.hidden.items()):
+        for gname, idx in groups_idx.items():
+            if idx.size < 2:
+                continue
+            sp = ZSpectra(Z[idx])
+            for mname in p["metrics"]:
+                for rec in REPRESENTATION_METRICS[mname](sp, p):
+                    mrows.append(
+                        {
+                            **base,
+                            "layer": layer,
+                            "group": gname,
+                            "n": sp.n,
+                            "d": sp.d,
+                            "metric": rec["metric"],
+                            "variant": rec["variant"],
+                            "value": rec["value"],
+                            "params": json.dumps(rec["params"], sort_keys=True),
+                        }
+                    )
+            lam = sp.cov_eigs[: int(p["max_eigs"])]
+            srows.extend(
+                {**base, "layer": layer, "group": gname, "k": k + 1, "eigenvalue": float(v)}
+                for k, v in enumerate(lam)
+            )
+    lrows: list[dict[str, Any]] = []
+    if ex.bits_per_byte is not None and ex.nll_nats is not None and ex.n_bytes is not None:
+        for gname, idx in loss_groups.items():
+            ok = idx[np.isfinite(ex.nll_nats[idx]) & (ex.n_bytes[idx] > 0)]
+            nb = int(ex.n_bytes[ok].sum())
+            lrows.append(
+                {
+                    **base,
+                    "group": gname,
+                    "bits_per_byte": float(ex.nll_nats[ok].sum() / np.log(2) / nb)
+                    if nb
+                    else float("nan"),
+                    "mean_text_bits_per_byte": float(np.mean(ex.bits_per_byte[ok]))
+                    if ok.size
+                    else float("nan"),
+                    "n_texts": int(ok.size),
+                    "n_bytes": nb,
+                    "n_tokens": int(ex.n_tokens[idx].sum()),
+                }
+            )
+    crows: list[dict[str, Any]] = []
+    if p["layer_cka"]:
+        layers = sorted(ex.hidden)
+        for i, la in enumerate(layers):
+            for lb in layers[i:]:
+                a, b = ex.hidden[la], ex.hidden[lb]
+                crows.append(
+                    {
+                        "kind": "layers",
+                        "checkpoint_a": ck.name,
+                        "step_a": ck.step,
+                        "layer_a": la,
+                        "checkpoint_b": ck.name,
+                        "step_b": ck.step,
+                        "layer_b": lb,
+                        "group": "all",
+                        "linear": linear_cka(a, b),
+                        "debiased": linear_cka(a, b, debiased=True),
+                    }
+                )
+    wdf = pd.DataFrame()
+    if state is not None:
+        wdf = weight_spectra(state, min_dim=p["weights_min_dim"])
+        wdf.insert(0, "step", ck.step)
+        wdf.insert(0, "checkpoint", ck.name)
+    return {
+        "metrics": pd.DataFrame(mrows, columns=METRICS_COLUMNS),
+        "spectra": pd.DataFrame(srows, columns=SPECTRA_COLUMNS),
+        "loss": pd.DataFrame(lrows, columns=LOSS_COLUMNS),
+        "cka": pd.DataFrame(crows, columns=CKA_COLUMNS),
+        "weights": wdf,
+    }
+
+
+def _pair_frames(
+    a: Checkpoint,
+    ea: ExtractionResult,
+    sa: dict[str, Any] | None,
+    b: Checkpoint,
+    eb: ExtractionResult,
+    sb: dict[str, Any] | None,
+    p: dict[str, Any],
+) -> dict[str, pd.DataFrame]:
+    crows = []
+    for layer in sorted(set(ea.hidden) & set(eb.hidden)):
+        x, y = ea.hidden[layer], eb.hidden[layer]
+        crows.append(
+            {
+                "kind": "checkpoints",
+                "checkpoint_a": a.name,
+                "step_a": a.step,
+                "layer_a": layer,
+                "checkpoint_b": b.name,
+                "step_b": b.step,
+                "layer_b": layer,
+                "group": "all",
+                "linear": linear_cka(x, y),
+                "debiased": linear_cka(x, y, debiased=True),
+            }
+        )
+    irows = []
+    if sa is not None and sb is not None and p["intruders"]:
+        for name, w1 in sb.items():
+            w0 = sa.get(name)
+            if w0 is None or getattr(w1, "ndim", 0) != 2 or tuple(w0.shape) != tuple(w1.shape):
+                continue
+            if min(w1.shape) < p["weights_min_dim"] or max(w1.shape) > p["intruder_max_dim"]:
+                continue
+            res = intruder_dimensions(w0, w1, k=p["intruder_k"], eps=p["intruder_eps"])
+            cosines = json.dumps([round(float(v), 6) for v in res.details["max_abs_cos"]])
+            irows.append(
+                {
+                    "checkpoint_a": a.name,
+                    "step_a": a.step,
+                    "checkpoint_b": b.name,
+                    "step_b": b.step,
+                    "name": name,
+                    "shape": f"{w1.shape[0]}x{w1.shape[1]}",
+                    "k": res.k,
+                    "eps": res.eps,
+                    "count": res.count,
+                    "max_abs_cos": cosines,
+                }
+            )
+    return {
+        "cka": pd.DataFrame(crows, columns=CKA_COLUMNS),
+        "intruders": pd.DataFrame(irows, columns=INTRUDER_COLUMNS),
+    }
+
+
+def _resolve_checkpoints(checkpoints: Any) -> list[Checkpoint]:
+    if isinstance(checkpoints, Checkpoint):
+        return [checkpoints]
+    if (
+        isinstance(checkpoints, (list, tuple))
+        and checkpoints
+        and all(isinstance(c, Checkpoint) for c in checkpoints)
+    ):
+        return list(checkpoints)
+    return discover_checkpoints(checkpoints)
+
+
+def compute_geometry(
+    checkpoints: Any,
+    probe_texts: Sequence[str],
+    probe_groups: Sequence[Any] | None = None,
+    *,
+    pooling: str = "last",
+    max_tokens: int = 512,
+    layers: str | Sequence[int] = "all",
+    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"],
+    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"],
+    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"],
+    per_group: bool = True,
+    min_group_size: int = 8,
+    metrics: Sequence[str] | None = None,
+    weights: bool = True,
+    intruders: bool = True,
+    intruder_k: int = 10,
+    intruder_eps: float = 0.5,
+    intruder_max_dim: int = 8192,
+    weights_min_dim: int = 16,
+    layer_cka: bool = True,
+    batch_size: int = 8,
+    device: str = "auto",
+    cache: GeometryCache | None = None,
+    progress: Progress | None = None,
+) -> GeometryResult:
+    """Geometry tables for a checkpoint series on a probe set.
+
+    ``checkpoints``: anything :func:`discover_checkpoints` accepts, or a list of
+    :class:`Checkpoint`. ``probe_texts``: the probe set; ``probe_groups``: same-length
+    labels (e.g. source) for per-group metrics (groups with fewer than ``min_group_size``
+    texts get no spectral metrics, but still a loss row) - group "all" is always present.
+    ``pooling``/``max_tokens``/``layers``/``batch_size``/``device`` go to
+    :func:`extract_hidden_states`. ``rankme_eps`` (1e-7), ``alpha_fit_range`` ((11, 100),
+    0-based half-open, 1-based rank regressor), ``max_eigs`` (2048) configure the
+    metrics; ``metrics`` selects registered metric names (default: all of
+    :data:`REPRESENTATION_METRICS`). ``weights`` adds weight spectra, ``intruders``
+    intruder dimensions (top ``intruder_k``, threshold ``intruder_eps``; matrices larger
+    than ``intruder_max_dim`` on a side are skipped), ``layer_cka`` the layer x layer CKA of
+    each checkpoint. ``progress(done, total, message)`` is called per checkpoint.
+    """
+    ckpts = _resolve_checkpoints(checkpoints)
+    texts = list(probe_texts)
+    if not texts:
+        raise GeometryInputError("probe_texts: expected at least one text")
+    if probe_groups is not None and len(probe_groups) != len(texts):
+        raise GeometryInputError(
+            f"probe_groups: expected {len(texts)} labels (one per probe text), "
+            f"got {len(probe_groups)}"
+        )
+    names = list(metrics) if metrics is not None else list(REPRESENTATION_METRICS)
+    unknown = [m for m in names if m not in REPRESENTATION_METRICS]
+    if unknown:
+        raise GeometryInputError(
+            f"metrics: unknown {unknown}; registered: {sorted(REPRESENTATION_METRICS)}"
+        )
+    dev = resolve_device(device)
+    p: dict[str, Any] = {
+        **DEFAULT_METRIC_PARAMS,
+        "rankme_eps": float(rankme_eps),
+        "alpha_fit_range": [int(alpha_fit_range[0]), int(alpha_fit_range[1])],
+        "max_eigs": int(max_eigs),
+        "metrics": names,
+        "pooling": pooling,
+        "max_tokens": int(max_tokens),
+        "layers": layers if isinstance(layers, str) else [int(x) for x in layers],
+        "per_group": bool(per_group),
+        "min_group_size": int(min_group_size),
+        "weights": bool(weights),
+        "intruders": bool(intruders),
+        "intruder_k": int(intruder_k),
+        "intruder_eps": float(intruder_eps),
+        "intruder_max_dim": int(intruder_max_dim),
+        "weights_min_dim": int(weights_min_dim),
+        "layer_cka": bool(layer_cka),
+        "device_kind": "cuda" if dev.startswith("cuda") else dev,
+    }
+    ph = probe_hash(texts, probe_groups)
+    groups_idx = _groups_of(texts, probe_groups, per_group, min_group_size)
+    loss_groups = _groups_of(texts, probe_groups, True, 1)
+    fps = [checkpoint_fingerprint(c) for c in ckpts]
+    keys = [cache_key(fp, ph, p) for fp in fps]
+    pair_keys = [cache_key(f"{fps[i - 1]}->{fps[i]}", ph, p) for i in range(1, len(ckpts))]
+
+    single: list[dict[str, pd.DataFrame] | None] = [cache.get(k) if cache else None for k in keys]
+    for frames in single:
+        if frames is not None and "info" in frames:
+            frames["info"] = frames["info"].assign(from_cache=True)
+    pairs: list[dict[str, pd.DataFrame] | None] = [
+        cache.get(k) if cache else None for k in pair_keys
+    ]
+    need_weights = weights or intruders
+    total = len(ckpts)
+    prev: tuple[Checkpoint, ExtractionResult, dict[str, Any] | None] | None = None
+    for i, ck in enumerate(ckpts):
+        needed = (
+            single[i] is None
+            or (i > 0 and pairs[i - 1] is None)
+            or (i + 1 < total and pairs[i] is None)
+        )
+        if not needed:
+            prev = None
+            if progress:
+                progress(i + 1, total, f"{ck.name}: cached")
+            continue
+        if progress:
+            progress(i, total, f"{ck.name}: extracting hidden states")
+        ex = extract_hidden_states(
+            ck,
+            texts,
+            pooling=pooling,
+            max_tokens=max_tokens,
+            batch_size=batch_size,
+            layers=layers,
+            device=device,
+        )
+        state = None
+        if need_weights:
+            state = {k: v for k, v in load_state_dict(ck).items() if getattr(v, "ndim", 0) == 2}
+        if single[i] is None:
+            if progress:
+                progress(i, total, f"{ck.name}: computing metrics")
+            frames = _per_checkpoint_frames(
+                ck, ex, state if weights else None, groups_idx, loss_groups, p
+            )
+            frames["info"] = pd.DataFrame(
+                [
+                    {
+                        "checkpoint": ck.name,
+                        "path": ck.path,
+                        "revision": ck.revision,
+                        "step": ck.step,
+                        "tokens_b": ck.tokens_b,
+                        "fingerprint": fps[i],
+                        "model_class": ex.model_class,
+                        "num_layers": ex.num_layers,
+                        "hidden_size": ex.hidden_size,
+                        "is_causal": ex.is_causal,
+                        "dtype": ex.dtype,
+                        "device": ex.device,
+                        "forward_passes": ex.forward_passes,
+                        "n_tokens": int(ex.n_tokens.sum()),
+                        "seconds": ex.seconds,
+                        "from_cache": False,
+                    }
+                ],
+                columns=INFO_COLUMNS,
+            )
+            single[i] = frames
+            if cache:
+                cache.put(keys[i], frames)
+        if i > 0 and pairs[i - 1] is None:
+            assert prev is not None  # checkpoint i-1 was needed for this pair, so it was extracted
+            pf = _pair_frames(prev[0], prev[1], prev[2], ck, ex, state, p)
+            pairs[i - 1] = pf
+            if cache:
+                cache.put(pair_keys[i - 1], pf)
+        prev = (ck, ex, state)
+        if progress:
+            progress(i + 1, total, f"{ck.name}: done")
+
+    def cat(frames: list[pd.DataFrame], columns: list[str] | None = None) -> pd.DataFrame:
+        frames = [f for f in frames if f is not None and len(f)]
+        if not frames:
+            return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    s_ok = [s for s in single if s is not None]
+    p_ok = [q for q in pairs if q is not None]
+    info = cat([s["info"] for s in s_ok], INFO_COLUMNS)
+    return GeometryResult(
+        metrics=cat([s["metrics"] for s in s_ok], METRICS_COLUMNS),
+        spectra=cat([s["spectra"] for s in s_ok], SPECTRA_COLUMNS),
+        cka=cat([q["cka"] for q in p_ok] + [s["cka"] for s in s_ok], CKA_COLUMNS),
+        weights=cat([s["weights"] for s in s_ok]),
+        intruders=cat([q["intruders"] for q in p_ok], INTRUDER_COLUMNS),
+        loss=cat([s["loss"] for s in s_ok], LOSS_COLUMNS),
+        checkpoints=info,
+        params={**p, "probe_hash": ph},
+    )
