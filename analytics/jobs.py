@@ -85,6 +85,7 @@ class Job:
     finished: str | None = None
     pid: int | None = None
     returncode: int | None = None
+    worker_pid: int | None = None
     error: str | None = None
     submitted_by: str | None = None
     progress: dict = field(default_factory=dict)
@@ -157,8 +158,9 @@ class JobStore:
         _write_json(path, data)
 
     def refresh(self, job: Job) -> Job:
-        """Mark a running job whose process is gone as failed."""
-        if job.status == "running" and not _alive(job.pid):
+        """Mark a running job as failed when its process and its worker are both gone (while
+        the worker lives, it records the outcome itself)."""
+        if job.status == "running" and not _alive(job.pid) and not _alive(job.worker_pid):
             self._update(
                 job.id,
                 status="failed",
@@ -200,7 +202,9 @@ class JobStore:
                 env=env,
                 start_new_session=True,
             )
-            self._update(job.id, status="running", started=_now(), pid=proc.pid)
+            self._update(
+                job.id, status="running", started=_now(), pid=proc.pid, worker_pid=os.getpid()
+            )
             rc = proc.wait()
         if (d / "cancel").exists():
             status, error = "cancelled", "cancelled by request; the workspace is unchanged"

@@ -22,6 +22,7 @@ from analytics.signals.concepts import (
     ConceptError,
     concept_counts,
     fit_concept_accuracy,
+    parse_concepts,
     rank_frequency,
     rare_concepts,
     read_accuracy_csv,
@@ -42,7 +43,7 @@ from analytics.signals.registry import (
     signal_info,
     signal_names,
 )
-from analytics.signals.runner import list_signals, run_signals
+from analytics.signals.runner import count_pending, list_signals, run_signals
 from analytics.signals.store import current_versions, signals_view, signals_view_sql
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "SignalError",
     "all_columns",
     "concept_counts",
+    "count_pending",
     "current_versions",
     "duplicate_rates",
     "filter_impact",
@@ -62,6 +64,7 @@ __all__ = [
     "fit_concept_accuracy",
     "get_signal",
     "list_signals",
+    "parse_concepts",
     "rank_frequency",
     "rare_concepts",
     "read_accuracy_csv",

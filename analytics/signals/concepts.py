@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import numpy as np
@@ -71,7 +72,14 @@ def read_concepts(path: str | Path) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ConceptError(f"{p}: no such concept file")
-    data = p.read_bytes()
+    return parse_concepts(p.read_bytes(), source=str(p))
+
+
+def parse_concepts(data: bytes | str, *, source: str = "the concept list") -> list[str]:
+    """Concepts from raw bytes (an upload) or pasted text, one per line; see `read_concepts`."""
+    if isinstance(data, str):
+        return clean_concepts(data.splitlines(), source=source)
+    p = source
     if b"\x00" in data[:8192]:
         raise ConceptError(f"{p}: not a text file (binary data); expected one concept per line")
     try:
@@ -214,13 +222,17 @@ def fit_concept_accuracy(
 
 
 def read_accuracy_csv(
-    path: str | Path, *, concept_col: str = "concept", accuracy_col: str = "accuracy"
+    path: str | Path | IO, *, concept_col: str = "concept", accuracy_col: str = "accuracy"
 ) -> pd.DataFrame:
     """A per-concept accuracy CSV; raises ConceptError naming the file and missing column."""
-    p = Path(path)
+    p = path if hasattr(path, "read") else Path(path)
+    if hasattr(p, "read"):
+        name = getattr(p, "name", None) or "the accuracy CSV"
+    else:
+        name = str(p)
     try:
         df = pd.read_csv(p)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ConceptError(f"{p}: cannot read as CSV ({exc})") from exc
-    _need(df, (concept_col, accuracy_col), str(p))
+        raise ConceptError(f"{name}: cannot read as CSV ({exc})") from exc
+    _need(df, (concept_col, accuracy_col), name)
     return df

@@ -236,3 +236,66 @@ def find_contamination(
     return ContaminationResult(
         flagged, per_source, index.n, index.n_texts, index.too_short, matched
     )
+
+
+def result_to_dict(result: ContaminationResult) -> dict:
+    """A JSON-serialisable form of a result (what `mixscope contamination --report` writes)."""
+    flagged = result.flagged.astype(object).where(result.flagged.notna(), None)
+    return {
+        "n": result.n,
+        "eval_texts": result.eval_texts,
+        "eval_too_short": result.eval_too_short,
+        "eval_matched": [int(i) for i in result.eval_matched],
+        "per_source": [
+            {
+                "source": r["source"],
+                "docs": int(r["docs"]),
+                "flagged_docs": int(r["flagged_docs"]),
+            }
+            for r in result.per_source.to_dict("records")
+        ],
+        "flagged": [
+            {
+                "doc_id": r["doc_id"],
+                "source": r["source"],
+                "n_matched_ngrams": int(r["n_matched_ngrams"]),
+                "spans": [[int(s), int(e)] for s, e in r["spans"]],
+                "eval_ids": [int(i) for i in r["eval_ids"]],
+                "matched_chars": int(r["matched_chars"]),
+            }
+            for r in flagged.to_dict("records")
+        ],
+    }
+
+
+def result_from_dict(data: dict) -> ContaminationResult:
+    """Inverse of `result_to_dict`; raises EvalFileError when a key is missing."""
+    try:
+        per_source = pd.DataFrame(data["per_source"], columns=["source", "docs", "flagged_docs"])
+        flagged = pd.DataFrame(
+            data["flagged"],
+            columns=["doc_id", "source", "n_matched_ngrams", "spans", "eval_ids", "matched_chars"],
+        )
+        per_source["flagged_frac"] = per_source["flagged_docs"] / per_source["docs"].where(
+            per_source["docs"] > 0
+        )
+        return ContaminationResult(
+            flagged,
+            per_source,
+            int(data["n"]),
+            int(data["eval_texts"]),
+            int(data["eval_too_short"]),
+            [int(i) for i in data.get("eval_matched", [])],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EvalFileError(f"not a contamination report ({exc})") from exc
+
+
+def span_parts(text: str, span: list[int] | tuple[int, int], *, context: int = 160) -> tuple:
+    """(before, match, after) plain-text pieces around one character span, `context` chars of
+    context on each side (an ellipsis marks a cut). For showing a match without markup."""
+    start, end = max(0, int(span[0])), min(len(text), int(span[1]))
+    lo, hi = max(0, start - context), min(len(text), end + context)
+    before = ("…" if lo > 0 else "") + text[lo:start]
+    after = text[end:hi] + ("…" if hi < len(text) else "")
+    return before, text[start:end], after

@@ -107,6 +107,7 @@ def run_signals(
     max_docs: int | None = None,
     n_jobs: int = 1,
     progress: Progress | None = None,
+    finalize: bool = True,
 ) -> pd.DataFrame:
     """Compute `names` (default: every registered signal) for unscored documents.
 
@@ -120,6 +121,9 @@ def run_signals(
             passes still run on what has been sketched so far.
         n_jobs: worker processes computing each batch in parallel (default 1: in process).
         progress: optional callback progress(stage, done, total).
+        finalize: run the global pass of global signals (duplicate clusters) after the scan
+            (default True). A caller that scans in chunks (`max_docs`) passes False for all
+            but the last call, so the global pass runs once instead of once per chunk.
 
     Returns:
         one row per signal: name, version, computed (documents newly scored), n_docs
@@ -196,7 +200,7 @@ def run_signals(
     reader.close()
 
     for sig in signals:
-        if sig.kind != "global":
+        if sig.kind != "global" or not finalize:
             continue
         n_sketch = count_rows(writer, sig.sketch_table, sig.version)
         if computed[sig.name] == 0 and count_rows(writer, sig.table, sig.version) == n_sketch:
@@ -228,6 +232,29 @@ def run_signals(
     ]
     writer.close()
     return pd.DataFrame(rows)
+
+
+def count_pending(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str | Signal] | str | None = None,
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+) -> int:
+    """Documents that miss at least one of `names` (default: all) at its current version.
+
+    Unknown names raise SignalError; a workspace without signal tables counts every document.
+    """
+    if isinstance(names, str):
+        names = [names]
+    signals = resolve_signals(names, params)
+    if not table_exists(con, "documents"):
+        return 0
+    if not all(
+        table_exists(con, s.sketch_table if s.kind == "global" else s.table) for s in signals
+    ):
+        return int(con.execute("SELECT count(*) FROM documents").fetchall()[0][0])
+    sql, sql_params = _pending_sql(signals)
+    return int(con.execute(f"SELECT count(*) FROM ({sql})", sql_params).fetchall()[0][0])
 
 
 def list_signals(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -17,6 +17,13 @@ all_tot = state.cached(overview.totals)
 totals_row(tot)
 share = tot["tokens"] / all_tot["tokens"] if all_tot["tokens"] else 0
 st.caption(f"{share:.1%} of the corpus's tokens match: {flt.describe()}.")
+if any(c.kind == "signal" for c in flt.conditions):
+    st.page_link(
+        "app_pages/signals.py",
+        label="What each signal filter removes, per source",
+        icon=":material/rule:",
+        query_params=flt.to_params(),
+    )
 with st.expander("This filter as SQL (reused by other pages)"):
     st.code(f"SELECT * FROM documents WHERE {where}\n-- parameters: {params!r}", language="sql")
 

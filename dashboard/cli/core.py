@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -168,12 +167,11 @@ def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
     console.print(f"[bold green]mixscope[/bold green] serving {ws_path} at http://{host}:{port}")
-    try:
-        proc = subprocess.run(cmd, env=env, cwd=ROOT)
-    except KeyboardInterrupt:
-        return
-    if proc.returncode not in (0, -2, 130):
-        raise typer.Exit(proc.returncode)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the server process, so signals (Ctrl-C, SIGTERM from a supervisor) reach it.
+    os.chdir(ROOT)
+    os.execve(sys.executable, cmd, env)
 
 
 @app.command()
@@ -215,6 +213,9 @@ def demo(
     port: Annotated[int, typer.Option(help="Port (0 = a free one).")] = 8501,
     headless: Annotated[bool, typer.Option(help="Don't open a browser.")] = False,
     build_only: Annotated[bool, typer.Option(help="Build the workspace, don't serve.")] = False,
+    series: Annotated[
+        bool, typer.Option(help="Queue the demo checkpoint series job (once) before serving.")
+    ] = True,
 ) -> None:
     """Build the demo workspace from the shipped corpus (once), then serve it."""
     from analytics.ingest import ingest as run_ingest
@@ -233,4 +234,8 @@ def demo(
     if build_only:
         console.print(f"demo workspace ready at {ws.path}")
         return
+    if series:
+        from dashboard.cli.geometry import queue_demo_series_job
+
+        queue_demo_series_job(ws)
     _serve(ws.path, "127.0.0.1", port or free_port(), headless)

@@ -9,6 +9,7 @@ import streamlit as st
 from analytics import overview
 from analytics.filters import DocFilter
 from dashboard import state
+from dashboard.components.signal_filters import signal_filters
 
 
 def filter_caption(flt: DocFilter) -> str:
@@ -55,6 +56,10 @@ def filter_bar() -> DocFilter:
     tmin = c5.number_input("Min tokens", min_value=0, step=10, key="ex_tmin")
     tmax = c6.number_input("Max tokens (0 = no max)", min_value=0, step=100, key="ex_tmax")
     text = c7.text_input("Text contains", key="ex_q", placeholder="case-insensitive substring")
+    # signal conditions come from the Signals expander; other capabilities' conditions (map
+    # clusters, selections) are kept as the link gave them
+    conditions = tuple(c for c in url.conditions if c.kind != "signal")
+    conditions += signal_filters(tuple(c for c in url.conditions if c.kind == "signal"))
     flt = DocFilter(
         source=tuple(sources),
         domain=tuple(domains),
@@ -64,6 +69,7 @@ def filter_bar() -> DocFilter:
         min_tokens=int(tmin) or None,
         max_tokens=int(tmax) or None,
         text_contains=text.strip() or None,
+        conditions=conditions,
     )
     state.set_filter(flt)
     return flt

@@ -1,0 +1,335 @@
+"""Signal commands: `signals run|list|describe`, `contamination`, `concepts`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from analytics.errors import MixscopeError
+from analytics.workspace import Workspace
+from dashboard.cli import app
+from dashboard.cli.core import WorkspaceOpt
+from dashboard.cli.progress import console, progress_callback
+
+signals_app = typer.Typer(
+    help="Compute and list per-document signals (quality, language, toxicity, duplicates...).",
+    no_args_is_help=True,
+)
+app.add_typer(signals_app, name="signals")
+
+DEFAULT_CHUNK = 10_000
+stdout = Console()  # results go to stdout; progress and notes to stderr (`console`)
+
+
+def parse_params(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """`NAME.KEY=VALUE` items -> {name: {key: value}}; VALUE is JSON when it parses, else text."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        head, eq, raw = item.partition("=")
+        name, dot, key = head.partition(".")
+        if not eq or not dot or not name.strip() or not key.strip():
+            raise MixscopeError(
+                f"--param {item!r}: expected NAME.KEY=VALUE, e.g. near_dup.threshold=0.7"
+            )
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(name.strip(), {})[key.strip()] = value
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _check_out(path: Path | None, option: str) -> None:
+    if path is not None and not path.expanduser().resolve().parent.is_dir():
+        raise MixscopeError(f"{option} {path}: the folder {path.parent} does not exist")
+
+
+@signals_app.command("run")
+def run(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Compute only this signal (repeatable). Default: all."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Documents per Arrow batch and per committed transaction.")
+    ] = 2048,
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes per batch.")] = 1,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME.KEY=VALUE signal parameter (repeatable); a new parameter set is a new "
+            "version stored beside the old one.",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(help="Publish finished work every this many documents (resume point)."),
+    ] = DEFAULT_CHUNK,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Compute signals for every document not yet scored; resumable after interruption."""
+    from analytics.signals import count_pending, resolve_signals, run_signals
+
+    if batch_size < 1 or jobs < 1 or checkpoint_every < 1:
+        raise MixscopeError("--batch-size, --jobs and --checkpoint-every must be at least 1")
+    signals = resolve_signals(only or None, parse_params(param))  # bad names: exit 2, no write
+    ws = Workspace.open(workspace)
+    pending = count_pending(ws.cursor(), signals)
+    names = ", ".join(s.name for s in signals)
+    console.print(f"{pending:,} documents to score for {names}")
+    computed: dict[str, int] = {s.name: 0 for s in signals}
+    seconds: dict[str, float] = {s.name: 0.0 for s in signals}
+    done = 0
+    t0 = time.perf_counter()
+    try:
+        with progress_callback() as cb, ws.write(job="signals run") as con:
+            while True:
+                scanned = [0]
+
+                def chunk_progress(stage: str, d: int, t: int, _s=scanned, _done=done) -> None:
+                    if stage == "scan":
+                        _s[0] = d
+                        if t:
+                            cb("scoring documents", _done + d, max(pending, _done + t))
+                    else:
+                        cb(stage, d, t)
+
+                res = run_signals(
+                    con,
+                    signals,
+                    batch_size=batch_size,
+                    max_docs=checkpoint_every,
+                    n_jobs=jobs,
+                    progress=chunk_progress,
+                    finalize=False,
+                )
+                for rec in res.itertuples(index=False):
+                    computed[rec.name] += int(rec.computed)
+                    seconds[rec.name] += float(rec.seconds)
+                if scanned[0] == 0:
+                    break
+                done += scanned[0]
+                ws.checkpoint(con)  # a kill from here on keeps these documents
+                if scanned[0] < checkpoint_every:
+                    break
+            final = run_signals(
+                con,
+                signals,
+                max_docs=0,
+                progress=lambda stage, d, t: None if stage == "scan" else cb(stage, d, t),
+                finalize=True,
+            )
+    except KeyboardInterrupt:
+        console.print(
+            f"[red]interrupted[/red]: {done:,} documents scored before the last checkpoint "
+            "are kept; run the same command again to continue."
+        )
+        raise typer.Exit(130) from None
+    elapsed = time.perf_counter() - t0
+    n_docs = _count_documents(ws)
+    table = Table("signal", "version", "newly scored", "scored", "coverage", "compute s")
+    for rec in final.itertuples(index=False):
+        table.add_row(
+            rec.name,
+            rec.version,
+            f"{computed[rec.name]:,}",
+            f"{int(rec.n_docs):,}",
+            f"{int(rec.n_docs) / n_docs:.1%}" if n_docs else "-",
+            f"{seconds[rec.name] + float(rec.seconds):.1f}",
+        )
+    stdout.print(table)
+    rate = f" ({done / elapsed:,.1f} docs/s)" if done and elapsed > 0 else ""
+    console.print(f"[green]scored[/green] {done:,} documents in {elapsed:.1f} s{rate}")
+
+
+def _count_documents(ws: Workspace) -> int:
+    from analytics.db import scalar
+
+    return int(scalar(ws.cursor(), "SELECT count(*) FROM documents") or 0)
+
+
+@signals_app.command("list")
+def list_cmd(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every signal and computed version: parameters, version, coverage."""
+    from analytics.signals import list_signals
+
+    ws = Workspace.open(workspace)
+    df = list_signals(ws.cursor())
+    if as_json:
+        typer.echo(df.to_json(orient="records", date_format="iso"))
+        return
+    table = Table("signal", "version", "params", "scored", "coverage", "computed at")
+    for r in df.itertuples(index=False):
+        version = r.version + ("" if r.is_default else " (custom)")
+        when = "" if r.computed_at is None or str(r.computed_at) == "NaT" else str(r.computed_at)
+        table.add_row(
+            r.name,
+            version,
+            escape(str(r.params)),
+            f"{int(r.n_docs):,}",
+            f"{r.coverage:.1%}",
+            when[:19],
+        )
+    stdout.print(table)
+
+
+@signals_app.command("describe")
+def describe(
+    name: Annotated[str | None, typer.Argument(help="One signal (default: all).")] = None,
+) -> None:
+    """Each signal's parameters (with defaults) and output columns."""
+    from analytics.signals import signal_info
+
+    for info in signal_info(name):
+        stdout.print(f"[bold]{info['name']}[/bold] ({info['kind']}, version {info['version']})")
+        stdout.print(f"  {info['description']}")
+        for p in info["params"]:
+            flag = f"--param {info['name']}.{p['name']}={json.dumps(p['default'])}"
+            stdout.print(f"  {flag}  {p['description']}")
+        for c in info["columns"]:
+            stdout.print(f"  column {c['name']} {c['type']}: {c['description']}")
+
+
+@app.command()
+def contamination(
+    eval_file: Annotated[Path, typer.Argument(help="Evaluation set: JSONL or CSV of texts.")],
+    text_field: Annotated[str, typer.Option(help="Field/column holding each text.")] = "text",
+    n: Annotated[int, typer.Option("--n", help="Words per n-gram.")] = 13,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the flagged document ids here, one per line.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the whole result (spans included) as JSON here.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Evaluation-set contamination: documents sharing a word n-gram with the eval texts."""
+    from analytics.signals.contamination import (
+        find_contamination,
+        read_eval_texts,
+        result_to_dict,
+        span_parts,
+    )
+
+    if n < 1:
+        raise MixscopeError("--n must be at least 1")
+    _check_out(out, "--out")
+    _check_out(report, "--report")
+    texts = read_eval_texts(eval_file, field=text_field)
+    ws = Workspace.open(workspace)
+    with progress_callback() as cb:
+        res = find_contamination(
+            ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
+        )
+    table = Table("source", "documents", "flagged", "flagged %")
+    per_source = res.per_source.sort_values(["flagged_docs", "source"], ascending=[False, True])
+    for r in per_source.itertuples(index=False):
+        frac = f"{r.flagged_frac:.2%}" if r.docs else "-"
+        table.add_row(escape(str(r.source)), f"{int(r.docs):,}", f"{int(r.flagged_docs):,}", frac)
+    stdout.print(table)
+    stdout.print(
+        f"{len(res.flagged):,} documents share a {n}-gram with {len(res.eval_matched):,} of "
+        f"{res.eval_texts:,} evaluation texts ({res.eval_too_short:,} shorter than {n} words "
+        "can never match)"
+    )
+    if len(res.flagged):
+        cur = ws.cursor()
+        for r in res.flagged.head(5).itertuples(index=False):
+            text = cur.execute("SELECT text FROM documents WHERE doc_id = ?", [r.doc_id]).fetchall()
+            parts = span_parts(text[0][0], r.spans[0], context=40)
+            before, match, after = (re.sub(r"\s+", " ", p) for p in parts)
+            stdout.print(f"  {r.doc_id} ({r.source}): ", end="", markup=False)
+            stdout.print(before, style="dim", end="", markup=False)
+            stdout.print(match, style="bold red", end="", markup=False)
+            stdout.print(after, style="dim", markup=False)
+    if out is not None:
+        _write_text_atomic(out, "".join(f"{i}\n" for i in res.flagged["doc_id"]))
+        console.print(f"flagged ids written to {out}")
+    if report is not None:
+        _write_text_atomic(report, json.dumps(result_to_dict(res)))
+        console.print(f"report written to {report}")
+
+
+@app.command()
+def concepts(
+    concept_file: Annotated[Path, typer.Argument(help="Text file, one concept per line.")],
+    accuracy: Annotated[
+        Path | None, typer.Option(help="CSV of per-concept accuracy (columns concept, accuracy).")
+    ] = None,
+    concept_col: Annotated[str, typer.Option(help="Concept column of the CSV.")] = "concept",
+    accuracy_col: Annotated[str, typer.Option(help="Accuracy column of the CSV.")] = "accuracy",
+    out: Annotated[
+        Path | None, typer.Option(help="Write counts per (concept, source) as CSV here.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Whole-word, case-insensitive concept counts per source; log-linear accuracy fit."""
+    from analytics.signals.concepts import (
+        concept_counts,
+        fit_concept_accuracy,
+        rank_frequency,
+        rare_concepts,
+        read_accuracy_csv,
+        read_concepts,
+    )
+
+    items = read_concepts(concept_file)
+    acc = None
+    if accuracy is not None:
+        acc = read_accuracy_csv(accuracy, concept_col=concept_col, accuracy_col=accuracy_col)
+    _check_out(out, "--out")
+    ws = Workspace.open(workspace)
+    counts = concept_counts(ws.cursor(), items)
+    ranked = rank_frequency(counts)
+    docs = counts.groupby("concept")["n_docs"].sum()
+    top: dict[str, list[str]] = {}
+    for r in counts[counts["count"] > 0].sort_values("count", ascending=False).itertuples():
+        if len(top.setdefault(r.concept, [])) < 3:
+            top[r.concept].append(f"{r.source} {int(r.count):,}")
+    table = Table("rank", "concept", "count", "documents", "share", "top sources")
+    for r in ranked.itertuples(index=False):
+        table.add_row(
+            str(r.rank),
+            escape(r.concept),
+            f"{int(r.count):,}",
+            f"{int(docs.get(r.concept, 0)):,}",
+            f"{r.share:.2%}",
+            escape(", ".join(top.get(r.concept, []))),
+        )
+    stdout.print(table)
+    rare = rare_concepts(counts)
+    never = "concept never occurs" if len(ranked) == 1 else "concepts never occur"
+    stdout.print(
+        f"{len(rare):,} of {len(ranked):,} {never}"
+        + (f": {', '.join(rare[:20])}{' ...' if len(rare) > 20 else ''}" if rare else ""),
+        markup=False,
+    )
+    if acc is not None:
+        fit = fit_concept_accuracy(counts, acc, concept_col=concept_col, accuracy_col=accuracy_col)
+        stdout.print(
+            f"[bold]fit[/bold] accuracy = {fit.slope:.4f} * log10(frequency) + {fit.intercept:.4f}"
+            f"  (R^2 = {fit.r2:.3f}, n = {fit.n}; {len(fit.excluded_zero)} with frequency 0 "
+            f"excluded, {len(fit.unmatched)} not in the concept list)"
+        )
+    if out is not None:
+        counts.to_csv(out, index=False)
+        console.print(f"counts written to {out}")

@@ -1,0 +1,216 @@
+"""A small signals workspace (a few hundred demo documents + three synthetic duplicates),
+shared by the signals CLI, page and browser tests, and checks of the signal conditions on it.
+
+`small_unscored_ws()` is the ingested workspace with no signal computed; `signals_ws()` is a
+copy with every signal computed once. Both are built once per test session (memoised here,
+since several test modules import the fixtures).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from analytics.filters import Condition, DocFilter
+from analytics.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "data" / "demo_corpus.parquet"
+PER_SOURCE = 14
+BASE = (
+    "The committee met on Tuesday to review the budget for the coming year and agreed that "
+    "the library would stay open late on weekdays while the museum would reduce its hours "
+    "during the winter months because fewer visitors come when the weather is cold and dark "
+    "and the roads near the old bridge are often closed for repairs"
+)
+SYNTHETIC = {
+    "syn/a": BASE,
+    "syn/b": BASE.replace("repairs", "maintenance"),  # near duplicate of a: last word changed
+    "syn/c": BASE.upper().replace(" AND ", " AND, "),  # exact duplicate of a once normalised
+}
+_CACHE: dict[str, Path] = {}
+
+
+def _build_unscored(root: Path) -> Path:
+    from analytics.ingest import ingest
+
+    src = root / "small.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (
+            SELECT id, text, source, domain, lang, date, url, title FROM (
+                SELECT *, row_number() OVER (PARTITION BY source ORDER BY id) AS k
+                FROM read_parquet('{DEMO}') WHERE length(text) BETWEEN 80 AND 5000)
+            WHERE k <= {PER_SOURCE}
+            UNION ALL
+            SELECT doc_id, text, 'synthetic', 'news', 'en', DATE '2024-06-01',
+                   'https://news.example.com/' || doc_id, NULL
+            FROM (SELECT unnest(?::VARCHAR[]) AS doc_id, unnest(?::VARCHAR[]) AS text)
+        ) TO '{src}' (FORMAT parquet)""",
+        [list(SYNTHETIC), list(SYNTHETIC.values())],
+    )
+    con.close()
+    ws_path = root / "unscored"
+    ingest(Workspace(ws_path), [str(src)], id_field="id")
+    return ws_path
+
+
+def small_unscored_path(tmp_path_factory) -> Path:
+    if "unscored" not in _CACHE:
+        _CACHE["unscored"] = _build_unscored(tmp_path_factory.mktemp("signals_small"))
+    return _CACHE["unscored"]
+
+
+def signals_path(tmp_path_factory) -> Path:
+    if "scored" not in _CACHE:
+        from analytics.signals import run_signals
+
+        dst = small_unscored_path(tmp_path_factory).parent / "scored"
+        shutil.copytree(small_unscored_path(tmp_path_factory), dst)
+        ws = Workspace(dst)
+        with ws.write(job="signals (test fixture)") as con:
+            run_signals(con, batch_size=128)
+        _CACHE["scored"] = dst
+    return _CACHE["scored"]
+
+
+def copy_of(src: Path, dst: Path) -> Workspace:
+    """A private, writable copy of a fixture workspace."""
+    shutil.copytree(src, dst)
+    return Workspace.open(dst)
+
+
+@pytest.fixture(scope="session")
+def signals_ws(tmp_path_factory) -> Workspace:
+    """Every signal computed once on a few hundred demo documents (read-only for tests)."""
+    return Workspace.open(signals_path(tmp_path_factory))
+
+
+@pytest.fixture
+def signals_ws_copy(tmp_path_factory, tmp_path) -> Workspace:
+    return copy_of(signals_path(tmp_path_factory), tmp_path / "scored")
+
+
+# ---------------------------------------------------------------------- checks on the fixture
+def count(ws: Workspace, flt: DocFilter) -> int:
+    where, params = flt.where()
+    return (
+        ws.cursor()
+        .execute(f"SELECT count(*) FROM documents WHERE {where}", params)
+        .fetchall()[0][0]
+    )
+
+
+def test_fixture_every_document_scored_exactly_once(signals_ws):
+    cur = signals_ws.cursor()
+    n = cur.execute("SELECT count(*) FROM documents").fetchall()[0][0]
+    assert 200 <= n <= 400
+    for name in ("gopher_quality", "language", "toxicity", "near_dup", "url_domain"):
+        rows, distinct = cur.execute(
+            f"SELECT count(*), count(DISTINCT doc_id) FROM signal_{name}"
+        ).fetchall()[0]
+        assert rows == distinct == n, name
+
+
+def test_signal_conditions_match_independent_sql(signals_ws):
+    cur = signals_ws.cursor()
+    flt = DocFilter(
+        conditions=(
+            Condition("signal", "gopher_repetition", "gopher_rep_pass", "eq", "true"),
+            Condition("signal", "compression", "compression_ratio", "ge", "0.35"),
+            Condition("signal", "language", "detected_lang", "in", "en,de"),
+        )
+    )
+    want = cur.execute(
+        """SELECT count(*) FROM documents d
+           JOIN signal_gopher_repetition r USING (doc_id)
+           JOIN signal_compression c USING (doc_id)
+           JOIN signal_language l USING (doc_id)
+           WHERE r.gopher_rep_pass AND c.compression_ratio >= 0.35
+             AND l.detected_lang IN ('en', 'de')"""
+    ).fetchall()[0][0]
+    assert 0 < want < count(signals_ws, DocFilter())
+    assert count(signals_ws, flt) == want
+    # the same filter survives the URL round trip
+    assert count(signals_ws, DocFilter.from_params(flt.to_params())) == want
+
+
+def test_condition_follows_the_latest_version_and_excludes_unscored(signals_ws_copy):
+    from analytics.signals import run_signals
+
+    ws = signals_ws_copy
+    flt = DocFilter(
+        conditions=(Condition("signal", "compression", "compression_ratio", "gt", "0"),)
+    )
+    n = count(ws, DocFilter())
+    assert count(ws, flt) == n
+    with ws.write(job="partial new version") as con:  # a new version scored on 10 documents
+        run_signals(con, "compression", params={"compression": {"level": 1}}, max_docs=10)
+    assert count(ws, flt) == 10  # latest version: the other documents are unscored there
+
+
+@pytest.mark.parametrize(
+    ("cond", "message"),
+    [
+        (Condition("signal", "nope", "x", "eq", "1"), "unknown signal 'nope'"),
+        (Condition("signal", "compression", "nope", "eq", "1"), "has no column 'nope'"),
+        (Condition("signal", "compression", "compression_ratio", "ge", "abc"), "expected a number"),
+        (Condition("signal", "c4_quality", "c4_pass", "ge", "true"), "takes eq or ne"),
+        (Condition("signal", "c4_quality", "c4_pass", "eq", "maybe"), "expected true or false"),
+    ],
+)
+def test_bad_conditions_are_clear_errors(cond, message):
+    with pytest.raises(ValueError, match=message):
+        DocFilter(conditions=(cond,)).where()
+
+
+def test_condition_impact_per_source_matches_independent_sql(signals_ws):
+    from analytics.signals.filtering import condition_impact
+
+    cur = signals_ws.cursor()
+    flt = DocFilter(
+        source=("python-doc", "linux-doc"),
+        conditions=(
+            Condition("signal", "c4_quality", "c4_pass", "eq", "true"),
+            Condition("signal", "compression", "compression_ratio", "ge", "0.35"),
+        ),
+    )
+    imp = condition_impact(cur, flt).set_index(["source", "filter"])
+    want = cur.execute(
+        """SELECT d.source, count(*) FILTER (WHERE NOT q.c4_pass),
+                  count(*) FILTER (WHERE s.compression_ratio < 0.35),
+                  coalesce(sum(d.n_tokens) FILTER (WHERE NOT q.c4_pass
+                                                   OR s.compression_ratio < 0.35), 0),
+                  count(*)
+           FROM documents d JOIN signal_c4_quality q USING (doc_id)
+           JOIN signal_compression s USING (doc_id)
+           WHERE d.source IN ('python-doc', 'linux-doc') GROUP BY 1"""
+    ).fetchall()
+    assert {s for s, _f in imp.index} == {"(all sources)", "python-doc", "linux-doc"}
+    for source, c4, comp, tok_all, docs in want:
+        assert imp.loc[(source, "c4_quality: pass"), "docs_removed"] == c4
+        assert imp.loc[(source, "compression_ratio ≥ 0.35"), "docs_removed"] == comp
+        assert imp.loc[(source, "all together"), "tokens_removed"] == tok_all
+        assert imp.loc[(source, "all together"), "docs"] == docs
+    total = imp.loc[("(all sources)", "all together")]
+    assert total["tokens_removed"] == sum(w[3] for w in want)
+
+
+def test_data_age_closed_form(signals_ws):
+    from analytics.signals.views import data_age
+
+    cur = signals_ws.cursor()
+    age = data_age(cur, DocFilter(source=("synthetic",)), cutoff="2024-06-01").set_index("source")
+    tokens = cur.execute(
+        "SELECT sum(n_tokens) FROM documents WHERE source = 'synthetic'"
+    ).fetchall()[0][0]
+    assert list(age.index) == ["(all sources)", "synthetic"]
+    assert age.loc["synthetic", "tokens_after"] == tokens  # dated on the cutoff: after
+    assert age.loc["synthetic", "share_before"] == 0.0
+    age = data_age(cur, DocFilter(source=("synthetic",)), cutoff="2024-06-02")
+    assert age.set_index("source").loc["synthetic", "share_before"] == 1.0
+    with pytest.raises(ValueError, match="expected a date"):
+        data_age(cur, cutoff="June")
