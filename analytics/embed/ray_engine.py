@@ -1,0 +1,215 @@
+"""Scale-out embedding with Ray Data: `read_parquet -> map_batches(actor pool) -> write_parquet`.
+
+The actors run the same `embed_texts` as the local path and write the same shard schema
+(doc_id string, embedding fixed_size_list<float32>[d]) plus a `manifest.json`, so an output
+directory `<workspace>/embeddings/<model_key>/` is read by the workspace like any local set.
+
+On an existing Ray cluster: export the texts with `export_texts` (or point at any Parquet
+with doc_id/text columns on shared storage), then call `embed_parquet_with_ray(...,
+ray_address="auto")` from a node of the cluster; `num_gpus_per_actor=1` places one model
+replica per GPU, `concurrency` sets the number of actors.
+
+Needs `pip install "ray[data]"`.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics.embed.encode import embed_texts
+from analytics.embed.errors import EmbedError
+from analytics.embed.models import DEFAULT_MODEL, load_embedder
+from analytics.embed.sample import sample_doc_ids
+from analytics.embed.store import EmbeddingSet, embeddings_table
+
+Progress = Callable[[str, int, int], None]
+
+
+class RayEmbedder:
+    """Ray Data callable class: loads the model once per actor, embeds Arrow batches."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_seq_length: int | None,
+        device: str,
+        batch_size: int,
+        id_column: str,
+        text_column: str,
+        dim: int | None = None,
+    ):
+        self.embedder = load_embedder(model, device=device, max_seq_length=max_seq_length, dim=dim)
+        self.batch_size = batch_size
+        self.id_column = id_column
+        self.text_column = text_column
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        ids = batch.column(self.id_column).combine_chunks().cast(pa.string())
+        texts = [t if t is not None else "" for t in batch.column(self.text_column).to_pylist()]
+        X = embed_texts(self.embedder, texts, batch_size=self.batch_size)
+        return embeddings_table(ids, X)
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise EmbedError('the Ray engine needs Ray Data: pip install "ray[data]"') from exc
+    _settle_fsspec_http()
+    return ray
+
+
+def _settle_fsspec_http() -> None:
+    """Ray Data (2.60) probes `fsspec.implementations.http` from several threads while
+    listing files and tolerates only ModuleNotFoundError. Without aiohttp, two threads
+    importing it at once can raise a plain ImportError ("cannot import name") and fail the
+    read at random. Import it once here; if it cannot be imported, mark it missing
+    (`sys.modules[name] = None`) so every later import raises ModuleNotFoundError at once."""
+    name = "fsspec.implementations.http"
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules.setdefault(name, None)
+
+
+def embed_parquet_with_ray(
+    input_glob: str | list[str],
+    output_dir: str | os.PathLike,
+    *,
+    model: str = DEFAULT_MODEL,
+    max_seq_length: int | None = None,
+    batch_size: int = 64,
+    rows_per_call: int = 1_024,
+    num_gpus_per_actor: float = 0,
+    num_cpus_per_actor: float | None = None,
+    concurrency: int = 1,
+    id_column: str = "doc_id",
+    text_column: str = "text",
+    rows_per_file: int = 100_000,
+    ray_address: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Embed Parquet files (`input_glob`: glob(s) with `id_column`/`text_column`) on Ray and
+    write shards + manifest.json to `output_dir`; return the manifest.
+
+    Actors: `concurrency` of them, each with `num_gpus_per_actor` GPUs (device 'cuda' when
+    > 0, else 'cpu') and `num_cpus_per_actor` CPUs (Ray's default 1; on a 1-CPU local
+    instance pass 0 so that Ray Data's 1-CPU read tasks can run beside the actor). Ray is
+    initialised locally unless it already is or `ray_address` is given. Refuses a non-empty
+    `output_dir` unless `overwrite=True` (its Parquet files are then removed first), so a set
+    never holds two copies of a document.
+    """
+    ray = _import_ray()
+    patterns = [input_glob] if isinstance(input_glob, str) else list(input_glob)
+    files = sorted({f for pat in patterns for f in glob.glob(os.path.expanduser(pat))})
+    if not files:
+        raise EmbedError(f"no Parquet files match {input_glob!r}.")
+    schema = pq.read_schema(files[0])
+    for col in (id_column, text_column):
+        if col not in schema.names:
+            raise EmbedError(
+                f"{files[0]}: no column {col!r}; columns are {', '.join(schema.names)}."
+            )
+    out = EmbeddingSet(output_dir)
+    if out.shard_paths():
+        if not overwrite:
+            raise EmbedError(
+                f"{output_dir} already holds {len(out.shard_paths())} Parquet files; choose an "
+                "empty directory or pass overwrite=True."
+            )
+        for p in out.shard_paths():
+            p.unlink()
+    # the driver loads the model once: it checks the name offline and gives dim/key/name
+    probe = load_embedder(model, device="cpu", max_seq_length=max_seq_length)
+    if not ray.is_initialized():
+        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
+    device = "cuda" if num_gpus_per_actor and num_gpus_per_actor > 0 else "cpu"
+    ds = ray.data.read_parquet(files, columns=[id_column, text_column])
+    ds = ds.map_batches(
+        RayEmbedder,
+        fn_constructor_kwargs={
+            "model": model,
+            "max_seq_length": probe.max_seq_length,
+            "device": device,
+            "batch_size": batch_size,
+            "id_column": id_column,
+            "text_column": text_column,
+            "dim": probe.dim,
+        },
+        batch_size=rows_per_call,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=int(concurrency)),
+        num_gpus=num_gpus_per_actor or None,
+        num_cpus=num_cpus_per_actor,
+    )
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    ds.write_parquet(str(output_dir), max_rows_per_file=int(rows_per_file))
+    if out.shard_paths():
+        out.check_dim(probe.dim)
+    info = probe.describe()
+    info.update(
+        {
+            "device": device,
+            "dtype": "float16" if device == "cuda" else "float32",
+            "normalized": True,
+            "engine": "ray",
+            "inputs": files[:100],
+        }
+    )
+    return out.write_manifest(info)
+
+
+def export_texts(
+    workspace: Any,
+    out_dir: str | os.PathLike,
+    *,
+    rows_per_file: int = 100_000,
+    sample: int | None = None,
+    stratify_by: str | None = None,
+    seed: int = 0,
+    skip_model_key: str | None = None,
+    max_chars: int | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Write doc_id/text Parquet files of a workspace's documents (or a sample) for a Ray
+    job; with `skip_model_key`, leave out documents already embedded under that key.
+    `max_chars` clips texts (e.g. 20 x max_seq_length) to keep the files small."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cur = workspace.cursor()
+    joins = ""
+    if sample is not None:
+        cur.register(
+            "_mx_target",
+            pa.table({"doc_id": sample_doc_ids(cur, sample, stratify_by=stratify_by, seed=seed)}),
+        )
+        joins += " SEMI JOIN _mx_target t ON d.doc_id = t.doc_id"
+    if skip_model_key:
+        done = EmbeddingSet.for_workspace(workspace, skip_model_key).doc_ids().combine_chunks()
+        cur.register("_mx_embedded", pa.table({"doc_id": done}))
+        joins += " ANTI JOIN _mx_embedded e ON d.doc_id = e.doc_id"
+    text = "d.text" if not max_chars else f"left(d.text, {int(max_chars)})"
+    reader = cur.sql(f"SELECT d.doc_id, {text} AS text FROM documents d{joins}").to_arrow_reader(
+        rows_per_file
+    )
+    paths: list[Path] = []
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        path = out / f"texts-{len(paths):05d}.parquet"
+        pq.write_table(pa.Table.from_batches([batch]), path, compression="zstd")
+        paths.append(path)
+        if progress:
+            progress("export", len(paths), 0)
+    return paths
