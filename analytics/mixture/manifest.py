@@ -45,6 +45,7 @@ MAX_PHASES = 100
 
 Order = Literal["shuffled", "ascending-quality", "descending-quality", "as-is"]
 Scalar = str | int | float | bool | None
+Param = Scalar | list[Scalar]
 
 
 class _Model(BaseModel):
@@ -69,7 +70,9 @@ class Selection(_Model):
     """
 
     sql: str = Field(min_length=1, max_length=100_000)
-    params: list[Scalar] = Field(default_factory=list)
+    params: list[Param] = Field(
+        default_factory=list, description="bound parameters (dates as ISO strings)"
+    )
     snapshot_hash: str = Field(min_length=1, max_length=256)
     doc_ids_hash: str = Field(min_length=1, max_length=256)
     group_by: str | None = Field(
@@ -77,6 +80,11 @@ class Selection(_Model):
     )
     group_value: str | None = Field(
         default=None, description="value of the group expression (null group: None)"
+    )
+    filter: dict[str, str] | None = Field(
+        default=None,
+        description="the dashboard filter the selection was built from, as its URL parameters "
+        "(provenance; the SQL and params above are what reproduce it)",
     )
 
 
@@ -235,7 +243,7 @@ def _format_errors(exc: ValidationError, source: str | None) -> ManifestError:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         path = _loc(err.get("loc", ()))
-        if err.get("type") not in ("value_error", "assertion_error") and "input" in err:
+        if err.get("type") not in ("value_error", "assertion_error", "missing") and "input" in err:
             shown = repr(err["input"])
             msg = f"{msg} (got {shown[:80]})"
         for sub in msg.split("\n"):

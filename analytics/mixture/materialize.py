@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,10 +35,19 @@ import pandas as pd
 
 from .errors import MixtureError, ReproductionError, SelectionError
 from .manifest import Manifest, Phase
-from .selection import _check_select, _digest, _quote, reproduce, snapshot_hash, table_columns
+from .selection import (
+    DOC_REF,
+    _check_select,
+    _digest,
+    _quote,
+    reproduce,
+    snapshot_hash,
+    table_columns,
+)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Format = Literal["jsonl", "parquet"]
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -60,17 +69,30 @@ def _safe_name(name: str) -> str:
     return s or "phase"
 
 
-def _order_by(phase: Phase, cols: list[str]) -> tuple[str, list[Any]]:
+def _quality_expr(
+    phase: Phase, cols: list[str], derived: Mapping[str, str] | None, doc_ref: str
+) -> str:
+    """SQL of the phase's ``order_column``: a column of the table or a derived value."""
+    col = phase.order_column or ""
+    if col in cols:
+        return f"{doc_ref}.{_quote(col)}"
+    if derived and col in derived:
+        return "(" + derived[col].replace(DOC_REF, doc_ref) + ")"
+    raise SelectionError(
+        f"phases[{phase.name!r}].order_column: {col!r} is not a column of the documents table"
+        + (f" nor one of the derived values {sorted(derived)}" if derived else "")
+    )
+
+
+def _order_by(
+    phase: Phase, cols: list[str], derived: Mapping[str, str] | None = None
+) -> tuple[str, list[Any]]:
     shuffle = "md5_number(? || doc_id || ':' || CAST(rep AS VARCHAR))"
     if phase.order == "shuffled":
         return shuffle, []
     if phase.order == "as-is":
         return '"group", doc_id, rep', []
-    col = phase.order_column or ""
-    if col not in cols:
-        raise SelectionError(
-            f"phases[{phase.name!r}].order_column: {col!r} is not a column of the documents table"
-        )
+    _quality_expr(phase, cols, derived, "d")  # raises for an unknown column
     direction = "ASC NULLS FIRST" if phase.order == "ascending-quality" else "DESC NULLS LAST"
     return f"rep, q {direction}, {shuffle}", []
 
@@ -250,6 +272,8 @@ def materialize(
     table: str = "documents",
     verify: bool = True,
     overwrite: bool = False,
+    derived: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> MaterializeResult:
     """Write the manifest's documents (with repeats) to ``out_dir/<phase>/part-NNNNN.<ext>``.
 
@@ -265,6 +289,10 @@ def materialize(
     and doc_ids_hash are checked on the collected selection before anything is written
     (groups with 0 target tokens are not materialised and not checked).
     ``out_dir`` must not exist unless ``overwrite``; nothing appears there until the end.
+    ``derived`` (name -> SQL template, see :mod:`.selection`) resolves an ``order_column`` that
+    is not a column of ``table`` (e.g. a signal's score). ``progress(stage, done, total)`` is
+    called after each phase's selection and each shard written; an exception it raises (a
+    cancelled job) aborts the run and leaves nothing behind.
     """
     if isinstance(con, (str, os.PathLike)):
         own = open_for_materialize(con)
@@ -282,6 +310,8 @@ def materialize(
                 table=table,
                 verify=verify,
                 overwrite=overwrite,
+                derived=derived,
+                progress=progress,
             )
         finally:
             own.close()
@@ -337,6 +367,7 @@ def materialize(
         "columns": ["doc_id", "group", "repeat", "n_tokens", *extra],
         "phases": [],
     }
+    report = progress or (lambda stage, done, total: None)
     try:
         for phase in manifest.phases:
             if phase.name not in wanted:
@@ -345,10 +376,13 @@ def materialize(
             if pdir.exists():  # two phase names that sanitise to the same directory name
                 pdir = tmp / f"{_safe_name(phase.name)}-{len(summary['phases'])}"
             pdir.mkdir()
+            stage = f"phase {phase.name}"
+            report(f"{stage}: selecting", 0, 1)
             stats = _phase_samples(con, phase, seed=s, sel=sel, smp=smp, verify=verify)
-            order_sql, _ = _order_by(phase, cols)
+            report(f"{stage}: selecting", 1, 1)
+            order_sql, _ = _order_by(phase, cols, derived)
             qsel = (
-                f", d.{_quote(phase.order_column)} AS q"
+                f", {_quality_expr(phase, cols, derived, 'd')} AS q"
                 if phase.order in ("ascending-quality", "descending-quality")
                 else ""
             )
@@ -373,6 +407,7 @@ def materialize(
             )
             order_tail = "" if ordered_scans else " ORDER BY rowid"
             shard_info = []
+            report(f"{stage}: writing shards", 0, len(ranges))
             for k, (lo, hi) in enumerate(ranges):
                 f = pdir / f"part-{k:05d}.{ext}"
                 con.execute(
@@ -382,6 +417,7 @@ def materialize(
                 )
                 files.append(f)
                 shard_info.append(f.name)
+                report(f"{stage}: writing shards", k + 1, len(ranges))
             samples_f = pdir / "samples.parquet"
             con.execute(
                 f'COPY (SELECT doc_id, "group", repeats FROM {smp} ORDER BY "group", doc_id) '

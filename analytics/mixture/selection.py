@@ -16,14 +16,26 @@ forms ``year(col)``, ``month(col)``, ``lower(col)``, ``json(col, key)`` (``json_
 of ``$.key``), ``bin(col, width)`` (``floor(col / width) * width``), where ``col`` must be a column
 of the table (optionally restricted by ``columns``). A group's id is its value cast to VARCHAR
 (``"(null)"`` for NULL). Filters are ``(sql, params)`` pairs built by trusted code; they are
-checked to form a single SELECT and always bound as parameters.
+checked to form a single SELECT and always bound as parameters. Parameters are stored in the
+manifest as JSON values: dates become ISO strings (DuckDB casts them back when comparing with a
+DATE column), tuples become lists.
+
+``derived`` columns extend the allowed names with per-document values that live in other
+tables (a map's cluster, a signal's column): a mapping name -> SQL template built by trusted
+code (see :mod:`analytics.mixture.builder`), where ``{doc}`` stands for the documents table (or
+its alias) so the template can be a correlated scalar subquery. A derived name is usable
+wherever a column is (``bin(compression_ratio, 0.1)``); the stored selection SQL holds the
+expanded subquery, so :func:`reproduce` needs nothing but the workspace.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import decimal
 import hashlib
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +57,35 @@ _BIN = re.compile(
 )
 
 Where = tuple[str, Sequence[Any]]
+Derived = Mapping[str, str]
+DOC_REF = "{doc}"
+
+
+def json_param(value: Any, *, where: str = "where") -> Any:
+    """A filter parameter as the JSON value stored in a manifest (and bound when counting).
+
+    str/int/bool/None stay; finite floats stay; dates and datetimes become ISO 8601 strings;
+    Decimals become floats; tuples/lists become lists of such scalars. Anything else raises
+    :class:`SelectionError`.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SelectionError(f"{where}: parameter {value!r} is not a finite number")
+        return value
+    if isinstance(value, decimal.Decimal):
+        return json_param(float(value), where=where)
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        out = [json_param(v, where=where) for v in value]
+        if any(isinstance(v, list) for v in out):
+            raise SelectionError(f"{where}: nested list parameters are not supported")
+        return out
+    raise SelectionError(
+        f"{where}: parameter of type {type(value).__name__} cannot be stored in a manifest"
+    )
 
 
 def _quote(ident: str) -> str:
@@ -62,14 +103,27 @@ def table_columns(con: Any, table: str = "documents") -> list[str]:
     return [d[0] for d in cur.description]
 
 
-def group_expression(spec: str, *, columns: Sequence[str]) -> str:
-    """SQL for a whitelisted group specification (see the module docstring)."""
-    allowed = set(columns)
+def group_expression(
+    spec: str,
+    *,
+    columns: Sequence[str],
+    derived: Derived | None = None,
+    doc_ref: str = '"documents"',
+) -> str:
+    """SQL for a whitelisted group specification (see the module docstring).
+
+    ``derived`` names (not shadowing a column) expand to their template with ``{doc}``
+    replaced by ``doc_ref``.
+    """
+    extra = {k: v for k, v in (derived or {}).items() if k not in set(columns)}
+    allowed = set(columns) | set(extra)
     s = str(spec).strip()
 
     def col(name: str) -> str:
         if name not in allowed:
             raise SelectionError(f"group_by: unknown column {name!r}; allowed: {sorted(allowed)}")
+        if name in extra:
+            return "(" + extra[name].replace(DOC_REF, doc_ref) + ")"
         return _quote(name)
 
     if _IDENT.match(s):
@@ -132,10 +186,15 @@ def snapshot_hash(con: Any, *, table: str = "documents") -> str:
 
 
 def selection_sql(
-    *, group_by: str, table: str = "documents", where: Where | None = None, columns: Sequence[str]
+    *,
+    group_by: str,
+    table: str = "documents",
+    where: Where | None = None,
+    columns: Sequence[str],
+    derived: Derived | None = None,
 ) -> str:
     """The per-group SELECT stored in a manifest (last placeholder = the group value)."""
-    expr = group_expression(group_by, columns=columns)
+    expr = group_expression(group_by, columns=columns, derived=derived, doc_ref=_quote(table))
     fsql = "TRUE" if where is None or not where[0].strip() else where[0]
     return (
         f"SELECT doc_id, n_tokens FROM {_quote(table)} WHERE ({fsql}) "
@@ -150,15 +209,18 @@ def group_counts(
     where: Where | None = None,
     table: str = "documents",
     columns: Sequence[str] | None = None,
+    derived: Derived | None = None,
 ) -> pd.DataFrame:
     """Per-group ``group, group_value, documents, tokens, doc_ids_hash`` of the filtered table.
 
     One aggregate query. Raises :class:`SelectionError` when selected rows lack ``n_tokens``.
+    The filter's parameters are bound as :func:`json_param` values (as a manifest stores them).
     """
     cols = table_columns(con, table)
     allowed = [c for c in cols if columns is None or c in columns]
-    expr = group_expression(group_by, columns=allowed)
+    expr = group_expression(group_by, columns=allowed, derived=derived, doc_ref=_quote(table))
     fsql, params = _where(con, where, table)
+    params = [json_param(p) for p in params]
     rows = con.execute(
         f"SELECT g, {_AGG} FROM (SELECT CAST(({expr}) AS VARCHAR) AS g, doc_id, n_tokens, "
         "md5_number(doc_id) AS h "
@@ -197,13 +259,16 @@ def group_selections(
     where: Where | None = None,
     table: str = "documents",
     columns: Sequence[str] | None = None,
+    derived: Derived | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Selection]]:
     """Counts per group plus a manifest :class:`Selection` per group (sharing one snapshot hash)."""
-    counts = group_counts(con, group_by=group_by, where=where, table=table, columns=columns)
+    counts = group_counts(
+        con, group_by=group_by, where=where, table=table, columns=columns, derived=derived
+    )
     cols = [c for c in table_columns(con, table) if columns is None or c in columns]
-    sql = selection_sql(group_by=group_by, table=table, where=where, columns=cols)
+    sql = selection_sql(group_by=group_by, table=table, where=where, columns=cols, derived=derived)
     snap = snapshot_hash(con, table=table)
-    base = list(where[1]) if where is not None else []
+    base = [json_param(p) for p in where[1]] if where is not None else []
     sels = {
         r.group: Selection(
             sql=sql,
@@ -221,11 +286,15 @@ def group_selections(
 def selection_stats(con: Any, selection: Selection) -> dict[str, Any]:
     """Re-run a stored selection: ``documents``, ``tokens``, ``doc_ids_hash``."""
     _check_select(con, selection.sql, what="selection.sql")
-    n, tok, missing, x, s = con.execute(
-        f"SELECT {_AGG} FROM (SELECT doc_id, n_tokens, md5_number(doc_id) AS h FROM "
-        f"({selection.sql}) AS sel)",
-        list(selection.params),
-    ).fetchone()
+    try:
+        n, tok, missing, x, s = con.execute(
+            f"SELECT {_AGG} FROM (SELECT doc_id, n_tokens, md5_number(doc_id) AS h FROM "
+            f"({selection.sql}) AS sel)",
+            list(selection.params),
+        ).fetchone()
+    except Exception as exc:  # duckdb errors: missing table, refused file access, bad params
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SelectionError(f"selection.sql: cannot be run on this workspace: {first}") from None
     return {
         "documents": int(n),
         "tokens": int(tok or 0),
@@ -272,9 +341,12 @@ def reproduce(
             if g.selection is None:
                 unverified.append(label)
                 continue
-            key = (g.selection.sql, tuple(g.selection.params))
+            key = (g.selection.sql, repr(g.selection.params))
             if key not in cache:
-                cache[key] = selection_stats(con, g.selection)
+                try:
+                    cache[key] = selection_stats(con, g.selection)
+                except SelectionError as exc:
+                    raise SelectionError(f"{label}: {exc}") from None
             st = cache[key]
             problems = []
             if st["documents"] == 0 and g.documents > 0:

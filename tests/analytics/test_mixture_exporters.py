@@ -1,19 +1,26 @@
 """Exporters, checked with the real consumer libraries where they are importable.
 
-megatron-core and datasets are installed in the project venv. ai2-olmo-core,
+megatron-core and datasets are installed in the project venv (dev extras). ai2-olmo-core,
 mosaicml-streaming and litdata pull CUDA torch or conflicting pins, so they are not project
-dependencies: their tests run when the package is importable (e.g. installed with
-``pip install --no-deps`` into a side directory on PYTHONPATH) and are skipped otherwise.
+dependencies: .ci/run installs them with ``pip install --no-deps`` (plus their light
+dependencies, pinned) into a side folder, ``$MIXSCOPE_CONSUMERS`` (default ``.consumers`` at the
+repository root). The ``consumer`` fixture appends that folder to ``sys.path`` for the test that
+asks for it only (removing it, and the modules loaded from it, afterwards), so the main
+environment is never shadowed. A missing consumer library skips its test locally and FAILS it
+when ``CI=true``.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import importlib
 import json
+import os
 import sys
 import types
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,6 +62,46 @@ def manifest(weights=WEIGHTS, tokens=TOKENS, docs=DOCS, budget=10_000, locators=
     )
 
 
+ROOT = Path(__file__).resolve().parents[2]
+CONSUMERS = Path(os.environ.get("MIXSCOPE_CONSUMERS") or ROOT / ".consumers")
+
+
+def missing(what: str, exc: BaseException) -> None:
+    """Skip locally; fail in CI, where .ci/run installs every consumer library."""
+    msg = f"{what} is not importable ({exc}); .ci/run installs it into {CONSUMERS}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def consumer():
+    """``consumer(module)`` imports a consumer library, looking in the side folder too.
+
+    The folder is appended to ``sys.path`` (the main environment keeps precedence) for this
+    test only; afterwards it is removed together with every module loaded from it.
+    """
+    added = CONSUMERS.is_dir() and str(CONSUMERS) not in sys.path
+    if added:
+        sys.path.append(str(CONSUMERS))
+        importlib.invalidate_caches()
+
+    def load(module: str):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            missing(module, exc)
+
+    yield load
+    if added:
+        sys.path.remove(str(CONSUMERS))
+        root = str(CONSUMERS) + os.sep
+        for name, mod in list(sys.modules.items()):
+            if (getattr(mod, "__file__", None) or "").startswith(root):
+                del sys.modules[name]
+        importlib.invalidate_caches()
+
+
 def decimal_sum(values) -> Decimal:
     return sum(Decimal(repr(float(v))) for v in values)
 
@@ -77,8 +124,8 @@ def test_registry():
 
 
 @pytest.mark.slow
-def test_megatron_blend_parsed_by_megatron_core(tmp_path):
-    utils = pytest.importorskip("megatron.core.datasets.utils")
+def test_megatron_blend_parsed_by_megatron_core(tmp_path, consumer):
+    utils = consumer("megatron.core.datasets.utils")
     ex = export_manifest(manifest(), "megatron", seq_length=100)
     files = write_export(ex, tmp_path / "meg")
     args_text = (tmp_path / "meg" / "main.data-args").read_text()
@@ -126,8 +173,8 @@ def test_olmo_core_ratios_sum_to_exactly_one():
     ]  # caps.max_epochs
 
 
-def test_olmo_core_config_builds_with_olmo_core(tmp_path):
-    pytest.importorskip("olmo_core")
+def test_olmo_core_config_builds_with_olmo_core(tmp_path, consumer):
+    consumer("olmo_core")
     from olmo_core.data.source_mixture import SourceMixtureDatasetConfig
 
     # A: 4096 tokens used once, B: 2048 tokens repeated twice (epochs 2.0)
@@ -154,12 +201,13 @@ def test_olmo_core_config_builds_with_olmo_core(tmp_path):
 # ----------------------------------------------------------------- MosaicML streaming
 
 
-def _import_streaming():
+def _import_streaming(consumer):
+    """``import streaming`` (the ``consumer`` fixture has put the side folder on the path)."""
     try:
         import streaming  # noqa: F401
     except ModuleNotFoundError as exc:
         if exc.name != "torchvision":
-            pytest.skip("mosaicml-streaming is not installed")
+            missing("mosaicml-streaming", exc)
         # streaming/__init__ imports its vision subpackage, which needs torchvision (only a CUDA
         # build is on PyPI); Stream/StreamingDataset/MDSWriter do not use it, so stub it.
         for k in [k for k in sys.modules if k.startswith(("streaming", "torchvision"))]:
@@ -189,8 +237,8 @@ def _import_streaming():
 
 
 @pytest.mark.slow
-def test_mosaic_streams_drive_streaming_dataset(tmp_path):
-    streaming = _import_streaming()
+def test_mosaic_streams_drive_streaming_dataset(tmp_path, consumer):
+    streaming = _import_streaming(consumer)
     mean = {g: TOKENS[g] // DOCS[g] for g in TOKENS}
     locs = {g: [str(tmp_path / g)] for g in TOKENS}
     for g in TOKENS:
@@ -233,8 +281,8 @@ def test_mosaic_remote_locators_and_token_blocks():
 
 
 @pytest.mark.slow
-def test_hf_interleave_datasets_empirical_mix():
-    datasets = pytest.importorskip("datasets")
+def test_hf_interleave_datasets_empirical_mix(consumer):
+    datasets = consumer("datasets")
     ex = export_manifest(manifest(), "hf-datasets")
     cfg = json.loads(ex.files["main.interleave.json"])
     assert cfg["probabilities"] == pytest.approx([PER_DOC[g] for g in TOKENS], abs=1e-9)
@@ -271,8 +319,8 @@ def test_hf_interleave_datasets_empirical_mix():
 
 
 @pytest.mark.slow
-def test_litdata_combined_streaming_dataset(tmp_path):
-    litdata = pytest.importorskip("litdata")
+def test_litdata_combined_streaming_dataset(tmp_path, consumer):
+    litdata = consumer("litdata")
     from litdata.streaming.writer import BinaryWriter
 
     locs = {}
@@ -338,8 +386,12 @@ def test_locator_handling_and_zero_weights(tmp_path):
     ex = export_manifest(m, "megatron")
     assert ex.data["main"]["blend"] == ["0.3", "/w/a", "0.3", "/w/b", "0.4", "/b"]
     assert any("split equally" in n for n in ex.notes) and any(
-        "weight 0 omitted" in n for n in ex.notes
+        "receiving no tokens omitted: ['code']" in n for n in ex.notes
     )
+    tiny = manifest(weights={"web": 0.6, "books": 0.4, "code": 1e-30})  # a fit's leftover
+    assert tiny.phases[0].groups[2].target_tokens == 0
+    for fmt in ("megatron", "olmo-core", "hf-datasets"):  # never written as a 0 weight
+        assert "code" not in json.dumps(export_manifest(tiny, fmt).data), fmt
     no_loc = manifest(locators={"web": [], "books": ["/b"], "code": ["/c"]})
     with pytest.raises(ExportError, match=r"phases\[0\]\.groups\[0\]\.locators"):
         export_manifest(no_loc, "gpt-neox")

@@ -85,11 +85,13 @@ def select_phases(manifest: Manifest, phase: str | None) -> list[tuple[int, Phas
 
 
 def active_groups(phase: Phase, notes: list[str]) -> list[tuple[int, Group]]:
-    """Groups with weight > 0 (the others are dropped, with a note)."""
-    out = [(j, g) for j, g in enumerate(phase.groups) if g.weight > 0]
-    dropped = [g.id for g in phase.groups if g.weight <= 0]
+    """Groups that receive tokens: weight > 0 and target_tokens > 0 (the others are dropped,
+    with a note). A weight so small that the plan gives it no token (e.g. 1e-30 left by an
+    iterative fit) would otherwise be written as a 0 that some trainers reject."""
+    out = [(j, g) for j, g in enumerate(phase.groups) if g.weight > 0 and g.target_tokens > 0]
+    dropped = [g.id for g in phase.groups if not (g.weight > 0 and g.target_tokens > 0)]
     if dropped:
-        notes.append(f"phase {phase.name!r}: groups with weight 0 omitted: {dropped}")
+        notes.append(f"phase {phase.name!r}: groups receiving no tokens omitted: {dropped}")
     return out
 
 

@@ -1,0 +1,585 @@
+"""Mixture commands: mix list|show|create|export|materialize|validate|reproduce."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import typer
+from rich.table import Table
+
+from analytics.errors import MixscopeError
+from analytics.workspace import Workspace
+from dashboard.cli import app
+from dashboard.cli.core import WorkspaceOpt
+from dashboard.cli.progress import console, progress_callback
+
+mix_app = typer.Typer(
+    help="Compose, save, export, materialise and reproduce mixtures.", no_args_is_help=True
+)
+app.add_typer(mix_app, name="mix")
+
+MANIFEST_FORMATS = ("yaml", "json")
+_REF = re.compile(r"^(?P<name>.+?)(?:@(?P<version>[0-9]+))?$")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _one_line(exc: Exception) -> str:
+    """A mixture error as one line (a manifest's problem list joined with '; ')."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        head = str(exc).split("\n", 1)[0].rstrip(":")
+        return f"{head}: " + "; ".join(problems)
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the mixture library's input errors into one-line CLI errors (exit 2)."""
+    from analytics.mixture import MixtureError, ReproductionError
+
+    try:
+        yield
+    except MixscopeError:
+        raise
+    except ReproductionError as exc:  # keep the per-group listing, one group per line
+        raise MixscopeError(str(exc)) from None
+    except MixtureError as exc:
+        raise MixscopeError(_one_line(exc)) from None
+    except ImportError as exc:
+        raise MixscopeError(str(exc)) from None
+    except ValueError as exc:  # e.g. a DocFilter/plan error raised as a plain ValueError
+        raise MixscopeError(_one_line(exc)) from None
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION``."""
+    m = _REF.match(ref.strip())
+    if not m:
+        raise MixscopeError(f"mixture: {ref!r} is not NAME or NAME@VERSION")
+    return m.group("name"), (int(m.group("version")) if m.group("version") else None)
+
+
+def _is_file_ref(ref: str) -> bool:
+    p = Path(ref)
+    return p.suffix.lower() in (".yaml", ".yml", ".json") or p.is_file()
+
+
+def load_ref(ref: str, workspace: Path | None):
+    """A manifest from a file path (.yaml/.yml/.json) or a saved ``NAME[@VERSION]``."""
+    from analytics.mixture import load_mixture, read_manifest
+
+    if _is_file_ref(ref):
+        return read_manifest(ref)
+    name, version = parse_ref(ref)
+    ws = Workspace.open(workspace)
+    cur = ws.cursor()
+    if not _has_mixtures_table(cur):
+        raise MixscopeError(f"no saved mixture {name!r}: this workspace has no saved mixtures")
+    return load_mixture(cur, name, version)
+
+
+def _has_mixtures_table(cur) -> bool:
+    rows = cur.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mixtures' "
+        "AND table_catalog = current_database()"
+    ).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def parse_value(text: str) -> Any:
+    """A ``--param`` value: number (``inf`` allowed), true/false, else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("inf", "infinity"):
+        return math.inf
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise MixscopeError(f"--param: expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def filter_from_url(query: str | None):
+    """A DocFilter from the query string of an Explore link (``src=a,b&lang=en``)."""
+    from analytics.filters import DocFilter
+
+    if not query:
+        return DocFilter()
+    q = query.split("?", 1)[1] if "?" in query else query
+    return DocFilter.from_params(dict(parse_qsl(q, keep_blank_values=False)))
+
+
+# ----------------------------------------------------------------------------- list / show
+
+
+@mix_app.command("list")
+def list_cmd(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Saved mixtures: one row per version."""
+    from analytics.mixture import list_mixtures
+
+    cur = Workspace.open(workspace).cursor()
+    df = list_mixtures(cur) if _has_mixtures_table(cur) else None
+    if as_json:
+        rows = [] if df is None else df.to_dict(orient="records")
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if df is None or df.empty:
+        console.print("no saved mixtures (create one with `mixscope mix create` or the page)")
+        return
+    table = Table("name", "version", "created", "phases", "total tokens", "note")
+    for r in df.itertuples(index=False):
+        table.add_row(
+            r.name,
+            str(r.version),
+            str(r.created_at)[:19],
+            str(r.phases),
+            f"{int(r.total_tokens):,}",
+            r.note or "",
+        )
+    console.print(table)
+
+
+@mix_app.command("show")
+def show_cmd(
+    ref: Annotated[str, typer.Argument(help="NAME[@VERSION] or a manifest file.")],
+    workspace: WorkspaceOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (default), yaml or json (the manifest).")
+    ] = "table",
+) -> None:
+    """One mixture: its phases, groups, weights, target tokens and epochs."""
+    from analytics.mixture import dumps_manifest
+
+    with user_errors():
+        m = load_ref(ref, workspace)
+        if fmt in MANIFEST_FORMATS:
+            typer.echo(dumps_manifest(m, fmt=fmt), nl=False)
+            return
+        if fmt != "table":
+            raise MixscopeError(f"--format: expected table, yaml or json, got {fmt!r}")
+    console.print(
+        f"[bold]{ref}[/bold]: {m.total_tokens:,} tokens ({m.weight_basis} basis), seed {m.seed}, "
+        f"tokenizer {m.tokenizer.name}, snapshot {m.corpus_snapshot_hash[:19]}"
+    )
+    for ph in m.phases:
+        method = ph.groups[0].method
+        console.print(
+            f"phase [bold]{ph.name}[/bold]: {ph.budget_tokens:,} tokens, order {ph.order}, "
+            f"method {method.name} {json.dumps(method.params, default=str)[:120]}"
+        )
+        table = Table("group", "weight", "target tokens", "available tokens", "documents", "epochs")
+        for g in ph.groups:
+            warn = " [yellow](> 4)[/yellow]" if g.epochs > 4 else ""
+            table.add_row(
+                g.id,
+                f"{g.weight:.4f}",
+                f"{g.target_tokens:,}",
+                f"{g.tokens:,}",
+                f"{g.documents:,}",
+                f"{g.epochs:.3f}{warn}",
+            )
+        console.print(table)
+
+
+# ----------------------------------------------------------------------------- create
+
+
+def strategy_weights(
+    strategy: str,
+    params: dict[str, Any],
+    *,
+    cur,
+    flt,
+    group_by: str,
+    counts,
+    budget: int,
+    seed: int,
+):
+    """The weights of ``strategy`` for the CLI (the same library calls the page makes)."""
+    from analytics.mixture import StrategyInputError
+    from analytics.mixture import builder as b
+
+    tokens = dict(zip(counts["group"], counts["tokens"]))
+    groups = list(tokens)
+    if strategy in b.TOKEN_STRATEGIES:
+        return b.token_strategy_weights(strategy, tokens, budget=budget, params=params)
+    if strategy == "target_matching":
+        target = params.pop("target", None)
+        if not target:
+            raise StrategyInputError("--param target=FILE: target_matching needs target texts")
+        per_group = int(params.pop("per_group", 200))
+        max_chars = int(params.pop("max_chars", 4000))
+        buckets = int(params.pop("buckets", 10_000))
+        if params:
+            raise StrategyInputError(f"--param: unknown target_matching option(s) {sorted(params)}")
+        path = Path(str(target))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StrategyInputError(f"{path}: cannot read the target texts ({exc})") from None
+        texts = b.split_target_texts(text, name=path.name)
+        feats = b.group_ngram_features(
+            cur,
+            flt,
+            group_by=group_by,
+            per_group=per_group,
+            max_chars=max_chars,
+            buckets=buckets,
+            seed=seed,
+        )
+        return b.target_matching_from_texts(
+            feats,
+            texts,
+            tokens=tokens,
+            buckets=buckets,
+            sample={"per_group": per_group, "max_chars": max_chars, "seed": seed},
+        )
+    if strategy in ("regmix", "mixing_law"):
+        runs = params.pop("runs", None)
+        if not runs:
+            raise StrategyInputError(f"--param runs=CSV: {strategy} needs a CSV of proxy runs")
+        df_w, losses = b.read_proxy_runs(Path(str(runs)), groups=groups)
+        return b.fit_proxy_runs(strategy, df_w, losses, groups=groups, seed=seed, **params)
+    if strategy == "quality_diversity":
+        qcol = params.pop("quality", None)
+        if not qcol:
+            raise StrategyInputError("--param quality=COLUMN: quality_diversity needs a score")
+        docs = b.quality_docs(cur, flt, group_by=group_by, quality_column=str(qcol), seed=seed)
+        return b.quality_diversity_for(
+            docs,
+            groups,
+            quality_column=str(qcol),
+            thresholds=params.pop("threshold", None),
+            sharpness=float(params.pop("sharpness", 0.0)),
+        )
+    raise StrategyInputError(
+        f"--strategy: unknown strategy {strategy!r}; expected one of "
+        f"{', '.join([*b.TOKEN_STRATEGIES, 'target_matching', 'quality_diversity', 'regmix', 'mixing_law'])}"  # noqa: E501
+    )
+
+
+@mix_app.command("create")
+def create_cmd(
+    name: Annotated[str, typer.Argument(help="Name to save the mixture under (a new version).")],
+    group_by: Annotated[
+        str,
+        typer.Option(
+            "--group-by",
+            help="source, domain, lang, year(date), cluster, a signal column, bin(col, width), "
+            "json(metadata, key) ...",
+        ),
+    ],
+    budget: Annotated[int, typer.Option("--budget", help="Token budget of the phase.")],
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            help="natural, uniform, temperature, unimax, manual, target_matching, "
+            "quality_diversity, regmix, mixing_law.",
+        ),
+    ] = "natural",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Strategy parameter KEY=VALUE (repeatable): temperature=2, max_epochs=4, "
+            "GROUP=weight (manual), target=FILE, runs=CSV, quality=COL, threshold=0.2 ...",
+        ),
+    ] = None,
+    where_from_url: Annotated[
+        str | None,
+        typer.Option(
+            "--where-from-url", help="The Explore filter, as its URL query ('src=a,b&lang=en')."
+        ),
+    ] = None,
+    max_epochs: Annotated[
+        float | None, typer.Option(help="Cap on epochs per group (recorded in the manifest).")
+    ] = None,
+    order: Annotated[
+        str, typer.Option(help="Document order: shuffled, ascending-quality, as-is ...")
+    ] = "shuffled",
+    order_column: Annotated[
+        str | None, typer.Option(help="Quality column for ascending/descending-quality.")
+    ] = None,
+    phase_name: Annotated[str, typer.Option(help="Name of the phase.")] = "main",
+    seed: Annotated[int, typer.Option(help="Seed recorded in the manifest.")] = 0,
+    locator_template: Annotated[
+        str,
+        typer.Option(help="Trainer-side path of each group's data; {group} = the group id."),
+    ] = "{group}",
+    note: Annotated[str | None, typer.Option(help="A note saved with this version.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the manifest to this .yaml/.json.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Build a manifest from the workspace (as the Mixtures page does) and save it."""
+    from analytics.mixture import builder as b
+    from analytics.mixture import save_mixture, write_manifest
+
+    ws = Workspace.open(workspace)
+    cur = ws.cursor()
+    with user_errors():
+        flt = filter_from_url(where_from_url)
+        b.check_group_by(cur, group_by)
+        counts = b.group_table(cur, flt, group_by=group_by)
+        if counts.empty:
+            raise MixscopeError(f"the filter ({flt.describe()}) selects no documents")
+        weights = strategy_weights(
+            strategy,
+            parse_params(param),
+            cur=cur,
+            flt=flt,
+            group_by=group_by,
+            counts=counts,
+            budget=budget,
+            seed=seed,
+        )
+        spec = b.PhaseSpec(
+            phase_name,
+            budget,
+            weights,
+            order=order,  # type: ignore[arg-type]
+            order_column=order_column,
+            max_epochs=max_epochs,
+        )
+        manifest = b.create_manifest(
+            cur,
+            flt,
+            group_by=group_by,
+            phases=[spec],
+            seed=seed,
+            locator_template=locator_template,
+        )
+        if out is not None:
+            write_manifest(manifest, out)
+        with ws.write(job=f"mix create {name}") as con:
+            version = save_mixture(con, name, manifest, note=note)
+    plan = b.plan_for(counts, spec)
+    warn = plan[plan["warning"] != ""]
+    console.print(
+        f"[green]saved[/green] mixture {name}@{version}: {len(counts)} groups by {group_by}, "
+        f"{budget:,} tokens, strategy {weights.method}"
+        + (f", filter: {flt.describe()}" if not flt.is_empty() else "")
+    )
+    for r in warn.itertuples(index=False):
+        console.print(f"[yellow]warning[/yellow] {r.group}: {r.warning}")
+    if out is not None:
+        console.print(f"manifest written to {out}")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@mix_app.command("export")
+def export_cmd(
+    ref: Annotated[str, typer.Argument(help="NAME[@VERSION] or a manifest file.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="yaml, json (the manifest), megatron, gpt-neox, olmo-core, mosaic-streaming, "
+            "hf-datasets, litdata, nanotron, or all.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory to create (atomically).")],
+    locator_template: Annotated[
+        str | None,
+        typer.Option(help="Override each group's data path; {group} = the group id."),
+    ] = None,
+    phase: Annotated[str | None, typer.Option(help="Only this phase.")] = None,
+    seq_length: Annotated[
+        int | None, typer.Option(help="Megatron: sequence length, adds --train-samples.")
+    ] = None,
+    tokens_per_step: Annotated[
+        int | None,
+        typer.Option(help="nanotron: tokens per optimizer step (needed with several phases)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write the manifest or a training framework's config for a mixture."""
+    from analytics.mixture import Export, write_export
+    from analytics.mixture import builder as b
+
+    valid = [*b.export_formats(), "all"]
+    if fmt not in valid:
+        raise MixscopeError(f"--format: expected one of {', '.join(valid)}; got {fmt!r}")
+    with user_errors():
+        manifest = load_ref(ref, workspace)
+        t0 = time.perf_counter()
+        bundle, notes = b.export_bundle(
+            manifest,
+            None if fmt == "all" else [fmt],
+            locator_template=locator_template,
+            phase=phase,
+            seq_length=seq_length,
+            tokens_per_step=tokens_per_step,
+        )
+        if fmt == "all":  # the manifest at the top, each framework in its own folder
+            files = {n: t for f in b.MANIFEST_FORMATS for n, t in bundle[f].items()}
+            for f, fs in bundle.items():
+                if f not in b.MANIFEST_FORMATS:
+                    files.update({f"{f}/{n}": t for n, t in fs.items()})
+        else:
+            files = bundle[fmt]
+        written = write_export(
+            Export(format=fmt, files=files, data={}, basis="", notes=notes),
+            out,
+            overwrite=overwrite,
+        )
+    for n in notes:
+        console.print(f"[dim]{n}[/dim]")
+    console.print(
+        f"[green]exported[/green] {ref} as {fmt}: {len(written)} file(s) in {out} "
+        f"({time.perf_counter() - t0:.2f} s)"
+    )
+
+
+# ----------------------------------------------------------------------------- materialize
+
+
+@mix_app.command("materialize")
+def materialize_cmd(
+    ref: Annotated[str, typer.Argument(help="NAME[@VERSION] or a manifest file.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to create (atomically).")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    shard_rows: Annotated[int | None, typer.Option(help="Rows per shard.")] = 100_000,
+    shard_tokens: Annotated[
+        int | None, typer.Option(help="Tokens per shard (instead of --shard-rows).")
+    ] = None,
+    columns: Annotated[
+        str, typer.Option(help="Comma-separated document columns to write besides the ids.")
+    ] = "text",
+    phase: Annotated[list[str] | None, typer.Option(help="Only these phases.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the manifest's seed.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write the mixture's documents (repeated for epochs > 1) as shards, deterministically."""
+    from analytics.mixture import builder as b
+    from analytics.mixture import materialize, open_for_materialize, reproduce
+
+    ws = Workspace.open(workspace)
+    with user_errors():
+        manifest = load_ref(ref, workspace)
+        # Check the selections on the locked read-only snapshot first: a manifest's SQL that
+        # would read files (or anything but the workspace) fails there, before the
+        # file-writing connection below ever runs it.
+        reproduce(ws.cursor(), manifest, strict=True)
+        cols = tuple(c.strip() for c in columns.split(",") if c.strip())
+        t0 = time.perf_counter()
+        con = open_for_materialize(ws.db_path)
+        try:
+            with progress_callback() as cb:
+                res = materialize(
+                    con,
+                    manifest,
+                    out,
+                    fmt=fmt,  # type: ignore[arg-type]
+                    shard_rows=shard_rows,
+                    shard_tokens=shard_tokens,
+                    columns=cols,
+                    phases=phase,
+                    seed=seed,
+                    overwrite=overwrite,
+                    derived=b.derived_columns(con),
+                    progress=cb,
+                )
+        finally:
+            con.close()
+    g = res.groups
+    rows = int(g["rows"].sum()) if not g.empty else 0
+    toks = int(g["realised_tokens"].sum()) if not g.empty else 0
+    console.print(
+        f"[green]materialised[/green] {ref}: {rows:,} rows, {toks:,} tokens in "
+        f"{len(res.files)} file(s) under {out} ({time.perf_counter() - t0:.2f} s)"
+    )
+
+
+# ----------------------------------------------------------------------------- validate / reproduce
+
+
+@mix_app.command("validate")
+def validate_cmd(
+    manifest_path: Annotated[Path, typer.Argument(help="A manifest file (.yaml/.yml/.json).")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Check a manifest: schema, weights summing to 1, sane values, and (when the workspace
+    exists) that every weighted group still selects documents."""
+    from analytics.mixture import builder as b
+    from analytics.mixture import read_manifest
+
+    with user_errors():
+        m = read_manifest(manifest_path)
+    checked = "schema"
+    try:
+        ws = Workspace.open(workspace)
+    except MixscopeError:
+        ws = None
+    if ws is not None:
+        with user_errors():
+            missing = b.check_groups_exist(ws.cursor(), m)
+        if missing:
+            raise MixscopeError(
+                f"{manifest_path}: unknown group(s) in workspace {ws.path}: " + "; ".join(missing)
+            )
+        checked = f"schema and groups in {ws.path}"
+    n_groups = sum(len(p.groups) for p in m.phases)
+    console.print(
+        f"[green]valid[/green] {manifest_path}: {len(m.phases)} phase(s), {n_groups} group(s), "
+        f"{m.total_tokens:,} tokens (checked {checked})"
+    )
+
+
+@mix_app.command("reproduce")
+def reproduce_cmd(
+    ref: Annotated[str, typer.Argument(help="A manifest file, or a saved NAME[@VERSION].")],
+    workspace: WorkspaceOpt = None,
+    allow_snapshot_change: Annotated[
+        bool,
+        typer.Option(help="Accept a changed corpus when every group selects the same documents."),
+    ] = False,
+) -> None:
+    """Recompute every group's selection and check it matches the manifest's hashes."""
+    from analytics.mixture import reproduce
+
+    ws = Workspace.open(workspace)
+    with user_errors():
+        m = load_ref(ref, workspace)
+        report = reproduce(ws.cursor(), m, strict=not allow_snapshot_change)
+    n = len(report.groups)
+    console.print(
+        f"[green]reproduced[/green] {ref}: {n} group selection(s) match "
+        f"(documents, tokens, doc-id hashes); corpus snapshot "
+        + ("unchanged" if report.snapshot_matches else "changed (accepted)")
+    )
+    for u in report.unverified:
+        console.print(f"[yellow]unverified[/yellow] {u}: no selection recorded")
