@@ -45,13 +45,13 @@ async def _session(browser, url: str, i: int, task: dict, rounds: int, res: Load
     try:
         for r in range(rounds):
             t0 = time.perf_counter()
-            await page.goto(f"{url}{task['path']}", wait_until="domcontentloaded")
-            await page.wait_for_selector(task["selector"], timeout=120_000)
+            await page.goto(f"{url}{task['path']}", wait_until="domcontentloaded", timeout=180_000)
+            await page.wait_for_selector(task["selector"], timeout=180_000)
             await page.wait_for_function(
                 """([sel, want]) => [...document.querySelectorAll(sel)]
                        .some(e => e.innerText.includes(want))""",
                 arg=[task["selector"], task["expect"]],
-                timeout=120_000,
+                timeout=180_000,
             )
             res.latencies_s.append(time.perf_counter() - t0)
             if await page.locator('[data-testid="stException"]').count():
