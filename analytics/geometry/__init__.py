@@ -40,6 +40,7 @@ _LAZY = {
     "ExtractionResult": "extract",
     "compute_geometry": "run",
     "cache_key": "run",
+    "geometry_params": "run",
     "GeometryResult": "run",
     "MemoryCache": "run",
     "DirectoryCache": "run",

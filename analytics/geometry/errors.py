@@ -7,7 +7,7 @@ was expected.
 
 from __future__ import annotations
 
-from ..errors import MixscopeError
+from analytics.errors import MixscopeError
 
 
 class GeometryError(MixscopeError):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._linalg import as_matrix, covariance_eigenvalues_of, singular_values_of
+from .errors import GeometryInputError
 from .phases import PHASE_LABELS, phase_bands, phases
 from .similarity import cka_matrix, linear_cka
 from .spectral import (
@@ -134,16 +135,25 @@ def _rec(metric: str, variant: str, value: float, **params: Any) -> dict[str, An
     return {"metric": metric, "variant": variant, "value": float(value), "params": params}
 
 
+def _degenerate_nan(fn: Callable[..., float], *args: Any, **kwargs: Any) -> float:
+    """NaN instead of an error for a degenerate representation (e.g. every row equal, so
+    the centred covariance is zero - last-token pooling of an encoder's [SEP] at layer 0)."""
+    try:
+        return fn(*args, **kwargs)
+    except GeometryInputError:
+        return float("nan")
+
+
 @register_metric("rankme_singular")
 def _m_rankme_singular(sp: ZSpectra, p: dict[str, Any]) -> list[dict[str, Any]]:
-    v = rankme_from_values(sp.sv, eps=p["rankme_eps"])
+    v = _degenerate_nan(rankme_from_values, sp.sv, eps=p["rankme_eps"])
     return [_rec("rankme", "singular", v, eps=p["rankme_eps"], centred=False)]
 
 
 @register_metric("rankme_covariance")
 def _m_rankme_cov(sp: ZSpectra, p: dict[str, Any]) -> list[dict[str, Any]]:
     lam = sp.cov_eigs[: int(p["max_eigs"])]
-    v = rankme_from_values(lam, eps=p["rankme_eps"])
+    v = _degenerate_nan(rankme_from_values, lam, eps=p["rankme_eps"])
     return [
         _rec(
             "rankme",

@@ -365,6 +365,67 @@ def _resolve_checkpoints(checkpoints: Any) -> list[Checkpoint]:
     return discover_checkpoints(checkpoints)
 
 
+def geometry_params(
+    *,
+    pooling: str = "last",
+    max_tokens: int = 512,
+    layers: str | Sequence[int] = "all",
+    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"],
+    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"],
+    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"],
+    per_group: bool = True,
+    min_group_size: int = 8,
+    metrics: Sequence[str] | None = None,
+    weights: bool = True,
+    intruders: bool = True,
+    intruder_k: int = 10,
+    intruder_eps: float = 0.5,
+    intruder_max_dim: int = 8192,
+    weights_min_dim: int = 16,
+    layer_cka: bool = True,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """The canonical parameter dict :func:`compute_geometry` uses (and puts in its cache
+    keys) for these options; same defaults as :func:`compute_geometry`. ``device`` only
+    contributes its kind ("cpu" / "cuda": bf16 on CUDA changes the numbers)."""
+    if pooling not in ("last", "mean"):
+        raise GeometryInputError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
+    names = list(metrics) if metrics is not None else list(REPRESENTATION_METRICS)
+    unknown = [m for m in names if m not in REPRESENTATION_METRICS]
+    if unknown:
+        raise GeometryInputError(
+            f"metrics: unknown {unknown}; registered: {sorted(REPRESENTATION_METRICS)}"
+        )
+    lo, hi = int(alpha_fit_range[0]), int(alpha_fit_range[1])
+    if not 0 <= lo < hi:
+        raise GeometryInputError(
+            f"alpha_fit_range: expected 0 <= start < end (0-based, half-open), got {lo}:{hi}"
+        )
+    if not rankme_eps > 0:
+        raise GeometryInputError(f"rankme_eps: expected a positive number, got {rankme_eps}")
+    dev = resolve_device(device)
+    return {
+        **DEFAULT_METRIC_PARAMS,
+        "rankme_eps": float(rankme_eps),
+        "alpha_fit_range": [lo, hi],
+        "max_eigs": int(max_eigs),
+        "metrics": names,
+        "pooling": pooling,
+        "max_tokens": int(max_tokens),
+        "layers": layers if isinstance(layers, str) else [int(x) for x in layers],
+        "per_group": bool(per_group),
+        "min_group_size": int(min_group_size),
+        "weights": bool(weights),
+        "intruders": bool(intruders),
+        "intruder_k": int(intruder_k),
+        "intruder_eps": float(intruder_eps),
+        "intruder_max_dim": int(intruder_max_dim),
+        "weights_min_dim": int(weights_min_dim),
+        "layer_cka": bool(layer_cka),
+        "device_kind": "cuda" if dev.startswith("cuda") else dev,
+    }
+
+
 def compute_geometry(
     checkpoints: Any,
     probe_texts: Sequence[str],
@@ -415,33 +476,25 @@ def compute_geometry(
             f"probe_groups: expected {len(texts)} labels (one per probe text), "
             f"got {len(probe_groups)}"
         )
-    names = list(metrics) if metrics is not None else list(REPRESENTATION_METRICS)
-    unknown = [m for m in names if m not in REPRESENTATION_METRICS]
-    if unknown:
-        raise GeometryInputError(
-            f"metrics: unknown {unknown}; registered: {sorted(REPRESENTATION_METRICS)}"
-        )
-    dev = resolve_device(device)
-    p: dict[str, Any] = {
-        **DEFAULT_METRIC_PARAMS,
-        "rankme_eps": float(rankme_eps),
-        "alpha_fit_range": [int(alpha_fit_range[0]), int(alpha_fit_range[1])],
-        "max_eigs": int(max_eigs),
-        "metrics": names,
-        "pooling": pooling,
-        "max_tokens": int(max_tokens),
-        "layers": layers if isinstance(layers, str) else [int(x) for x in layers],
-        "per_group": bool(per_group),
-        "min_group_size": int(min_group_size),
-        "weights": bool(weights),
-        "intruders": bool(intruders),
-        "intruder_k": int(intruder_k),
-        "intruder_eps": float(intruder_eps),
-        "intruder_max_dim": int(intruder_max_dim),
-        "weights_min_dim": int(weights_min_dim),
-        "layer_cka": bool(layer_cka),
-        "device_kind": "cuda" if dev.startswith("cuda") else dev,
-    }
+    p = geometry_params(
+        pooling=pooling,
+        max_tokens=max_tokens,
+        layers=layers,
+        rankme_eps=rankme_eps,
+        alpha_fit_range=alpha_fit_range,
+        max_eigs=max_eigs,
+        per_group=per_group,
+        min_group_size=min_group_size,
+        metrics=metrics,
+        weights=weights,
+        intruders=intruders,
+        intruder_k=intruder_k,
+        intruder_eps=intruder_eps,
+        intruder_max_dim=intruder_max_dim,
+        weights_min_dim=weights_min_dim,
+        layer_cka=layer_cka,
+        device=device,
+    )
     ph = probe_hash(texts, probe_groups)
     groups_idx = _groups_of(texts, probe_groups, per_group, min_group_size)
     loss_groups = _groups_of(texts, probe_groups, True, 1)

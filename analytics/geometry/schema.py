@@ -5,6 +5,14 @@ Each table mirrors one :class:`analytics.geometry.run.GeometryResult` frame plus
 per-checkpoint or per-pair result the row came from), so results can be cached and
 re-used by key. Insert a frame with
 ``INSERT INTO geometry_metrics BY NAME SELECT ? AS run, ? AS cache_key, * FROM frame``.
+
+Bookkeeping tables (written by :mod:`analytics.geometry.store`): ``geometry_runs`` and
+``geometry_run_checkpoints`` (the registry of ``mixscope checkpoints add``),
+``geometry_train_log`` (the loss log of trainer_state.json), ``geometry_probes`` /
+``geometry_probe_docs`` (each probe set: how it was drawn, and its documents in order),
+``geometry_results`` (one row per stored result key: kind "checkpoint" or "pair", the
+probe hash, the full parameter dict and ``config``, a short hash of both that names one
+computation setting of a run).
 """
 
 from __future__ import annotations
@@ -40,6 +48,27 @@ SCHEMA: list[str] = [
         run VARCHAR NOT NULL, cache_key VARCHAR, checkpoint_a VARCHAR, step_a BIGINT,
         checkpoint_b VARCHAR, step_b BIGINT, name VARCHAR NOT NULL, shape VARCHAR, k INTEGER,
         eps DOUBLE, count INTEGER, max_abs_cos JSON)""",
+    # --- registry and bookkeeping (analytics/geometry/store.py)
+    """CREATE TABLE IF NOT EXISTS geometry_runs (
+        run VARCHAR PRIMARY KEY, specs JSON, tokenizer VARCHAR, added_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS geometry_run_checkpoints (
+        run VARCHAR NOT NULL, ordinal INTEGER, checkpoint VARCHAR NOT NULL, path VARCHAR,
+        revision VARCHAR, step BIGINT, tokens_b DOUBLE, fingerprint VARCHAR,
+        tokenizer_path VARCHAR, source VARCHAR, model_type VARCHAR, hidden_size INTEGER,
+        num_layers INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS geometry_train_log (
+        run VARCHAR NOT NULL, step BIGINT NOT NULL, loss DOUBLE, learning_rate DOUBLE,
+        grad_norm DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS geometry_probes (
+        probe_hash VARCHAR PRIMARY KEY, size INTEGER, stratify_by VARCHAR, seed INTEGER,
+        n_corpus BIGINT, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS geometry_probe_docs (
+        probe_hash VARCHAR NOT NULL, ordinal INTEGER NOT NULL, doc_id VARCHAR NOT NULL,
+        "group" VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS geometry_results (
+        run VARCHAR NOT NULL, cache_key VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        checkpoint VARCHAR, checkpoint_b VARCHAR, config VARCHAR, probe_hash VARCHAR,
+        params JSON, computed_at TIMESTAMP)""",
 ]
 
 #: frame name in GeometryResult -> table name

@@ -237,6 +237,23 @@ def _left_singular(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, s
 
 
+def _top_left_singular(w: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` left singular vectors and values from the eigendecomposition of the
+    smaller Gram matrix (u_j = W v_j / s_j when W is tall): accurate for the leading
+    singular values (relative error ~1e-16 * (s_1 / s_j)^2), several times cheaper than a
+    full SVD; falls back to the SVD when s_k is below 1e-4 s_1 or zero."""
+    m, n = w.shape
+    g = w.T @ w if m >= n else w @ w.T
+    ev, vec = np.linalg.eigh(g)
+    ev, vec = ev[::-1][:k], vec[:, ::-1][:, :k]
+    if ev.size == 0 or ev[-1] <= 1e-8 * ev[0]:
+        u, s = _left_singular(w)
+        return u[:, :k], s[:k]
+    s = np.sqrt(ev)
+    u = (w @ vec) / s if m >= n else vec
+    return u, s
+
+
 def intruder_dimensions(
     W_before: Any,
     W_after: Any,
@@ -260,8 +277,8 @@ def intruder_dimensions(
     if not 0 < eps <= 1:
         raise GeometryInputError(f"eps: expected 0 < eps <= 1, got {eps}")
     u0, _ = _left_singular(w0)
-    u1, s1 = _left_singular(w1)
-    kk = min(int(k), u1.shape[1])
+    kk = min(int(k), min(w1.shape))
+    u1, s1 = _top_left_singular(w1, kk)
     cos = np.abs(u1[:, :kk].T @ u0)  # kk x r
     best = cos.argmax(axis=1)
     maxcos = cos[np.arange(kk), best]
