@@ -41,6 +41,8 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
      schema_of("analytics.signals.schema")),
     (3, "saved mixtures", schema_of("analytics.mixture.schema")),
     (4, "checkpoint geometry results", schema_of("analytics.geometry.schema")),
+    (5, "corpus maps: maps, doc_clusters, cluster_labels, selections",
+     lambda: schema_of("analytics.maps.schema")() + schema_of("analytics.maps.filtering")()),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
