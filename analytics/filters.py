@@ -53,9 +53,7 @@ class Condition:
     def parse(cls, token: str) -> Condition:
         parts = token.split(".", 4)
         if len(parts) != 5:
-            raise MixscopeError(
-                f"URL parameter 'c': {token!r} is not kind.name.column.op.value."
-            )
+            raise MixscopeError(f"URL parameter 'c': {token!r} is not kind.name.column.op.value.")
         return cls(*parts)
 
 
@@ -85,6 +83,7 @@ def _resolve(cond: Condition, prefix: str) -> tuple[str, list[Any]]:
     if cond.kind not in CONDITION_KINDS:
         raise MixscopeError(f"filter condition kind {cond.kind!r} is not known.")
     return CONDITION_KINDS[cond.kind](cond, prefix)
+
 
 # URL keys, kept short so links stay readable.
 _LIST_KEYS = {"source": "src", "domain": "dom", "lang": "lang"}
@@ -157,7 +156,12 @@ class DocFilter:
         if self.doc_ids:
             parts.append(f"{len(self.doc_ids)} selected documents")
         for c in self.conditions:
-            parts.append(f"{c.kind} {c.name}{'.' + c.column if c.column else ''} {c.op} {c.value}")
+            if c.kind == "selection":
+                parts.append(f"map selection {c.name}")
+            elif c.kind == "cluster":
+                parts.append(f"clusters {c.value} of map {c.name}")
+            else:
+                parts.append(f"{c.kind} {c.name}.{c.column} {c.op} {c.value}")
         return "; ".join(parts) or "all documents"
 
     # ------------------------------------------------------------------ URL round trip

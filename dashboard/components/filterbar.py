@@ -7,6 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from analytics import overview
+from analytics.errors import MixscopeError
 from analytics.filters import DocFilter
 from dashboard import state
 from dashboard.components.signal_filters import signal_filters
@@ -58,7 +59,7 @@ def filter_bar() -> DocFilter:
     text = c7.text_input("Text contains", key="ex_q", placeholder="case-insensitive substring")
     # signal conditions come from the Signals expander; other capabilities' conditions (map
     # clusters, selections) are kept as the link gave them
-    conditions = tuple(c for c in url.conditions if c.kind != "signal")
+    conditions = tuple(c for c in url.conditions if c.kind != "signal" and _usable(c))
     conditions += signal_filters(tuple(c for c in url.conditions if c.kind == "signal"))
     flt = DocFilter(
         source=tuple(sources),
@@ -81,3 +82,13 @@ def _as_date(v) -> dt.date:
     if isinstance(v, dt.date):
         return v
     return dt.date.fromisoformat(str(v)[:10])
+
+
+def _usable(cond) -> bool:
+    """A condition from a link that cannot be resolved is dropped with a warning."""
+    try:
+        DocFilter(conditions=(cond,)).where()
+    except MixscopeError as exc:
+        st.warning(f"Ignoring a filter from the link: {exc}")
+        return False
+    return True
