@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -155,6 +156,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+_OPENER = """
+import sys, time, urllib.request, webbrowser
+url = sys.argv[1]
+for _ in range(240):
+    try:
+        urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+        webbrowser.open(url)
+        break
+    except OSError:
+        time.sleep(0.5)
+"""
+
+
 def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
     app_file = ROOT / "dashboard" / "app.py"
     env = dict(os.environ, **{ENV_VAR: str(ws_path)})
@@ -162,13 +176,21 @@ def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
         sys.executable, "-m", "streamlit", "run", str(app_file),
         "--server.address", host,
         "--server.port", str(port),
-        "--server.headless", "true" if headless else "false",
+        "--server.headless", "true",  # never Streamlit's first-run e-mail prompt
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
     ]  # fmt: skip
     console.print(f"[bold green]mixscope[/bold green] serving {ws_path} at http://{host}:{port}")
     sys.stdout.flush()
     sys.stderr.flush()
+    if not headless:  # open the browser once the server answers (Streamlit's own opener
+        # would come with its first-run prompt on stdin)
+        subprocess.Popen(
+            [sys.executable, "-c", _OPENER, f"http://{host}:{port}"],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     # Become the server process, so signals (Ctrl-C, SIGTERM from a supervisor) reach it.
     os.chdir(ROOT)
     os.execve(sys.executable, cmd, env)
