@@ -18,6 +18,16 @@ def wait_ready(page, timeout=60_000):
     page.wait_for_timeout(1500)
 
 
+def wait_metric(page, text, timeout=60_000):
+    """Wait until some metric shows `text` (reruns may still be settling under load)."""
+    page.wait_for_function(
+        """(want) => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+               .some(e => e.innerText.trim() === want)""",
+        arg=text,
+        timeout=timeout,
+    )
+
+
 def no_exception(page):
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, boxes.first.inner_text()
@@ -36,9 +46,9 @@ def test_overview(server, page, demo_workspace):
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     no_exception(page)
     tot = overview.totals(demo_workspace.cursor())
-    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-    assert f"{int(tot['documents']):,}" in values
+    wait_metric(page, f"{int(tot['documents']):,}")
     assert page.locator(".js-plotly-plot").count() >= 3
+    no_exception(page)
     shoot(page, "overview")
 
 
@@ -51,9 +61,9 @@ def test_explore(server, page, demo_workspace):
     from analytics.filters import DocFilter
 
     want = overview.totals(demo_workspace.cursor(), DocFilter(source=(src,)))
-    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
-    assert f"{int(want['documents']):,}" in values
+    wait_metric(page, f"{int(want['documents']):,}")
     assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    no_exception(page)
     shoot(page, "explore")
 
 
