@@ -32,7 +32,8 @@ def no_exception(page):
     boxes = page.locator('[data-testid="stException"]')
     assert boxes.count() == 0, boxes.first.inner_text()
     assert page.get_by_text("Page not found").count() == 0
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, errors.all_inner_texts()
 
 
 def shoot(page, name):
