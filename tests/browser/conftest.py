@@ -66,7 +66,10 @@ def serve(workspace_path, extra_env=None):
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI installs it")
+        msg = "Debian's chromium is not installed (apt-get install chromium); CI installs it"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # in CI a missing browser is a broken setup, not a skip
+        pytest.skip(msg)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

