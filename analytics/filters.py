@@ -127,7 +127,10 @@ class DocFilter:
             clauses.append(f"{p}n_tokens <= ?")
             params.append(int(self.max_tokens))
         if self.text_contains:
-            clauses.append(f"contains(lower({p}text), lower(?))")
+            clauses.append(
+                f"{p}doc_id IN (SELECT doc_id FROM document_text "
+                "WHERE contains(lower(text), lower(?)))"
+            )
             params.append(self.text_contains)
         if self.doc_ids:
             clauses.append(f"{p}doc_id IN (SELECT unnest(?::VARCHAR[]))")

@@ -175,7 +175,7 @@ def documents_page(
         cur,
         f"""SELECT doc_id, source, domain, lang, date, n_tokens, title,
                    left(text, ?) AS snippet
-            FROM documents WHERE {where}
+            FROM documents LEFT JOIN document_text USING (doc_id) WHERE {where}
             ORDER BY {column} {direction or "ASC"}, doc_id LIMIT ? OFFSET ?""",
         [snippet_chars, *params, int(page_size), int(page) * int(page_size)],
         max_rows=page_size,

@@ -68,6 +68,9 @@ def run_query(
     """
     if user:
         sql = check_user_sql(sql)
+        locked = cursor.execute("SELECT current_setting('enable_external_access')").fetchall()
+        if locked[0][0] is not False:
+            raise QueryRefused("user SQL runs only on the locked connection (user_cursor()).")
     timed_out = threading.Event()
 
     def _interrupt() -> None:

@@ -29,7 +29,7 @@ def workspace() -> Workspace:
 
 def snapshot_key() -> tuple:
     ws = workspace()
-    return (str(ws.db_path), *ws.snapshot().identity)
+    return (str(ws.path), ws.snapshot_id())
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)

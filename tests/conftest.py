@@ -56,3 +56,11 @@ def demo_workspace_copy(demo_workspace, tmp_path):
     dst = tmp_path / "ws"
     shutil.copytree(demo_workspace.path, dst)
     return Workspace(dst)
+
+
+def fingerprint(ws) -> tuple:
+    """What a workspace has committed: its last lake snapshot id and its data files.
+    Equal fingerprints = nothing was committed and no file was left behind."""
+    data = Path(ws.data_path)
+    files = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())
+    return (ws.snapshot_id(), tuple(files))

@@ -111,9 +111,10 @@ def embed_corpus(
         n_already = n_target - n_todo
 
         cap = emb.max_chars
-        text_expr = "d.text" if not cap else f"left(d.text, {int(cap)})"
+        text_expr = "x.text" if not cap else f"left(x.text, {int(cap)})"
         reader = reader_cur.sql(
-            f"SELECT d.doc_id, {text_expr} AS text FROM documents d{joins}"
+            f"SELECT d.doc_id, {text_expr} AS text FROM documents d "
+            f"JOIN document_text x ON x.doc_id = d.doc_id{joins}"
         ).to_arrow_reader(read_batch_rows)
 
         buf_ids: list[pa.Array] = []

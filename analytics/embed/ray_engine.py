@@ -199,10 +199,11 @@ def export_texts(
         done = EmbeddingSet.for_workspace(workspace, skip_model_key).doc_ids().combine_chunks()
         cur.register("_mx_embedded", pa.table({"doc_id": done}))
         joins += " ANTI JOIN _mx_embedded e ON d.doc_id = e.doc_id"
-    text = "d.text" if not max_chars else f"left(d.text, {int(max_chars)})"
-    reader = cur.sql(f"SELECT d.doc_id, {text} AS text FROM documents d{joins}").to_arrow_reader(
-        rows_per_file
-    )
+    text = "x.text" if not max_chars else f"left(x.text, {int(max_chars)})"
+    reader = cur.sql(
+        f"SELECT d.doc_id, {text} AS text FROM documents d "
+        f"JOIN document_text x ON x.doc_id = d.doc_id{joins}"
+    ).to_arrow_reader(rows_per_file)
     paths: list[Path] = []
     for batch in reader:
         if batch.num_rows == 0:

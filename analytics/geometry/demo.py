@@ -61,7 +61,8 @@ def training_texts(
         """SELECT text FROM (
                SELECT text, source, sum(length(text)) OVER (
                    PARTITION BY source ORDER BY hash(doc_id || ?::VARCHAR), doc_id) AS c
-               FROM documents WHERE doc_id NOT IN (SELECT unnest(?::VARCHAR[])))
+               FROM documents JOIN document_text USING (doc_id)
+               WHERE doc_id NOT IN (SELECT unnest(?::VARCHAR[])))
            WHERE c <= ? ORDER BY source, c""",
         [str(seed), list(exclude), int(chars_per_source)],
     ).fetchall()

@@ -50,7 +50,7 @@ SCHEMA: list[str] = [
         eps DOUBLE, count INTEGER, max_abs_cos JSON)""",
     # --- registry and bookkeeping (analytics/geometry/store.py)
     """CREATE TABLE IF NOT EXISTS geometry_runs (
-        run VARCHAR PRIMARY KEY, specs JSON, tokenizer VARCHAR, added_at TIMESTAMP)""",
+        run VARCHAR NOT NULL, specs JSON, tokenizer VARCHAR, added_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS geometry_run_checkpoints (
         run VARCHAR NOT NULL, ordinal INTEGER, checkpoint VARCHAR NOT NULL, path VARCHAR,
         revision VARCHAR, step BIGINT, tokens_b DOUBLE, fingerprint VARCHAR,
@@ -60,7 +60,7 @@ SCHEMA: list[str] = [
         run VARCHAR NOT NULL, step BIGINT NOT NULL, loss DOUBLE, learning_rate DOUBLE,
         grad_norm DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS geometry_probes (
-        probe_hash VARCHAR PRIMARY KEY, size INTEGER, stratify_by VARCHAR, seed INTEGER,
+        probe_hash VARCHAR NOT NULL, size INTEGER, stratify_by VARCHAR, seed INTEGER,
         n_corpus BIGINT, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS geometry_probe_docs (
         probe_hash VARCHAR NOT NULL, ordinal INTEGER NOT NULL, doc_id VARCHAR NOT NULL,

@@ -290,7 +290,7 @@ def build_probe(
     texts = con.execute(
         """SELECT p.i, d.text FROM (SELECT unnest(?::VARCHAR[]) AS doc_id,
                generate_subscripts(?::VARCHAR[], 1) AS i) p
-           JOIN documents d USING (doc_id) ORDER BY p.i""",
+           JOIN document_text d USING (doc_id) ORDER BY p.i""",
         [probe["doc_id"].tolist(), probe["doc_id"].tolist()],
     ).fetchall()
     out = probe.assign(text=[t for _, t in texts])

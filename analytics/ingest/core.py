@@ -22,9 +22,19 @@ import pyarrow as pa
 from analytics.db import one, scalar
 from analytics.errors import IngestError
 from analytics.ingest import diagnose
-from analytics.ingest.formats import detect_common_format, expand_paths, open_relation
+from analytics.ingest.formats import (
+    LEN_BUCKET_SQL,
+    detect_common_format,
+    expand_inputs,
+    file_stats,
+    hf_arrow_files,
+    open_relation,
+    remote_reason,
+)
+from analytics.lake import is_remote
+from analytics.text import refresh_text_view
 from analytics.tokenizer import get_token_counter
-from analytics.workspace import DEFAULT_TOKENIZER, Workspace
+from analytics.workspace import DEFAULT_TOKENIZER, Workspace, set_meta
 
 Progress = Callable[[str, int, int], None]
 
@@ -77,20 +87,22 @@ def _pick(columns: list[str], option: str | None, role: str, first_file: Path) -
     return None
 
 
-def _files_digest(files: list[Path]) -> str:
+def _files_digest(stats: list[tuple[str, int, str]]) -> str:
     h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for uri, size, mtime in stats:
+        h.update(f"{uri}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
 
 
 def _reader_error(exc: duckdb.Error, files: list[Path], fmt: str | None) -> IngestError:
     """Translate a DuckDB reader error into one message naming the file and line."""
     text = str(exc).strip()
-    culprit = next((f for f in files if str(f) in text or f.name in text), None)
+    culprit = next((f for f in files if str(f) in text or Path(str(f)).name in text), None)
     candidates = [culprit] if culprit else files
     for f in candidates:
+        if is_remote(str(f)):
+            return IngestError(f"{f}: cannot be read as {fmt or 'input'}: {remote_reason(text)}")
+        f = Path(f)
         if f.is_dir():
             continue
         if fmt == "jsonl":
@@ -121,27 +133,38 @@ def ingest(
     source_field: str | None = None,
     domain: str | None = None,
     lang: str | None = None,
+    copy_text: bool = False,
     progress: Progress | None = None,
     batch_size: int = 20_000,
+    on_wait=None,
 ) -> IngestReport:
-    """Ingest `paths` (files, globs or HF dataset dirs) as documents of `source`.
+    """Register `paths` (files, globs, HF dataset dirs; local or s3/gs/hf/https URIs) as
+    documents of `source`, without copying their text unless `copy_text`.
 
+    The workspace stores per-document metadata and a locator of the text (file + row); the
+    files' size and modification time are recorded so a later change is detected. Everything
+    up to the commit runs on a private connection without the workspace lock: reading,
+    validation, de-duplication and token counting; the commit is one short transaction.
     Re-ingesting the same content adds nothing; any error leaves the workspace unchanged.
     `domain`/`lang` set a constant for all documents when the input has no such field.
     """
-    files = expand_paths(paths)
-    if not files:
+    if not paths:
         raise IngestError("no input files given.")
     if not workspace.exists:
         workspace.initialise()
+    remote = any(is_remote(p) for p in paths)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    fmt: str | None = None
-    with workspace.write(job="ingest") as con:
+    con = workspace.connect(read_only=False, remote=remote)
+    try:
+        files = expand_inputs(con, paths)
+        fmt = detect_common_format(files)
+        copy_text = copy_text or fmt == "hf"  # Arrow IPC streams are not read back in place
+        data_files = [a for f in files for a in hf_arrow_files(f)] if fmt == "hf" else files
+        stats = file_stats(con, data_files)
         tokenizer = dict(con.execute("SELECT key, value FROM meta").fetchall()).get(
             "tokenizer", DEFAULT_TOKENIZER
         )
         counter = get_token_counter(tokenizer)
-        fmt = detect_common_format(files)
         try:
             rel = open_relation(con, files, fmt)
             columns = list(rel.columns)
@@ -154,7 +177,8 @@ def ingest(
         if text_field not in columns:
             raise IngestError(
                 f"{first}: no text field {text_field!r}; fields are: "
-                f"{', '.join(c for c in columns if c != 'filename')}. Pass --text-field NAME."
+                f"{', '.join(c for c in columns if c not in ('filename', 'file_row_number'))}. "
+                "Pass --text-field NAME."
             )
         if types[text_field] not in STRING_TYPES:
             raise IngestError(
@@ -175,7 +199,7 @@ def ingest(
             raise IngestError(
                 f"{first}: no source name: pass --source NAME (or --source-field FIELD)."
             )
-        used = {v for v in fields.values() if v} | {"filename"}
+        used = {v for v in fields.values() if v} | {"filename", "file_row_number"}
         extra = [c for c in columns if c not in used]
 
         def col(role: str, const: str | None = None) -> str:
@@ -186,11 +210,14 @@ def ingest(
 
         params: list = []
         content_id = f"'sha256:' || substr(sha256({_q(text_field)}), 1, 32)"
+        id_expr = col("id") if fields["id"] else content_id
+        row_expr = "file_row_number" if "file_row_number" in columns else "NULL::BIGINT"
         select = [
             "filename AS _file",
+            f"{row_expr} AS _frow",
             f"{_q(text_field)} AS text",
             f"{col('id')} AS given_id",
-            f"{col('id') if fields['id'] else content_id} AS doc_id",
+            f"{id_expr} AS doc_id",
         ]
         if fields["source"]:
             select.append(f"{col('source')} AS source")
@@ -227,7 +254,9 @@ def ingest(
         if progress:
             progress("read", 0, 0)
         try:
-            con.execute(f"CREATE TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
+            con.execute(
+                f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params
+            )
         except duckdb.Error as exc:
             raise _reader_error(exc, files, fmt) from exc
         _validate_stage(con, fields, fmt, files)
@@ -236,37 +265,38 @@ def ingest(
             con,
             """SELECT count(*), count(*) FILTER (WHERE length(trim(text)) = 0),
                       count(DISTINCT doc_id) FILTER (WHERE length(trim(text)) > 0)
-               FROM _stage""",
+               FROM temp._stage""",
         )
         if progress:
             progress("read", n_read, n_read)
             progress("dedupe", 0, n_read)
+        has_dups = n_unique != n_read - n_empty
         # One row per doc id (its first occurrence); the window only runs when the input
         # really holds duplicates. Then keep the ids the workspace does not have yet.
-        if n_unique == n_read - n_empty:
-            keep = "SELECT rowid AS _row, doc_id FROM _stage WHERE length(trim(text)) > 0"
+        if not has_dups:
+            keep = "SELECT rowid AS _row, doc_id FROM temp._stage WHERE length(trim(text)) > 0"
         else:
             keep = """SELECT _row, doc_id FROM (
                           SELECT rowid AS _row, doc_id,
                                  row_number() OVER (PARTITION BY doc_id ORDER BY rowid) AS rn
-                          FROM _stage WHERE length(trim(text)) > 0)
+                          FROM temp._stage WHERE length(trim(text)) > 0)
                       WHERE rn = 1"""
         con.execute(
-            f"CREATE TABLE _new AS SELECT k._row FROM ({keep}) k ANTI JOIN documents USING (doc_id)"
+            f"CREATE TEMP TABLE _new AS SELECT k._row FROM ({keep}) k "
+            "ANTI JOIN documents USING (doc_id)"
         )
-        n_new = scalar(con, "SELECT count(*) FROM _new")
+        n_new = scalar(con, "SELECT count(*) FROM temp._new")
         if progress:
             progress("dedupe", n_read, n_read)
             progress("tokenize", 0, n_new)
-        text_sql = (
-            "SELECT rowid AS _row, text FROM _stage WHERE length(trim(text)) > 0"
-            if n_new == n_read - n_empty
-            else "SELECT s.rowid AS _row, s.text FROM _stage s SEMI JOIN _new n ON s.rowid = n._row"
-        )
         rows: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         done = 0
-        reader = con.cursor().sql(text_sql).to_arrow_reader(batch_size)
+        text_sql = (
+            "SELECT s.rowid AS _row, s.text FROM temp._stage s SEMI JOIN temp._new n "
+            "ON s.rowid = n._row"
+        )
+        reader = con.sql(text_sql).to_arrow_reader(batch_size)
         for batch in reader:
             rows.append(batch.column(0).to_numpy())
             counts.append(counter.count(batch.column(1).to_pylist()))
@@ -279,50 +309,85 @@ def ingest(
                 "n_tokens": np.concatenate(counts) if counts else np.zeros(0, np.int64),
             }
         )
+        con.register("_tok_src", tok)
+        con.execute("CREATE TEMP TABLE _tok AS SELECT * FROM _tok_src")
+        con.unregister("_tok_src")
         if progress:
             progress("insert", 0, n_new)
-        con.register("_tok", tok)
-        ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
-        con.execute(
-            """INSERT INTO documents
-               SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title, n.text,
-                      strlen(n.text), length(n.text), t.n_tokens, n.metadata, ?
-               FROM _stage n JOIN _tok t ON n.rowid = t._row""",
-            [ingest_id],
-        )
+        options = {k: v for k, v in fields.items() if v}
+        options["copy_text"] = bool(copy_text)
+        options["duplicates_in_input"] = bool(has_dups)
+        with workspace.write(job="ingest", con=con, on_wait=on_wait):
+            ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
+            first_file = scalar(con, "SELECT COALESCE(max(file_id), 0) + 1 FROM ingest_files")
+            con.execute(
+                "INSERT INTO ingest_files SELECT ? + i - 1, ?, f.uri, ?, ?, ?, f.size, f.mtime, "
+                "NULL, ? FROM (SELECT unnest(?::VARCHAR[]) AS uri, unnest(?::BIGINT[]) AS size, "
+                "unnest(?::VARCHAR[]) AS mtime, generate_subscripts(?::VARCHAR[], 1) AS i) f",
+                [
+                    first_file,
+                    ingest_id,
+                    fmt,
+                    text_field,
+                    id_expr,
+                    bool(copy_text),
+                    [s[0] for s in stats],
+                    [s[1] for s in stats],
+                    [s[2] for s in stats],
+                    [s[0] for s in stats],
+                ],
+            )
+            # Another ingest may have committed the same ids since the read: keep only new.
+            con.execute(
+                """CREATE TEMP TABLE _ins AS
+                   SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title,
+                          strlen(n.text) AS n_bytes, length(n.text) AS n_chars,
+                          t.n_tokens, n.metadata, ? AS ingest_id, f.file_id, n._frow
+                   FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row
+                   JOIN ingest_files f ON f.uri = n._file AND f.ingest_id = ?
+                   ANTI JOIN documents d ON d.doc_id = n.doc_id""",
+                [ingest_id, ingest_id],
+            )
+            con.execute("INSERT INTO documents SELECT * FROM temp._ins")
+            if copy_text:
+                con.execute(
+                    "INSERT INTO texts SELECT s.doc_id, s.text FROM temp._stage s "
+                    "SEMI JOIN temp._ins i ON i.doc_id = s.doc_id "
+                    "JOIN temp._tok t ON s.rowid = t._row"
+                )
+            con.execute(
+                f"""INSERT INTO doc_rollup
+                    SELECT ingest_id, source, domain, lang, year(date),
+                           {LEN_BUCKET_SQL} AS len_bucket, count(*), sum(n_tokens),
+                           sum(n_bytes), sum(n_chars)
+                    FROM temp._ins GROUP BY ALL"""
+            )
+            n_new, n_tokens = one(
+                con, "SELECT count(*), COALESCE(sum(n_tokens), 0) FROM temp._ins"
+            )
+            con.execute(
+                "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    ingest_id,
+                    source or f"field:{fields['source']}",
+                    [str(f) for f in files],
+                    fmt,
+                    _files_digest(stats),
+                    n_read,
+                    n_new,
+                    int(n_tokens),
+                    f"{tokenizer} sha256:{counter.sha256}",
+                    json.dumps(options),
+                    started,
+                    dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                ],
+            )
+            set_meta(con, "tokenizer_sha256", counter.sha256)
+            refresh_text_view(con)
         if progress:
             progress("insert", n_new, n_new)
-        n_tokens = scalar(
-            con,
-            "SELECT COALESCE(sum(n_tokens), 0) FROM documents WHERE ingest_id = ?",
-            [ingest_id],
-        )
-        options = {k: v for k, v in fields.items() if v}
-        con.execute(
-            "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                ingest_id,
-                source or f"field:{fields['source']}",
-                [str(f) for f in files],
-                fmt,
-                _files_digest(files),
-                n_read,
-                n_new,
-                int(n_tokens),
-                f"{tokenizer} sha256:{counter.sha256}",
-                json.dumps(options),
-                started,
-                dt.datetime.now(dt.UTC).replace(tzinfo=None),
-            ],
-        )
-        con.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('tokenizer_sha256', ?)",
-            [counter.sha256],
-        )
-        con.unregister("_tok")
-        con.unregister("_src")
-        for t in ("_new", "_stage"):
-            con.execute(f"DROP TABLE {t}")
+    finally:
+        con.close()
     return IngestReport(
         source=source or f"field:{fields['source']}",
         format=fmt or "",
@@ -341,23 +406,23 @@ def ingest(
 def _validate_stage(
     con: duckdb.DuckDBPyConnection, fields: dict, fmt: str | None, files: list[Path]
 ) -> None:
-    n = scalar(con, "SELECT count(*) FROM _stage")
+    n = scalar(con, "SELECT count(*) FROM temp._stage")
     if n == 0:
         where = files[0] if len(files) == 1 else "the input"
         raise IngestError(f"{where}: holds no documents.")
-    row = one(con, "SELECT _file FROM _stage WHERE text IS NULL LIMIT 1")
+    row = one(con, "SELECT _file FROM temp._stage WHERE text IS NULL LIMIT 1")
     if row:
-        raise IngestError(_missing_message(Path(row[0]), fields["text"], fmt, "text"))
+        raise IngestError(_missing_message(_as_path(row[0]), fields["text"], fmt, "text"))
     if fields["id"]:
-        row = one(con, "SELECT _file FROM _stage WHERE given_id IS NULL LIMIT 1")
+        row = one(con, "SELECT _file FROM temp._stage WHERE given_id IS NULL LIMIT 1")
         if row:
-            raise IngestError(_missing_message(Path(row[0]), fields["id"], fmt, "id"))
-        distinct, total = one(con, "SELECT count(DISTINCT given_id), count(*) FROM _stage")
+            raise IngestError(_missing_message(_as_path(row[0]), fields["id"], fmt, "id"))
+        distinct, total = one(con, "SELECT count(DISTINCT given_id), count(*) FROM temp._stage")
         row = None
         if distinct < total:  # only then can an id carry two different texts
             row = one(
                 con,
-                """SELECT given_id, count(*), min(_file), max(_file) FROM _stage
+                """SELECT given_id, count(*), min(_file), max(_file) FROM temp._stage
                    GROUP BY given_id HAVING count(DISTINCT text) > 1 LIMIT 1""",
             )
         if row:
@@ -366,13 +431,13 @@ def _validate_stage(
                 "with different texts; ids must be unique."
             )
     if fields["source"]:
-        row = one(con, "SELECT _file FROM _stage WHERE source IS NULL LIMIT 1")
+        row = one(con, "SELECT _file FROM temp._stage WHERE source IS NULL LIMIT 1")
         if row:
-            raise IngestError(_missing_message(Path(row[0]), fields["source"], fmt, "source"))
+            raise IngestError(_missing_message(_as_path(row[0]), fields["source"], fmt, "source"))
     if fields["date"]:
         row = one(
             con,
-            "SELECT _file, _raw_date FROM _stage WHERE date IS NULL AND _raw_date IS NOT NULL "
+            "SELECT _file, _raw_date FROM temp._stage WHERE date IS NULL AND _raw_date IS NOT NULL "
             "AND trim(_raw_date) <> '' LIMIT 1",
         )
         if row:
@@ -383,8 +448,12 @@ def _validate_stage(
 
 
 def _missing_message(path: Path, name: str, fmt: str | None, role: str) -> str:
-    if fmt == "jsonl":
+    if fmt == "jsonl" and not is_remote(str(path)):
         line = diagnose.first_jsonl_line_missing(path, name)
         if line:
             return f"{path}: line {line}: the {role} field {name!r} is missing or null."
     return f"{path}: some records have no {role} field {name!r} (missing or null)."
+
+
+def _as_path(name: str):
+    return name if is_remote(name) else Path(name)

@@ -49,7 +49,7 @@ from analytics.filters import Condition, DocFilter, register_condition
 #: selection tables (appended to the maps migration)
 SCHEMA: list[str] = [
     """CREATE TABLE IF NOT EXISTS selections(
-        selection_id VARCHAR PRIMARY KEY, n_docs BIGINT, origin JSON, created_at TIMESTAMP)""",
+        selection_id VARCHAR NOT NULL, n_docs BIGINT, origin JSON, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS selection_docs(
         selection_id VARCHAR NOT NULL, doc_id VARCHAR NOT NULL)""",
 ]

@@ -136,7 +136,7 @@ def read_cluster_texts(
     try:
         reader = cursor.sql(
             f"SELECT s.cluster, left(d.text, {int(max_chars)}) AS text "
-            "FROM _mx_label_docs s JOIN documents d ON d.doc_id = s.doc_id"
+            "FROM _mx_label_docs s JOIN document_text d ON d.doc_id = s.doc_id"
         ).to_arrow_reader(batch_rows)
         out: dict[int, list[str]] = {}
         for batch in reader:

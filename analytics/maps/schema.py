@@ -21,7 +21,7 @@ from analytics.maps.errors import MapError
 
 SCHEMA: list[str] = [
     """CREATE TABLE IF NOT EXISTS maps(
-        map_id VARCHAR PRIMARY KEY, model_key VARCHAR NOT NULL, params JSON,
+        map_id VARCHAR NOT NULL, model_key VARCHAR NOT NULL, params JSON,
         n_points BIGINT, n_corpus BIGINT, created_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS doc_clusters(
         doc_id VARCHAR NOT NULL, map_id VARCHAR NOT NULL, cluster INTEGER NOT NULL)""",

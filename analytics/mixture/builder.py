@@ -338,7 +338,7 @@ def group_text_sample(
             FROM (
                 SELECT coalesce(CAST(({expr}) AS VARCHAR), '{NULL_GROUP}') AS g, doc_id,
                        substr(text, 1, {int(max_chars)}) AS text
-                FROM "documents" WHERE ({sql})
+                FROM "documents" JOIN document_text USING (doc_id) WHERE ({sql})
             )
         ) WHERE rn <= {int(per_group)} ORDER BY g, rn
         """,
@@ -675,8 +675,20 @@ def create_manifest(
         tokenizer=dict(tokenizer or workspace_tokenizer(con)),
         seed=int(seed),
         corpus_snapshot_hash=snapshot_hash(con),
+        corpus_snapshot_id=lake_snapshot_id(con),
         created_at=created_at,
     )
+
+
+def lake_snapshot_id(con: Any) -> int | None:
+    """The workspace lake's snapshot `con` reads (None for a plain DuckDB connection)."""
+    try:
+        rows = con.execute(
+            "SELECT id FROM ducklake_current_snapshot(current_database())"
+        ).fetchall()
+    except Exception:  # not a DuckLake catalog (a plain DuckDB table in tests)
+        return None
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 MANIFEST_FORMATS = ("yaml", "json")

@@ -149,6 +149,8 @@ class Manifest(_Model):
     total_tokens: int = Field(gt=0, le=MAX_TOKENS)
     seed: int = Field(ge=0, le=2**63 - 1)
     corpus_snapshot_hash: str = Field(min_length=1, max_length=256)
+    #: the workspace lake snapshot the selection was computed on (time travel re-creates it)
+    corpus_snapshot_id: int | None = Field(default=None, ge=0)
     phases: list[Phase] = Field(min_length=1, max_length=MAX_PHASES)
 
     @model_validator(mode="after")
@@ -482,6 +484,7 @@ def build_manifest(
     tokenizer: Tokenizer | Mapping[str, Any],
     seed: int,
     corpus_snapshot_hash: str,
+    corpus_snapshot_id: int | None = None,
     created_at: _dt.datetime | None = None,
     version: str | None = None,
 ) -> Manifest:
@@ -497,6 +500,7 @@ def build_manifest(
         "total_tokens": sum(int(p["budget_tokens"]) for p in ph),
         "seed": seed,
         "corpus_snapshot_hash": corpus_snapshot_hash,
+        "corpus_snapshot_id": corpus_snapshot_id,
         "phases": ph,
     }
     return validate_manifest(data)

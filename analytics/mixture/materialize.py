@@ -243,17 +243,17 @@ def _shard_ranges(
     return [(int(lo), int(hi)) for _, lo, hi in rows]
 
 
-def open_for_materialize(db_path: str | os.PathLike[str], *, threads: int = 2) -> Any:
-    """A DuckDB connection on a workspace database attached READ_ONLY *with* file access.
+def open_for_materialize(workspace: Any, *, snapshot: int | None = None, threads: int = 2) -> Any:
+    """A read-only connection on the workspace lake *with* file access (and object-store
+    credentials from the environment), pinned to `snapshot` when given.
 
-    :func:`materialize` writes files with ``COPY``, which a workspace reader (external access
-    disabled) refuses; this connection can read the workspace and write the shards.
+    :func:`materialize` writes files with ``COPY``, which the locked reader of user SQL
+    refuses; this connection can read the workspace and the corpus and write the shards.
     """
-    import duckdb
+    from analytics.workspace import Workspace
 
-    con = duckdb.connect(":memory:")
-    con.execute("ATTACH ? AS ws (READ_ONLY)", [str(db_path)])
-    con.execute("USE ws")
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    con = ws.connect(read_only=True, snapshot=snapshot, remote=True)
     con.execute(f"SET threads={int(threads)}")
     return con
 
@@ -294,8 +294,10 @@ def materialize(
     called after each phase's selection and each shard written; an exception it raises (a
     cancelled job) aborts the run and leaves nothing behind.
     """
-    if isinstance(con, (str, os.PathLike)):
-        own = open_for_materialize(con)
+    from analytics.workspace import Workspace
+
+    if isinstance(con, (str, os.PathLike, Workspace)):
+        own = open_for_materialize(con, snapshot=getattr(manifest, "corpus_snapshot_id", None))
         try:
             return materialize(
                 own,
@@ -332,7 +334,7 @@ def materialize(
         )
     cols = table_columns(con, table)
     for c in columns:
-        if not _IDENT.match(c) or c not in cols:
+        if not _IDENT.match(c) or (c not in cols and c != "text"):
             raise SelectionError(f"columns: {c!r} is not a column of {table!r}")
     extra = [c for c in columns if c not in ("doc_id", "n_tokens")]
     out = Path(out_dir)
@@ -386,7 +388,15 @@ def materialize(
                 if phase.order in ("ascending-quality", "descending-quality")
                 else ""
             )
-            extra_sel = "".join(f", d.{_quote(c)}" for c in extra)
+            extra_sel = "".join(
+                f", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}"
+                for c in extra
+            )
+            text_join = (
+                " JOIN document_text t ON t.doc_id = x.doc_id"
+                if "text" in extra and "text" not in cols
+                else ""
+            )
             okey = f"{s}:{phase.name}:order:"
             params = [okey] if "?" in order_sql else []
             # one sort: the table is created in output order, so rowid is the output position
@@ -396,7 +406,7 @@ def materialize(
                 SELECT * FROM (
                     SELECT x.doc_id, x."group", x.n_tokens,
                            unnest(range(x.repeats)) AS rep{qsel}{extra_sel}
-                    FROM {smp} x JOIN {_quote(table)} d ON d.doc_id = x.doc_id
+                    FROM {smp} x JOIN {_quote(table)} d ON d.doc_id = x.doc_id{text_join}
                 ) e ORDER BY {order_sql}
                 """,
                 params,

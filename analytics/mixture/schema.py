@@ -9,8 +9,7 @@ SCHEMA: list[str] = [
         version INTEGER NOT NULL,
         created_at TIMESTAMPTZ NOT NULL,
         note VARCHAR,
-        manifest JSON NOT NULL,
-        PRIMARY KEY (name, version)
+        manifest JSON NOT NULL
     )
     """,
 ]

@@ -113,7 +113,7 @@ def concept_counts(
         d AS (SELECT source,
                      ' ' || regexp_replace(lower(text), '[^\\pL\\pN\\pM]+', '  ', 'g')
                          || ' ' AS norm
-              FROM {table}),
+              FROM {table} JOIN document_text USING (doc_id)),
         s AS (SELECT source, count(*) AS source_docs FROM {table} GROUP BY source),
         m AS (SELECT c.concept, d.source,
                      sum((length(d.norm) - length(replace(d.norm, c.pat, ''))) // length(c.pat))

@@ -54,7 +54,8 @@ def _pending_sql(signals: list[Signal]) -> tuple[str, list[str]]:
         params.append(sig.version)
     flags = ", ".join(f"{n} AS need_{i}" for i, n in enumerate(needs))
     sql = (
-        f"SELECT d.doc_id, d.text, d.url, {flags} FROM documents d {' '.join(joins)} "
+        f"SELECT d.doc_id, x.text, d.url, {flags} FROM documents d "
+        f"JOIN document_text x ON x.doc_id = d.doc_id {' '.join(joins)} "
         f"WHERE {' OR '.join(needs)}"
     )
     return sql, params

@@ -18,7 +18,7 @@ from analytics.signals.registry import SIGNALS, signal_names
 
 CATALOG_DDL = """CREATE TABLE IF NOT EXISTS signals_catalog(
     name VARCHAR NOT NULL, version VARCHAR NOT NULL, params JSON, computed_at TIMESTAMP,
-    n_docs BIGINT, PRIMARY KEY (name, version))"""
+    n_docs BIGINT)"""
 
 
 def table_ddl(table: str, columns: tuple[Column, ...]) -> str:

@@ -171,7 +171,7 @@ def signals_view_sql(
             if name not in SIGNALS:
                 raise SignalError(f"unknown signal {name!r}; valid names: {', '.join(SIGNALS)}")
             chosen[name] = ver
-    doc_cols = [f"d.{c}" for c in DOC_COLUMNS] + (["d.text"] if include_text else [])
+    doc_cols = [f"d.{c}" for c in DOC_COLUMNS] + (["x.text"] if include_text else [])
     select = list(doc_cols)
     joins = []
     for i, (name, ver) in enumerate(sorted(chosen.items())):
@@ -183,6 +183,8 @@ def signals_view_sql(
             f"LEFT JOIN (SELECT * FROM signal_{name} WHERE version = '{_checked(ver)}') {alias} "
             f"ON {alias}.doc_id = d.doc_id"
         )
+    if include_text:
+        joins.insert(0, "JOIN document_text x ON x.doc_id = d.doc_id")
     return "SELECT " + ", ".join(select) + " FROM documents d " + " ".join(joins)
 
 

@@ -31,7 +31,7 @@ if st.button("Run", type="primary", key="sql_run") or shared:
     st.session_state.pop("sql_result", None)
     try:
         st.session_state["sql_result"] = run_query(
-            state.workspace().cursor(),
+            state.workspace().user_cursor(),
             text,
             max_rows=int(max_rows),
             timeout_s=float(timeout),

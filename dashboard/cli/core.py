@@ -38,7 +38,13 @@ def open_workspace(path: Path | None) -> Workspace:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="Files, globs or HF save_to_disk dirs.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, globs or HF save_to_disk dirs; local or s3://, gs://, "
+            "hf://datasets/org/name@revision/..., https:// URIs."
+        ),
+    ],
     source: Annotated[str | None, typer.Option(help="Source name for every document.")] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     id_field: Annotated[str | None, typer.Option(help="Field holding a stable id.")] = None,
@@ -52,12 +58,42 @@ def ingest(
     ] = None,
     domain: Annotated[str | None, typer.Option(help="Constant domain when no field.")] = None,
     lang: Annotated[str | None, typer.Option(help="Constant language when no field.")] = None,
+    copy_text: Annotated[
+        bool,
+        typer.Option(
+            "--copy-text",
+            help="Keep a copy of the text in the workspace (small or local corpora); by "
+            "default only metadata and a locator of each text are stored.",
+        ),
+    ] = False,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="For a new workspace: sqlite (default, a file in the workspace) or "
+            "postgresql://USER@HOST:PORT/DB (team server / cluster; password via PGPASSWORD)."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="For a new workspace: where the lake's Parquet files go (default DIR/data/; "
+            "or s3://bucket/prefix/)."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Ingest JSONL (.gz/.zst), Parquet, CSV, Dolma or HF dataset dirs; atomic, idempotent."""
+    """Register JSONL (.gz/.zst), Parquet, CSV, Dolma or HF datasets where they live;
+    atomic, idempotent. Credentials for object stores come from the environment only."""
     from analytics.ingest import ingest as run_ingest
 
     ws = Workspace(workspace)
+    if not ws.exists:
+        ws.initialise(catalog=catalog, data=data)
+    elif catalog or data:
+        raise MixscopeError(
+            f"{ws.path}: --catalog/--data only apply when creating a workspace; this one "
+            f"already uses {ws.config.get('catalog')} and {ws.data_path}."
+        )
     with progress_callback() as cb:
         report = run_ingest(
             ws,
@@ -73,7 +109,13 @@ def ingest(
             source_field=source_field,
             domain=domain,
             lang=lang,
+            copy_text=copy_text,
             progress=cb,
+            on_wait=lambda h: console.print(
+                f"waiting for {h.get('job')} (pid {h.get('pid', '?')}, since "
+                f"{h.get('since', '?')}) to commit ...",
+                markup=False,
+            ),
         )
     console.print(
         f"[green]ingested[/green] {report.n_added:,} new documents "
@@ -136,7 +178,9 @@ def sql(
     from analytics.query import run_query
 
     ws = open_workspace(workspace)
-    df, truncated = run_query(ws.cursor(), query, max_rows=max_rows, timeout_s=timeout, user=True)
+    df, truncated = run_query(
+        ws.user_cursor(), query, max_rows=max_rows, timeout_s=timeout, user=True
+    )
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
@@ -248,7 +292,9 @@ def demo(
             raise MixscopeError(f"{DEMO_CORPUS}: the demo corpus is missing from this checkout.")
         console.print(f"building the demo workspace in {ws.path} from {DEMO_CORPUS.name} ...")
         with progress_callback() as cb:
-            report = run_ingest(ws, [str(DEMO_CORPUS)], id_field="id", progress=cb)
+            report = run_ingest(
+                ws, [str(DEMO_CORPUS)], id_field="id", copy_text=True, progress=cb
+            )
         console.print(
             f"[green]ingested[/green] {report.n_added:,} documents, "
             f"{report.n_tokens_added:,} tokens"

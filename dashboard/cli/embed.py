@@ -473,7 +473,8 @@ def _doc_rows(ws, doc_ids: list[str]):
     df, _ = run_query(
         ws.cursor(),
         "SELECT doc_id, source, regexp_replace(left(text, 300), '\\s+', ' ', 'g') AS snippet "
-        "FROM documents WHERE doc_id IN (SELECT unnest(?::VARCHAR[]))",
+        "FROM documents JOIN document_text USING (doc_id) "
+        "WHERE doc_id IN (SELECT unnest(?::VARCHAR[]))",
         [doc_ids],
         max_rows=len(doc_ids),
     )

@@ -252,10 +252,12 @@ def contamination(
         "can never match)"
     )
     if len(res.flagged):
+        from analytics.text import fetch_texts
+
         cur = ws.cursor()
         for r in res.flagged.head(5).itertuples(index=False):
-            text = cur.execute("SELECT text FROM documents WHERE doc_id = ?", [r.doc_id]).fetchall()
-            parts = span_parts(text[0][0], r.spans[0], context=40)
+            text = fetch_texts(cur, [r.doc_id])[r.doc_id]
+            parts = span_parts(text, r.spans[0], context=40)
             before, match, after = (re.sub(r"\s+", " ", p) for p in parts)
             stdout.print(f"  {r.doc_id} ({r.source}): ", end="", markup=False)
             stdout.print(before, style="dim", end="", markup=False)

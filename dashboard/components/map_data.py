@@ -71,8 +71,9 @@ def map_points(
     where, wparams = (flt or DocFilter()).where("d")
     sql = (
         f"SELECT c.doc_id, c.cluster, d.source, {expr} AS color, "
-        f"regexp_replace(left(d.text, {int(snippet_chars) * 2}), '\\s+', ' ', 'g') AS snippet "
-        f"FROM doc_clusters c JOIN documents d ON d.doc_id = c.doc_id{join} "
+        f"regexp_replace(left(x.text, {int(snippet_chars) * 2}), '\\s+', ' ', 'g') AS snippet "
+        f"FROM doc_clusters c JOIN documents d ON d.doc_id = c.doc_id "
+        f"JOIN document_text x ON x.doc_id = c.doc_id{join} "
         f"WHERE c.map_id = ? AND {where}"
     )
     df, _ = run_query(cur, sql, [*params, map_id, *wparams], max_rows=10_000_000, timeout_s=120)
@@ -88,7 +89,8 @@ def documents_brief(cur: duckdb.DuckDBPyConnection, *, doc_ids: list[str]) -> pd
         cur,
         "SELECT doc_id, source, lang, n_tokens, "
         "regexp_replace(left(text, 400), '\\s+', ' ', 'g') AS snippet "
-        "FROM documents WHERE doc_id IN (SELECT unnest(?::VARCHAR[]))",
+        "FROM documents JOIN document_text USING (doc_id) "
+        "WHERE doc_id IN (SELECT unnest(?::VARCHAR[]))",
         [list(doc_ids)],
         max_rows=len(doc_ids),
     )

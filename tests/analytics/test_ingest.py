@@ -16,6 +16,7 @@ from analytics.errors import IngestError
 from analytics.ingest import ingest
 from analytics.tokenizer import get_token_counter
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 
 
 def count(ws: Workspace, where: str = "TRUE") -> int:
@@ -161,7 +162,7 @@ def test_hf_save_to_disk(tmp_path, records):
 
 # ----------------------------------------------------------------------------- bad input
 def _assert_unchanged(ws: Workspace, before: bytes) -> None:
-    assert ws.db_path.read_bytes() == before
+    assert fingerprint(ws) == before
     assert not list(ws.path.glob(".*.tmp*"))
 
 
@@ -169,7 +170,7 @@ def _assert_unchanged(ws: Workspace, before: bytes) -> None:
 def seeded(tmp_path, jsonl_file):
     ws = Workspace(tmp_path / "ws")
     ingest(ws, [str(jsonl_file)], source="web")
-    return ws, ws.db_path.read_bytes()
+    return ws, fingerprint(ws)
 
 
 @pytest.mark.parametrize(
@@ -277,18 +278,20 @@ def test_failure_mid_ingest_leaves_workspace_exactly_as_before(tmp_path, seeded,
     assert ingest(ws, [str(path)], source="more").n_added == 50  # re-running completes
 
 
-def test_reader_keeps_its_snapshot_while_a_job_writes(tmp_path, seeded):
+def test_readers_see_only_committed_snapshots_and_can_pin_one(tmp_path, seeded):
     ws, _ = seeded
     n0 = count(ws)
     cur = ws.cursor()
-    path = tmp_path / "more.jsonl"
-    path.write_text(json.dumps({"text": "one more"}) + "\n")
+    before = ws.snapshot_id()
     with ws.write(job="test") as con:
         con.execute("DELETE FROM documents")
-        # readers still see the published snapshot while the job is running
+        # readers see the committed snapshot while the job is running
         assert scalar(ws.cursor(), "SELECT count(*) FROM documents") == n0
-    assert scalar(cur, "SELECT count(*) FROM documents") == n0  # old cursor: old snapshot
-    assert count(ws) == 0  # new cursor: the published one
+        assert scalar(cur, "SELECT count(*) FROM documents") == n0
+    assert count(ws) == 0  # after the commit, every new query sees it
+    assert ws.snapshot_id() == before + 1
+    pinned = ws.connect(snapshot=before)  # time travel: the snapshot before the job
+    assert scalar(pinned, "SELECT count(*) FROM documents") == n0
 
 
 @pytest.mark.parametrize("kind", ["gz", "zst"])

@@ -10,6 +10,7 @@ import time
 from analytics.db import scalar
 from analytics.jobs import JobReporter, JobStore
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 
 
 def test_queued_ingest_job_runs_and_reports(tmp_path, jsonl_file):
@@ -62,7 +63,7 @@ def test_reporter_writes_progress_and_honours_cancel(tmp_path):
 
 def test_cancelling_a_running_job_leaves_the_workspace_unchanged(tmp_path, jsonl_file):
     ws = Workspace.open(tmp_path / "ws", create=True)
-    before = ws.db_path.read_bytes()
+    before = fingerprint(ws)
     big = tmp_path / "big.jsonl"
     big.write_text("".join(json.dumps({"text": f"doc {i} " * 200}) + "\n" for i in range(30000)))
     store = JobStore(ws.path)
@@ -77,4 +78,4 @@ def test_cancelling_a_running_job_leaves_the_workspace_unchanged(tmp_path, jsonl
     store.cancel(job.id)
     runner.wait(timeout=120)
     assert store.get(job.id).status == "cancelled"
-    assert ws.db_path.read_bytes() == before
+    assert fingerprint(ws) == before

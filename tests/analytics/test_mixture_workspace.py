@@ -426,7 +426,7 @@ def test_real_workspace_reader_and_materialize(tmp_path):
     assert reproduce(cur, m).ok
     with pytest.raises(MixtureError, match="cannot write files"):
         materialize(cur, m, tmp_path / "nope")
-    res = materialize(ws.db_path, m, tmp_path / "out", fmt="parquet")
+    res = materialize(ws, m, tmp_path / "out", fmt="parquet")
     samples = pd.read_parquet(tmp_path / "out" / "main" / "samples.parquet")
     assert set(samples["group"]) == {"web", "books", "code"}
     assert (

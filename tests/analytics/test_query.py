@@ -8,6 +8,7 @@ from analytics.errors import QueryRefused, QueryTimeout
 from analytics.ingest import ingest
 from analytics.query import check_user_sql, run_query
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def ws(tmp_path, jsonl_file):
 )
 def test_refuses_non_select(ws, sql, message):
     with pytest.raises(QueryRefused, match=message):
-        run_query(ws.cursor(), sql, user=True)
+        run_query(ws.user_cursor(), sql, user=True)
 
 
 @pytest.mark.parametrize(
@@ -53,16 +54,16 @@ def test_refuses_non_select(ws, sql, message):
     ],
 )
 def test_refuses_file_and_network_access(ws, sql):
-    before = ws.db_path.read_bytes()
+    before = fingerprint(ws)
     with pytest.raises(QueryRefused, match="(?i)refused"):
-        run_query(ws.cursor(), sql, user=True)
-    assert ws.db_path.read_bytes() == before
+        run_query(ws.user_cursor(), sql, user=True)
+    assert fingerprint(ws) == before
 
 
 def test_caps_rows_and_reports_truncation(ws):
-    df, truncated = run_query(ws.cursor(), "SELECT * FROM range(100) t(i)", max_rows=7, user=True)
+    df, truncated = run_query(ws.user_cursor(), "SELECT * FROM range(100) t(i)", max_rows=7, user=True)
     assert len(df) == 7 and truncated
-    df, truncated = run_query(ws.cursor(), "SELECT * FROM range(7) t(i)", max_rows=7, user=True)
+    df, truncated = run_query(ws.user_cursor(), "SELECT * FROM range(7) t(i)", max_rows=7, user=True)
     assert len(df) == 7 and not truncated
 
 

@@ -1,4 +1,5 @@
-"""Workspace lifecycle: missing, corrupted, newer and older schema versions, write lock."""
+"""Workspace lifecycle on the lake: missing, corrupted, newer and older schema versions,
+killed writers, concurrent writers, checkpoints and time travel."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -13,6 +16,7 @@ from analytics.db import scalar
 from analytics.errors import WorkspaceError
 from analytics.migrations import LATEST_VERSION
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 
 
 def test_missing_workspace_is_a_clear_error(tmp_path):
@@ -24,11 +28,21 @@ def test_create_then_open(tmp_path):
     ws = Workspace.open(tmp_path / "ws", create=True)
     assert ws.schema_version() == LATEST_VERSION
     assert scalar(ws.cursor(), "SELECT count(*) FROM documents") == 0
+    assert (tmp_path / "ws" / "catalog.sqlite").exists()
 
 
-def test_corrupted_file_is_detected(tmp_path):
-    (tmp_path / "mixscope.duckdb").write_bytes(b"this is not a database" * 100)
+def test_corrupted_catalog_is_detected(tmp_path):
+    Workspace.open(tmp_path, create=True)
+    (tmp_path / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
     with pytest.raises(WorkspaceError, match="not a readable mixscope workspace"):
+        Workspace.open(tmp_path)
+
+
+def test_single_file_workspace_asks_for_migrate(tmp_path):
+    (tmp_path / "mixscope.duckdb").write_bytes(b"old")
+    with pytest.raises(WorkspaceError, match="mixscope migrate"):
         Workspace.open(tmp_path)
 
 
@@ -52,52 +66,91 @@ def test_older_schema_is_migrated_with_a_backup(tmp_path, monkeypatch):
         pass
     assert ws.schema_version() == LATEST_VERSION + 1
     assert scalar(ws.cursor(), "SELECT count(*) FROM test_extra") == 0
-    backups = list((tmp_path / "backups").glob(f"mixscope-v{LATEST_VERSION}-*.duckdb"))
+    backups = list((tmp_path / "backups").glob(f"catalog-v{LATEST_VERSION}-*.sqlite"))
     assert len(backups) == 1
 
 
-def test_a_killed_writer_leaves_the_workspace_consistent(tmp_path):
-    """SIGKILL half-way through a job: the published file is untouched, the lock released."""
+def test_a_killed_writer_leaves_no_trace(tmp_path):
+    """SIGKILL half-way through a job that wrote data files: nothing committed, the lock
+    released, and the next writer removes the orphaned files."""
     ws = Workspace.open(tmp_path, create=True)
-    before = ws.db_path.read_bytes()
+    before = fingerprint(ws)
     code = textwrap.dedent(
         f"""
         import os, signal
         from analytics.workspace import Workspace
         ws = Workspace({str(tmp_path)!r})
         with ws.write(job="doomed") as con:
-            con.execute("INSERT INTO meta VALUES ('half', 'written')")
+            con.execute("INSERT INTO meta SELECT 'half' || i, 'x' FROM range(200000) t(i)")
             os.kill(os.getpid(), signal.SIGKILL)
         """
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd())
     assert proc.returncode == -9
-    assert ws.db_path.read_bytes() == before
-    with ws.write(job="next", timeout=5) as con:  # lock is free, stale temp file is swept
+    assert ws.snapshot_id() == before[0]
+    assert len(fingerprint(ws)[1]) > len(before[1])  # the killed job left a data file
+    with ws.write(job="next", timeout=5) as con:  # the lock is free
         con.execute("INSERT INTO meta VALUES ('after', 'ok')")
-    assert not list(tmp_path.glob(".*.tmp*"))
-    assert ws.meta()["after"] == "ok" and "half" not in ws.meta()
+    meta = ws.meta()
+    assert meta["after"] == "ok" and "half0" not in meta
+    assert fingerprint(ws)[1] == before[1]  # orphans swept (the small row is inlined)
 
 
-def test_second_writer_waits_then_reports_the_holder(tmp_path):
+def test_second_writer_waits_and_says_for_whom(tmp_path):
     ws = Workspace.open(tmp_path, create=True)
+    told = []
     with ws.write_lock("first"):
-        with pytest.raises(WorkspaceError, match="being written by .*first"):
-            with ws.write(job="second", timeout=0.5):
+        with pytest.raises(WorkspaceError, match="waited .* for first"):
+            with ws.write(job="second", timeout=0.5, on_wait=told.append):
                 pass
+    assert told and told[0]["job"] == "first" and told[0]["since"]
 
 
-def test_checkpoint_publishes_partial_progress_of_a_job(tmp_path):
+def test_concurrent_writers_all_commit(tmp_path):
+    """Four processes committing 10 transactions each at once through the SQLite catalog."""
+    Workspace.open(tmp_path, create=True)
+    code = textwrap.dedent(
+        """
+        import sys
+        from analytics.workspace import Workspace
+        ws = Workspace(sys.argv[1])
+        for k in range(10):
+            with ws.write(job=f"w{sys.argv[2]}") as con:
+                con.execute("INSERT INTO meta VALUES (?, ?)", [f"w{sys.argv[2]}-{k}", "x"])
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(i)]) for i in range(4)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0, 0]
+    ws = Workspace(tmp_path)
+    n = scalar(ws.cursor(), "SELECT count(*) FROM meta WHERE key LIKE 'w%-%'")
+    assert n == 40
+
+
+def test_checkpoint_commits_partial_progress_and_lets_a_waiter_in(tmp_path):
     ws = Workspace.open(tmp_path, create=True)
+    other_done = threading.Event()
+
+    def other():
+        with ws.write(job="small save") as con:
+            con.execute("INSERT INTO meta VALUES ('saved', 'yes')")
+        other_done.set()
+
     try:
         with ws.write(job="resumable") as con:
             con.execute("INSERT INTO meta VALUES ('step', '1')")
+            t = threading.Thread(target=other)
+            t.start()
+            time.sleep(0.5)  # the small save is now waiting for the lock
+            assert not other_done.is_set()
             ws.checkpoint(con)
-            assert ws.meta()["step"] == "1"  # readers see it while the job runs
+            assert other_done.wait(10)  # it got its turn at the checkpoint
+            assert ws.meta()["step"] == "1"  # readers see the checkpoint while the job runs
             con.execute("INSERT INTO meta VALUES ('step2', '2')")
             raise RuntimeError("killed after the first checkpoint")
     except RuntimeError:
         pass
+    t.join()
     meta = ws.meta()
-    assert meta["step"] == "1" and "step2" not in meta
-    assert not list(tmp_path.glob(".*.tmp*"))
+    assert meta["step"] == "1" and meta["saved"] == "yes" and "step2" not in meta

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 from tests.dashboard.test_geometry_workspace import (
     PROBE,
     ROOT,
@@ -74,12 +75,12 @@ def test_list_shows_registered_runs(geometry_ws):
 
 def test_rerun_adds_nothing_and_writes_nothing(geometry_ws, tmp_path):
     ws = copy_of(geometry_ws.path, tmp_path / "ws")
-    before, digest = counts(ws), sha(ws.db_path)
+    before, digest = counts(ws), fingerprint(ws)
     r = mixscope("geometry", "tiny", *PROBE, ws=ws.path)
     assert r.returncode == 0, r.stderr
     assert "nothing new" in r.stdout + r.stderr
     assert counts(ws) == before
-    assert sha(ws.db_path) == digest  # not even a write job was opened
+    assert fingerprint(ws) == digest  # not even a write job was opened
 
 
 @pytest.mark.slow
@@ -236,7 +237,7 @@ def test_bad_input_one_line_exit_2_nothing_written(
     case, message, small_copy, tmp_path, tmp_path_factory, monkeypatch, capsys
 ):
     ws = small_copy
-    digest = sha(ws.db_path)
+    digest = fingerprint(ws)
     args = {
         "empty-dir": ("checkpoints", "add", "x", tmp_path / "empty"),
         "no-tokenizer": (
@@ -254,7 +255,7 @@ def test_bad_input_one_line_exit_2_nothing_written(
     assert code == 2, out
     lines = [ln for ln in out.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out
-    assert sha(ws.db_path) == digest
+    assert fingerprint(ws) == digest
 
 
 def test_architecture_without_hidden_states_exit_2_nothing_written(small_copy, monkeypatch, capsys):
@@ -275,12 +276,12 @@ def test_architecture_without_hidden_states_exit_2_nothing_written(small_copy, m
     monkeypatch.setattr(
         ex_mod, "load_model_and_tokenizer", lambda *a, **k: (NoHidden(), tok, False, "cpu")
     )
-    digest = sha(small_copy.db_path)
+    digest = fingerprint(small_copy)
     code, out = run_main(
         monkeypatch, capsys, "geometry", "tiny", *PROBE, "--workspace", small_copy.path
     )
     assert code == 2 and "error: " in out and "no hidden states" in out, out
-    assert sha(small_copy.db_path) == digest
+    assert fingerprint(small_copy) == digest
 
 
 def test_mixed_hidden_sizes_are_allowed_with_a_note(
@@ -338,12 +339,12 @@ def test_demo_series_trains_registers_and_computes_once(tmp_path_factory, tmp_pa
     }
     assert len(probe_ids) == 24
     assert not probe_texts & set(training_texts(cur, exclude=probe_ids))
-    digest = sha(ws.db_path)
+    digest = fingerprint(ws)
     again = mixscope(*args, ws=ws.path, timeout=600)
     assert again.returncode == 0, again.stderr
     out = again.stdout + again.stderr
     assert "already trained" in out and out.count("nothing new") == 2
-    assert sha(ws.db_path) == digest
+    assert fingerprint(ws) == digest
 
 
 def test_demo_queues_the_series_once(tmp_path_factory, tmp_path, monkeypatch):

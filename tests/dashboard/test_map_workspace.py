@@ -18,6 +18,7 @@ import pytest
 from analytics.errors import MixscopeError
 from analytics.filters import Condition, DocFilter
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "data" / "demo_corpus.parquet"
@@ -170,9 +171,9 @@ def test_selection_is_stored_once_and_filters_every_query(map_ws_copy):
     assert selection_id(ids) == selection_id(list(reversed(ids)) + ids[:3]) == expected
     sel = store_selection(ws, ids, origin={"map_id": "x"})
     assert sel.created and sel.n_docs == 37 and sel.selection_id == expected
-    stamp = ws.db_path.stat().st_mtime_ns
+    stamp = fingerprint(ws)
     again = store_selection(ws, reversed(ids))
-    assert not again.created and ws.db_path.stat().st_mtime_ns == stamp  # nothing written
+    assert not again.created and fingerprint(ws) == stamp  # nothing written
     info = selection_info(ws.cursor(), sel.selection_id)
     assert info["n_docs"] == 37 and info["origin"] == {"map_id": "x"}
     assert selection_doc_ids(ws.cursor(), sel.selection_id) == sorted(ids)
@@ -192,12 +193,12 @@ def test_store_selection_refuses_unknown_ids_and_writes_nothing(map_ws_copy):
     from analytics.maps.filtering import store_selection
 
     ws = map_ws_copy
-    before = ws.db_path.read_bytes()
+    before = fingerprint(ws)
     with pytest.raises(MixscopeError, match="not documents of this workspace"):
         store_selection(ws, ["no-such-doc", rows(ws, "SELECT min(doc_id) FROM documents")[0][0]])
     with pytest.raises(MixscopeError, match="empty"):
         store_selection(ws, [])
-    assert ws.db_path.read_bytes() == before
+    assert fingerprint(ws) == before
 
 
 def test_with_condition_replaces_the_same_kind():

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from analytics.workspace import Workspace
+from tests.conftest import fingerprint
 from tests.dashboard.test_signals_workspace import copy_of, signals_path, small_unscored_path
 
 
@@ -119,12 +120,12 @@ def test_params_make_a_new_version(unscored_ws_copy):
 )
 def test_bad_signal_arguments_write_nothing(unscored_ws_copy, args, message):
     ws = unscored_ws_copy
-    before = sha(ws.db_path)
+    before = fingerprint(ws)
     r = mixscope(*args, ws=ws.path)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], r.stderr
-    assert sha(ws.db_path) == before
+    assert fingerprint(ws) == before
 
 
 def test_contamination_finds_a_copied_13_gram(signals_ws, tmp_path):
