@@ -216,6 +216,11 @@ class Workspace:
             return
         if self.legacy_db_path.exists():
             raise WorkspaceError(self._missing_message())
+        self._create(tokenizer=tokenizer, catalog=catalog, data=data)
+        self._publish_config()
+
+    def _create(self, *, tokenizer: str, catalog: str | None, data: str | None) -> None:
+        """Create the catalog and schema (the workspace exists once its config is written)."""
         self.path.mkdir(parents=True, exist_ok=True)
         config: dict = {"format": "ducklake", "created_by": f"mixscope {__version__}"}
         if catalog and catalog != "sqlite":
@@ -230,8 +235,10 @@ class Workspace:
             set_meta(con, "tokenizer", tokenizer)
             set_meta(con, "created_at", dt.datetime.now(dt.UTC).isoformat())
             set_meta(con, "created_by", f"mixscope {__version__}")
+
+    def _publish_config(self) -> None:
         tmp = self.config_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(config, indent=2))
+        tmp.write_text(json.dumps(self.config, indent=2))
         os.replace(tmp, self.config_path)
 
     def _init_sqlite(self) -> None:
@@ -260,6 +267,9 @@ class Workspace:
         if is_remote(self.data_path):
             configure_remote(con)
         opts = [f"DATA_PATH {_lit(self.data_path)}"]
+        if not is_remote(self.data_path):
+            # a local lake lives inside the workspace directory: keep it relocatable
+            opts.append("OVERRIDE_DATA_PATH true")
         if read_only:
             opts.append("READ_ONLY")
         if snapshot is not None:

@@ -64,3 +64,16 @@ def fingerprint(ws) -> tuple:
     data = Path(ws.data_path)
     files = sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())
     return (ws.snapshot_id(), tuple(files))
+
+
+def add_doc(con, **row) -> None:
+    """Insert one document into a workspace-schema connection: its metadata into `documents`
+    and its text (if given) into `texts`, as an ingest with --copy-text would."""
+    text = row.pop("text", None)
+    cols = list(row)
+    con.execute(
+        f"INSERT INTO documents ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        list(row.values()),
+    )
+    if text is not None:
+        con.execute("INSERT INTO texts VALUES (?, ?)", [row["doc_id"], text])

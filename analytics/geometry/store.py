@@ -214,8 +214,9 @@ def add_run(
     all_specs += [s for s in specs if s not in all_specs]
     con.execute("DELETE FROM geometry_run_checkpoints WHERE run = ?", [name])
     con.execute("DELETE FROM geometry_train_log WHERE run = ?", [name])
+    con.execute("DELETE FROM geometry_runs WHERE run = ?", [name])
     con.execute(
-        "INSERT OR REPLACE INTO geometry_runs VALUES (?, ?, ?, ?)",
+        "INSERT INTO geometry_runs VALUES (?, ?, ?, ?)",
         [name, json.dumps(all_specs), str(tokenizer) if tokenizer else None, _now()],
     )
     _insert(con, "geometry_run_checkpoints", df)

@@ -113,7 +113,10 @@ def update_catalog(con: duckdb.DuckDBPyConnection, sig: Signal) -> int:
     """Upsert the catalog row of `sig`'s version with n_docs = rows in `signal_<name>`."""
     n = count_rows(con, sig.table, sig.version)
     con.execute(
-        "INSERT OR REPLACE INTO signals_catalog VALUES (?, ?, ?, ?, ?)",
+        "DELETE FROM signals_catalog WHERE name = ? AND version = ?", [sig.name, sig.version]
+    )
+    con.execute(
+        "INSERT INTO signals_catalog VALUES (?, ?, ?, ?, ?)",
         [
             sig.name,
             sig.version,

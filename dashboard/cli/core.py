@@ -127,6 +127,30 @@ def ingest(
 
 
 @app.command()
+def migrate(workspace: WorkspaceOpt = None) -> None:
+    """Convert a single-file workspace (mixscope 0.1) into a lakehouse workspace; every
+    table's row count is checked equal and the old file is kept in backups/."""
+    from analytics.convert import convert_single_file
+
+    ws = Workspace(workspace)
+    with progress_callback() as cb:
+        rep = convert_single_file(ws.path, progress=cb)
+    console.print(
+        f"converted {ws.path}: {rep.documents:,} documents, {rep.tokens:,} tokens, "
+        f"{len(rep.tables)} tables checked equal; the old file is in {rep.backup}",
+        markup=False,
+    )
+
+
+@app.command()
+def compact(workspace: WorkspaceOpt = None) -> None:
+    """Merge the lake's small data files (after many small writes)."""
+    ws = open_workspace(workspace)
+    rep = ws.compact()
+    console.print(f"compacted {ws.path}: now at snapshot {rep['snapshot']}", markup=False)
+
+
+@app.command()
 def info(
     workspace: WorkspaceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

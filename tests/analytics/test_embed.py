@@ -24,6 +24,7 @@ from analytics.embed import (
     sample_doc_ids,
 )
 from analytics.workspace import Workspace
+from tests.conftest import add_doc
 
 KEY = "fake__msl128"
 
@@ -34,10 +35,7 @@ def make_workspace(path, n=60, sources=("web", "books", "code")):
         for i in range(n):
             src = sources[i % len(sources)] if i < n - 1 else "rare"
             words = " ".join(f"w{(i * 7 + j) % 23}" for j in range(1 + i % 9))
-            con.execute(
-                "INSERT INTO documents(doc_id, source, text) VALUES (?, ?, ?)",
-                [f"d{i:04d}", src, f"doc {i} {words}"],
-            )
+            add_doc(con, doc_id=f"d{i:04d}", source=src, text=f"doc {i} {words}")
     return ws
 
 
@@ -47,7 +45,7 @@ def ws(tmp_path):
 
 
 def texts_of(ws):
-    return dict(ws.cursor().execute("SELECT doc_id, text FROM documents").fetchall())
+    return dict(ws.cursor().execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)").fetchall())
 
 
 # ---------------------------------------------------------------------------- models

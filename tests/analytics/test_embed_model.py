@@ -8,6 +8,7 @@ import pytest
 from analytics.embed import EmbedError, embed_corpus, embed_texts, get_embedder, load_embeddings
 from analytics.maps import EmbeddingIndex, MapError, more_like_this, search
 from analytics.workspace import Workspace
+from tests.conftest import add_doc
 
 TOPICS = {
     "cooking": [
@@ -63,10 +64,7 @@ def topic_ws(tmp_path_factory, model):
     with ws.write(job="topics") as con:
         for topic, texts in TOPICS.items():
             for i, t in enumerate(texts):
-                con.execute(
-                    "INSERT INTO documents(doc_id, source, text) VALUES (?, ?, ?)",
-                    [f"{topic}-{i:02d}", topic, t],
-                )
+                add_doc(con, doc_id=f"{topic}-{i:02d}", source=topic, text=t)
     rep = embed_corpus(ws, model=model, batch_size=8)
     assert rep.n_embedded == 30 and rep.dim == 384 and rep.model_key == KEY
     return ws

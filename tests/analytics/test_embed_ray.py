@@ -14,6 +14,7 @@ from analytics.embed import (
     load_embeddings,
 )
 from analytics.workspace import Workspace
+from tests.conftest import add_doc
 
 ray = pytest.importorskip("ray")
 
@@ -23,10 +24,7 @@ def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path):
     ws = Workspace.open(tmp_path / "ws", create=True)
     with ws.write(job="docs") as con:
         for i in range(50):
-            con.execute(
-                "INSERT INTO documents(doc_id, source, text) VALUES (?, 'web', ?)",
-                [f"r{i:03d}", f"ray text {i} " + "word " * (i % 11)],
-            )
+            add_doc(con, doc_id=f"r{i:03d}", source='web', text=f"ray text {i} " + "word " * (i % 11))
     files = export_texts(ws, tmp_path / "in", rows_per_file=20)
     assert len(files) == 3
     out = tmp_path / "ws" / "embeddings" / "fake__msl128"
@@ -48,6 +46,6 @@ def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path):
     assert man["count"] == 50 and man["dim"] == 32 and man["engine"] == "ray"
     ids, X = load_embeddings(ws, "fake__msl128")
     assert sorted(ids) == [f"r{i:03d}" for i in range(50)]
-    texts = dict(ws.cursor().execute("SELECT doc_id, text FROM documents").fetchall())
+    texts = dict(ws.cursor().execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)").fetchall())
     np.testing.assert_allclose(X, embed_texts(FakeEmbedder(), [texts[i] for i in ids]), atol=1e-7)
     assert EmbeddingSet(out).stored_dim() == 32

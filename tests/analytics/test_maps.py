@@ -31,6 +31,7 @@ from analytics.maps import (
 from analytics.maps import project as project_mod
 from analytics.maps.cluster import relabel_by_size
 from analytics.workspace import Workspace
+from tests.conftest import add_doc
 
 KEY = "fake__msl128"
 PLANTED = {"astro": "nebula", "food": "zucchini", "code": "compiler"}
@@ -53,9 +54,7 @@ def map_ws(tmp_path_factory):
     ws = Workspace.open(tmp_path_factory.mktemp("maps") / "ws", create=True)
     with ws.write(job="docs") as con:
         for doc_id, src, text in planted_texts():
-            con.execute(
-                "INSERT INTO documents(doc_id, source, text) VALUES (?, ?, ?)", [doc_id, src, text]
-            )
+            add_doc(con, doc_id=doc_id, source=src, text=text)
     embed_corpus(ws, model="fake:64")
     return ws
 

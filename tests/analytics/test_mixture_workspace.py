@@ -33,8 +33,10 @@ from analytics.mixture.store import ensure_schema
 
 DDL = """
 CREATE TABLE documents(doc_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL, domain VARCHAR,
-  lang VARCHAR, date DATE, url VARCHAR, text VARCHAR NOT NULL, n_bytes BIGINT, n_chars BIGINT,
-  n_tokens BIGINT, metadata JSON, ingest_id BIGINT, quality DOUBLE)
+  lang VARCHAR, date DATE, url VARCHAR, n_bytes BIGINT, n_chars BIGINT,
+  n_tokens BIGINT, metadata JSON, ingest_id BIGINT, quality DOUBLE);
+CREATE TABLE texts(doc_id VARCHAR, text VARCHAR);
+CREATE VIEW document_text AS SELECT doc_id, text FROM texts;
 """
 SIZES = {"web": 40, "books": 8, "code": 20}
 
@@ -69,7 +71,8 @@ def make_con(frame: pd.DataFrame | None = None) -> duckdb.DuckDBPyConnection:
     con.execute(DDL)
     df = corpus_frame() if frame is None else frame
     con.register("_src", pa.Table.from_pandas(df, preserve_index=False))
-    con.execute("INSERT INTO documents SELECT * FROM _src")
+    con.execute("INSERT INTO documents BY NAME SELECT * EXCLUDE (text) FROM _src")
+    con.execute("INSERT INTO texts SELECT doc_id, text FROM _src")
     con.unregister("_src")
     return con
 
@@ -187,7 +190,7 @@ def test_reproduce_ok_and_detects_changes(con):
     assert rep.ok and len(rep.groups) == 3 and rep.groups["hash_matches"].all()
 
     con.execute(
-        "INSERT INTO documents SELECT 'web-new', source, domain, lang, date, url, text, n_bytes, "
+        "INSERT INTO documents SELECT 'web-new', source, domain, lang, date, url, n_bytes, "
         "n_chars, "
         "n_tokens, metadata, ingest_id, quality FROM documents WHERE doc_id = 'web-0001'"
     )
@@ -210,7 +213,7 @@ def test_reproduce_snapshot_only_change_strict_and_lenient(con):
     m = manifest_for(con, {"web": 0.5, "books": 1.0, "code": 1.0}, where=("lang = ?", ["en"]))
     # a German document is outside the selection: groups unchanged, corpus changed
     con.execute(
-        "INSERT INTO documents SELECT 'web-de', source, domain, 'de', date, url, text, n_bytes, "
+        "INSERT INTO documents SELECT 'web-de', source, domain, 'de', date, url, n_bytes, "
         "n_chars, "
         "n_tokens, metadata, ingest_id, quality FROM documents WHERE doc_id = 'web-0001'"
     )
@@ -420,8 +423,9 @@ def test_real_workspace_reader_and_materialize(tmp_path):
     frame = corpus_frame().drop(columns="quality")
     with ws.write(job="test-mixture") as c:
         c.register("_src", pa.Table.from_pandas(frame, preserve_index=False))
-        c.execute("INSERT INTO documents BY NAME SELECT * FROM _src")
-    cur = ws.cursor()  # read-only, external access off
+        c.execute("INSERT INTO documents BY NAME SELECT * EXCLUDE (text) FROM _src")
+        c.execute("INSERT INTO texts SELECT doc_id, text FROM _src")
+    cur = ws.user_cursor()  # read-only, external access off
     m = manifest_for(cur, {"web": 0.5, "books": 2.5, "code": 1.0})
     assert reproduce(cur, m).ok
     with pytest.raises(MixtureError, match="cannot write files"):

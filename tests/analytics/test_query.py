@@ -70,7 +70,7 @@ def test_caps_rows_and_reports_truncation(ws):
 def test_stops_a_query_that_runs_forever(ws):
     with pytest.raises(QueryTimeout, match="time limit"):
         run_query(
-            ws.cursor(),
+            ws.user_cursor(),
             "SELECT count(*) FROM range(100000000000) a, range(1000000) b",
             timeout_s=1,
             user=True,

@@ -17,6 +17,7 @@ from analytics.signals.concepts import (
     read_accuracy_csv,
     read_concepts,
 )
+from tests.conftest import add_doc
 
 DOCS = [
     ("d1", "pets", "The cat sat. Category theory is hard. CAT! The cat's toy; a bobcat."),
@@ -32,9 +33,7 @@ def con():
     for sql in MIGRATIONS[0][2]:
         con.execute(sql)
     for doc_id, source, text in DOCS:
-        con.execute(
-            "INSERT INTO documents (doc_id, source, text) VALUES (?, ?, ?)", [doc_id, source, text]
-        )
+        add_doc(con, doc_id=doc_id, source=source, text=text)
     return con
 
 

@@ -14,6 +14,7 @@ from analytics.signals.contamination import (
     find_contamination,
     read_eval_texts,
 )
+from tests.conftest import add_doc
 
 EVAL = [
     "Question: which planet in the solar system has the largest number of confirmed moons "
@@ -37,9 +38,7 @@ def con():
         ("hit2", "books", EVAL[0]),
     ]
     for doc_id, source, text in docs:
-        con.execute(
-            "INSERT INTO documents (doc_id, source, text) VALUES (?, ?, ?)", [doc_id, source, text]
-        )
+        add_doc(con, doc_id=doc_id, source=source, text=text)
     return con
 
 

@@ -11,6 +11,7 @@ from analytics.migrations import MIGRATIONS
 from analytics.signals import get_signal
 from analytics.signals.impact import FilterSpecError, compile_filter, duplicate_rates, filter_impact
 from analytics.signals.store import ensure_tables, insert_arrow, update_catalog
+from tests.conftest import add_doc
 
 #        doc  source   tokens  compression  gopher_pass  exact_is_rep
 DOCS = [
@@ -28,10 +29,7 @@ def con():
     for sql in MIGRATIONS[0][2]:
         con.execute(sql)
     for doc_id, source, tokens, *_ in DOCS:
-        con.execute(
-            "INSERT INTO documents (doc_id, source, text, n_tokens) VALUES (?, ?, 'x', ?)",
-            [doc_id, source, tokens],
-        )
+        add_doc(con, doc_id=doc_id, source=source, text='x', n_tokens=tokens)
     comp, gq, ex = get_signal("compression"), get_signal("gopher_quality"), get_signal("exact_dup")
     ensure_tables(con, [comp, gq, ex])
     scored = [d for d in DOCS if d[3] is not None]

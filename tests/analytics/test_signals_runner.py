@@ -17,6 +17,7 @@ from analytics.signals import (
     signals_view_sql,
 )
 from analytics.signals.schema import SCHEMA
+from tests.conftest import add_doc
 
 WORDS = "alpha beta gamma delta river stone cloud light music paper garden window".split()
 
@@ -36,10 +37,7 @@ def new_db(texts: dict[str, tuple[str, str]]) -> duckdb.DuckDBPyConnection:
 
 def add_docs(con, texts: dict[str, tuple[str, str]]) -> None:
     for doc_id, (source, text) in texts.items():
-        con.execute(
-            "INSERT INTO documents (doc_id, source, url, text, n_tokens) VALUES (?, ?, ?, ?, ?)",
-            [doc_id, source, f"https://{source}.example.com/{doc_id}", text, len(text.split())],
-        )
+        add_doc(con, doc_id=doc_id, source=source, url=f"https://{source}.example.com/{doc_id}", text=text, n_tokens=len(text.split()))
 
 
 def corpus(n: int = 40) -> dict[str, tuple[str, str]]:
