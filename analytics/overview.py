@@ -23,9 +23,43 @@ def _basis(basis: str) -> str:
     return BASES[basis]
 
 
+def facet_only(flt: DocFilter) -> bool:
+    """True when the filter constrains only source/domain/lang: the rollups answer it."""
+    return flt == DocFilter(source=flt.source, domain=flt.domain, lang=flt.lang)
+
+
+def _has_rollup(cur: duckdb.DuckDBPyConnection) -> bool:
+    rows = cur.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name = 'doc_rollup'"
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def _rollup(cur: duckdb.DuckDBPyConnection, flt: DocFilter) -> bool:
+    return facet_only(flt) and _has_rollup(cur)
+
+
 def totals(cur: duckdb.DuckDBPyConnection, flt: DocFilter = DocFilter()) -> dict[str, int]:
-    """documents, tokens, bytes, sources, domains, languages under the filter."""
+    """documents, tokens, bytes, sources, domains, languages under the filter.
+
+    Facet-only filters are answered from `doc_rollup` (exact per-ingest aggregates), so the
+    cost does not grow with the number of documents; the date range then scans one column."""
     where, params = flt.where()
+    if _rollup(cur, flt):
+        df, _ = run_query(
+            cur,
+            f"""SELECT COALESCE(sum(n_docs), 0)::BIGINT AS documents,
+                       COALESCE(sum(n_tokens), 0)::BIGINT AS tokens,
+                       COALESCE(sum(n_bytes), 0)::BIGINT AS bytes,
+                       count(DISTINCT source) AS sources, count(DISTINCT domain) AS domains,
+                       count(DISTINCT lang) AS languages,
+                       (SELECT min(date) FROM documents WHERE {where}) AS date_min,
+                       (SELECT max(date) FROM documents WHERE {where}) AS date_max
+                FROM doc_rollup WHERE {where}""",
+            [*params, *params, *params],
+        )
+        return df.iloc[0].to_dict()
     df, _ = run_query(
         cur,
         f"""SELECT count(*) AS documents, COALESCE(sum(n_tokens), 0)::BIGINT AS tokens,
@@ -50,11 +84,12 @@ def composition(
         raise MixscopeError(f"group by columns must be among {', '.join(GROUPABLE)}; got {bad}.")
     where, params = flt.where()
     cols = ", ".join(f"COALESCE({c}, '(none)') AS {c}" for c in by)
+    table, n = ("doc_rollup", "sum(n_docs)") if _rollup(cur, flt) else ("documents", "count(*)")
     df, _ = run_query(
         cur,
-        f"""SELECT {cols}, count(*) AS documents, sum(n_tokens)::BIGINT AS tokens,
+        f"""SELECT {cols}, {n}::BIGINT AS documents, sum(n_tokens)::BIGINT AS tokens,
                    sum(n_bytes)::BIGINT AS bytes
-            FROM documents WHERE {where} GROUP BY ALL ORDER BY tokens DESC""",
+            FROM {table} WHERE {where} GROUP BY ALL ORDER BY tokens DESC, {", ".join(by)}""",
         params,
         max_rows=100_000,
     )
@@ -138,9 +173,10 @@ def facet_values(cur: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     """Distinct non-null values of a facet column, most tokens first."""
     if column not in GROUPABLE:
         raise MixscopeError(f"facet must be one of {', '.join(GROUPABLE)}; got {column!r}.")
+    table = "doc_rollup" if _has_rollup(cur) else "documents"
     df, _ = run_query(
         cur,
-        f"""SELECT {column} AS v FROM documents WHERE {column} IS NOT NULL
+        f"""SELECT {column} AS v FROM {table} WHERE {column} IS NOT NULL
             GROUP BY 1 ORDER BY sum(n_tokens) DESC""",
     )
     return df["v"].tolist()
@@ -184,6 +220,12 @@ def documents_page(
 
 
 def document(cur: duckdb.DuckDBPyConnection, doc_id: str) -> dict | None:
-    """Every column of one document, or None."""
+    """Every column of one document and its text (read where the corpus lives), or None."""
+    from analytics.text import fetch_texts
+
     df, _ = run_query(cur, "SELECT * FROM documents WHERE doc_id = ?", [doc_id], max_rows=1)
-    return None if df.empty else df.iloc[0].to_dict()
+    if df.empty:
+        return None
+    doc = df.iloc[0].to_dict()
+    doc["text"] = fetch_texts(cur, [doc_id]).get(doc_id, "")
+    return doc

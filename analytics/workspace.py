@@ -84,11 +84,17 @@ class Snapshot:
     """
 
     def __init__(
-        self, ws: Workspace, *, locked: bool, threads: int = 2, memory_limit: str = "2GB"
+        self,
+        ws: Workspace,
+        *,
+        locked: bool,
+        at: int | None = None,
+        threads: int = 2,
+        memory_limit: str = "2GB",
     ):
         con = duckdb.connect(":memory:")
         try:
-            ws._attach(con, read_only=True)
+            ws._attach(con, read_only=True, snapshot=at)
             con.execute(f"SET threads={int(threads)}")
             con.execute("SET memory_limit=?", [memory_limit])
             if locked:
@@ -125,7 +131,7 @@ class Workspace:
         self.config_path = self.path / CONFIG_NAME
         self.legacy_db_path = self.path / LEGACY_DB_NAME
         self._config: dict | None = None
-        self._snapshots: dict[bool, Snapshot] = {}
+        self._snapshots: dict[tuple[bool, int | None], Snapshot] = {}
         self._snap_lock = threading.Lock()
         self._held: dict[int, object] = {}
 
@@ -270,6 +276,10 @@ class Workspace:
         if not is_remote(self.data_path):
             # a local lake lives inside the workspace directory: keep it relocatable
             opts.append("OVERRIDE_DATA_PATH true")
+        if not self.uses_sqlite:
+            # PostgreSQL: no inlined-data tables (their column names, e.g. a result column
+            # `xmin`, may clash with PostgreSQL's system columns); every write is a file
+            opts.append("DATA_INLINING_ROW_LIMIT 0")
         if read_only:
             opts.append("READ_ONLY")
         if snapshot is not None:
@@ -296,8 +306,9 @@ class Workspace:
     ) -> duckdb.DuckDBPyConnection:
         """A private connection with the lake attached (for jobs; external access stays on).
 
-        `snapshot` pins the view to one committed snapshot (time travel); `remote` loads
-        httpfs with credentials from the environment, for corpora on object stores.
+        `snapshot` pins the view to one committed snapshot (time travel). httpfs and the
+        environment's object-store credentials are set up when available; `remote=True`
+        makes their absence an error (the job reads s3/gs/hf/https URIs).
         """
         con = duckdb.connect(":memory:")
         try:
@@ -305,6 +316,9 @@ class Workspace:
             self._local_temp(con)
             if remote:
                 configure_remote(con)
+            else:
+                with contextlib.suppress(WorkspaceError):
+                    configure_remote(con)
         except BaseException:
             con.close()
             raise
@@ -335,24 +349,27 @@ class Workspace:
         return version
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self, *, locked: bool = False) -> Snapshot:
-        """The process-wide read-only connection of its kind (created once)."""
+    def snapshot(self, *, locked: bool = False, at: int | None = None) -> Snapshot:
+        """The process-wide read-only connection of its kind (created once), following the
+        latest commit or pinned to snapshot `at`."""
         with self._snap_lock:
-            if locked not in self._snapshots:
+            key = (locked, at)
+            if key not in self._snapshots:
                 if not self.exists:
                     raise WorkspaceError(self._missing_message())
-                self._snapshots[locked] = Snapshot(self, locked=locked)
-            return self._snapshots[locked]
+                self._snapshots[key] = Snapshot(self, locked=locked, at=at)
+            return self._snapshots[key]
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A read-only cursor on the last committed snapshot for trusted library code (it can
         read documents' text where the corpus lives). Never run user-typed SQL on it."""
         return self.snapshot().cursor()
 
-    def user_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for user-typed SQL: read-only, no file access but the lake's own data
-        files, no credentials, configuration locked."""
-        return self.snapshot(locked=True).cursor()
+    def user_cursor(self, *, at: int | None = None) -> duckdb.DuckDBPyConnection:
+        """A cursor for user-typed SQL (or SQL that came in a file, like a manifest's
+        selections): read-only, no file access but the lake's own data files, no
+        credentials, configuration locked; pinned to snapshot `at` when given."""
+        return self.snapshot(locked=True, at=at).cursor()
 
     def snapshot_id(self) -> int:
         """The id of the last committed DuckLake snapshot (changes with every commit)."""

@@ -77,3 +77,117 @@ def add_doc(con, **row) -> None:
     )
     if text is not None:
         con.execute("INSERT INTO texts VALUES (?, ?)", [row["doc_id"], text])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _need(what: str, why: str):
+    import os
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing under CI: {why}")
+    pytest.skip(f"{what} is not installed: {why}")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server (moto) on 127.0.0.1 for the session: its endpoint URL."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        exe = shutil.which("moto_server")
+        if not exe:
+            _need("moto_server", "pip install 'moto[server]' (a dev dependency)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except Exception:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """A fresh bucket on the moto server, with credentials in the environment; a boto3
+    client to put objects with."""
+    import uuid
+
+    import boto3
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server,
+    }.items():
+        monkeypatch.setenv(k, v)
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    bucket = f"corpus-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl as user postgres):
+    its URL for `--catalog`."""
+    import os
+    import shutil
+    import subprocess
+
+    bindir = None
+    for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (cand / "initdb").exists():
+            bindir = cand
+            break
+    if bindir is None:
+        _need("PostgreSQL server", "apt-get install postgresql (.ci/run does)")
+    import tempfile
+
+    # not under pytest's tmp dir: that one is private to root, and postgres must not be root
+    root = Path(tempfile.mkdtemp(prefix="mixscope-pg-"))
+    data = root / "data"
+    port = _free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(root, "postgres")
+    subprocess.run(
+        [*as_pg, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            *as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
+            "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run(
+        [*as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        stdout=subprocess.DEVNULL,
+    )
+    shutil.rmtree(root, ignore_errors=True)

@@ -32,7 +32,6 @@ from analytics.ingest.formats import (
     remote_reason,
 )
 from analytics.lake import is_remote
-from analytics.text import refresh_text_view
 from analytics.tokenizer import get_token_counter
 from analytics.workspace import DEFAULT_TOKENIZER, Workspace, set_meta
 
@@ -383,6 +382,8 @@ def ingest(
                 ],
             )
             set_meta(con, "tokenizer_sha256", counter.sha256)
+            from analytics.text import refresh_text_view  # (text imports ingest.formats)
+
             refresh_text_view(con)
         if progress:
             progress("insert", n_new, n_new)

@@ -493,10 +493,10 @@ def materialize_cmd(
         # Check the selections on the locked read-only snapshot first: a manifest's SQL that
         # would read files (or anything but the workspace) fails there, before the
         # file-writing connection below ever runs it.
-        reproduce(ws.cursor(), manifest, strict=True)
+        reproduce(ws.user_cursor(at=manifest.corpus_snapshot_id), manifest, strict=True)
         cols = tuple(c.strip() for c in columns.split(",") if c.strip())
         t0 = time.perf_counter()
-        con = open_for_materialize(ws.db_path)
+        con = open_for_materialize(ws, snapshot=manifest.corpus_snapshot_id)
         try:
             with progress_callback() as cb:
                 res = materialize(
@@ -567,14 +567,39 @@ def reproduce_cmd(
         bool,
         typer.Option(help="Accept a changed corpus when every group selects the same documents."),
     ] = False,
+    against_latest: Annotated[
+        bool,
+        typer.Option(
+            "--against-latest",
+            help="Compare with the current corpus instead of the manifest's snapshot and "
+            "report, per group, what would change.",
+        ),
+    ] = False,
 ) -> None:
-    """Recompute every group's selection and check it matches the manifest's hashes."""
+    """Recompute every group's selection on the manifest's snapshot (time travel) and check
+    it matches the manifest's hashes."""
     from analytics.mixture import reproduce
+    from analytics.mixture.errors import ReproductionError
 
     ws = Workspace.open(workspace)
     with user_errors():
         m = load_ref(ref, workspace)
-        report = reproduce(ws.cursor(), m, strict=not allow_snapshot_change)
+        at = None if against_latest else m.corpus_snapshot_id
+        if against_latest:
+            try:
+                report = reproduce(ws.user_cursor(), m, strict=True)
+            except ReproductionError as exc:
+                console.print(
+                    f"the current corpus (snapshot {ws.snapshot_id()}) differs from {ref}'s "
+                    f"(snapshot {m.corpus_snapshot_id}):",
+                    markup=False,
+                )
+                for line in exc.differences or [str(exc)]:
+                    console.print(f"  {line}", markup=False)
+                return
+            console.print(f"the current corpus selects exactly what {ref} recorded.", markup=False)
+            return
+        report = reproduce(ws.user_cursor(at=at), m, strict=not allow_snapshot_change)
     n = len(report.groups)
     console.print(
         f"[green]reproduced[/green] {ref}: {n} group selection(s) match "

@@ -163,7 +163,7 @@ def test_stored_rankme_equals_rankme_of_independently_extracted_states(geometry_
     texts = [
         r[0]
         for r in cur.execute(
-            """SELECT d.text FROM geometry_probe_docs p JOIN documents d USING (doc_id)
+            """SELECT d.text FROM geometry_probe_docs p JOIN document_text d USING (doc_id)
                ORDER BY p.ordinal"""
         ).fetchall()
     ]
