@@ -18,6 +18,7 @@ check also protects workspaces other than the one named on the command line.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from analytics.errors import MixscopeError
@@ -127,3 +128,39 @@ def check_output_dir(
 
 def is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
+
+
+_REMOTE = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def check_input_paths(lines: list[str] | tuple[str, ...]) -> list[str]:
+    """Server paths named by a user (one per entry) checked before an ingest job gets them:
+    each must be an existing file or directory, a glob that matches at least one file, or
+    a remote URL (s3://, hf:// ...). The job's arguments put them after `--`, so a line
+    such as `--workspace=/elsewhere` can only ever be a (missing) path, never an option."""
+    out = []
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if _REMOTE.match(line):
+            out.append(line)
+            continue
+        p = Path(line).expanduser()
+        if _GLOB_CHARS.search(line):
+            if not p.is_absolute():
+                raise OutputPathError(f"{line}: expected an absolute path or glob on the server.")
+            anchor = Path(p.anchor)
+            matches = [m for m in anchor.glob(str(p.relative_to(anchor))) if m.is_file()]
+            if not matches:
+                raise OutputPathError(f"{line}: the glob matches no file on the server.")
+        elif not p.is_absolute():
+            raise OutputPathError(f"{line}: expected an absolute path on the server.")
+        elif not (p.is_file() or p.is_dir()):
+            raise OutputPathError(
+                f"{line}: no such file or directory on the server (expected a file, a dataset "
+                "directory or a glob)."
+            )
+        out.append(str(p))
+    return out

@@ -3,9 +3,15 @@
 import streamlit as st
 
 from analytics.errors import MixscopeError
-from analytics.maps.filtering import selection_condition, store_selection, with_condition
+from analytics.maps.filtering import (
+    keep_selection,
+    selection_condition,
+    store_selection,
+    with_condition,
+)
 from dashboard import state
 from dashboard.components import map_data, map_sets
+from dashboard.components.auth import can_edit
 from dashboard.components.docview import document_viewer
 from dashboard.components.map_panels import apply_filter, describe_filter, valid_filter
 
@@ -82,11 +88,11 @@ def results_table(query: str | None, like: str | None) -> None:
         },
     )
     if len(res) and st.button("Use these results as a filter", key="search_use_results"):
-        try:
+        try:  # viewers' selections stay in this server process: they never write
             sel = store_selection(
                 ws, res["doc_id"].tolist(), origin={"page": "search", "model_key": model_key},
                 timeout=10,
-            )  # fmt: skip
+            ) if can_edit() else keep_selection(res["doc_id"].tolist())  # fmt: skip
         except MixscopeError as exc:
             st.error(f"Could not store the selection: {exc}")
         else:

@@ -11,6 +11,7 @@ from analytics.filters import DocFilter
 from analytics.maps.filtering import (
     cluster_condition,
     describe_map_condition,
+    keep_selection,
     selection_condition,
     selection_info,
     store_selection,
@@ -18,6 +19,7 @@ from analytics.maps.filtering import (
 )
 from dashboard import state
 from dashboard.components import map_data
+from dashboard.components.auth import can_edit
 
 MAX_SELECTION = 200_000
 PAGES_WITH_FILTER = [
@@ -105,10 +107,15 @@ def selection_panel(map_id: str, doc_ids: list[str], flt: DocFilter) -> None:
         help="1 - mean cosine similarity over all pairs of selected documents.",
     )
     if st.button("Use selection as filter", key="map_use_selection", type="primary"):
-        try:
-            sel = store_selection(
-                state.workspace(), doc_ids, origin={"map_id": map_id, "page": "map"}, timeout=10
-            )
+        try:  # viewers' selections stay in this server process: they never write
+            sel = (
+                store_selection(
+                    state.workspace(), doc_ids, origin={"map_id": map_id, "page": "map"},
+                    timeout=10,
+                )
+                if can_edit()
+                else keep_selection(doc_ids)
+            )  # fmt: skip
         except MixscopeError as exc:
             st.error(f"Could not store the selection: {exc}")
             return
