@@ -8,6 +8,7 @@ from analytics.uploads import MAX_UPLOAD_BYTES, save_upload
 from dashboard import state
 from dashboard.components.auth import require_editor
 from dashboard.components.jobs import follow, submit
+from dashboard.components.text import show_error
 
 st.title("Add data")
 st.caption(
@@ -54,7 +55,7 @@ if require_editor("add data"):
             job = submit("ingest", [*args, "--", *targets])  # paths after `--`: never options
             st.success(f"Queued job {job.id}.")
         except MixscopeError as exc:
-            st.error(str(exc))
+            show_error(exc)
     if st.session_state.get("my_jobs"):
         st.subheader("Your jobs")
         follow(st.session_state["my_jobs"][-5:])

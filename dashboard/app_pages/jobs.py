@@ -5,6 +5,7 @@ import streamlit as st
 
 from dashboard.components.auth import can_edit
 from dashboard.components.jobs import store
+from dashboard.components.text import show_error
 
 st.title("Jobs")
 st.caption(
@@ -62,5 +63,5 @@ if jobs:
             else:
                 st.error("Viewers cannot cancel jobs; sign in with an editor token.")
     if job.error:
-        st.error(job.error)
+        show_error(job.error)
     st.code(store().log(choice) or "(no output yet)", language=None)

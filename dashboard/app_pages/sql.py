@@ -5,6 +5,7 @@ import streamlit as st
 from analytics.errors import MixscopeError
 from analytics.query import DEFAULT_MAX_BYTES, run_user_query, truncation_note
 from dashboard import state
+from dashboard.components.text import show_error
 
 EXAMPLE = (
     "SELECT source, count(*) AS documents, sum(n_tokens) AS tokens\n"
@@ -42,7 +43,7 @@ if st.button("Run", type="primary", key="sql_run") or shared:
         st.session_state["sql_error"] = (str(exc).strip().splitlines() or [repr(exc)])[0]
 
 if err := st.session_state.get("sql_error"):
-    st.error(err)
+    show_error(err)
 elif res := st.session_state.get("sql_result"):
     df, truncated = res
     note = truncation_note(df, truncated, max_rows=int(max_rows), max_bytes=DEFAULT_MAX_BYTES)
