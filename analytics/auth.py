@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import os
 import stat
+import threading
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from analytics.errors import MixscopeError
 
 ROLES = ("viewer", "editor")
 SECRETS_ENV = "MIXSCOPE_SECRETS_FILE"
-MIN_TOKEN_LENGTH = 12
+MIN_TOKEN_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,55 @@ def load_secrets(path: str | os.PathLike | None = None) -> Secrets:
         if env:
             tokens[role] = env
     for role, tok in tokens.items():
-        if len(tok) < MIN_TOKEN_LENGTH:
-            raise MixscopeError(
-                f"the {role} token is shorter than {MIN_TOKEN_LENGTH} characters; use a long "
-                "random string (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)."
-            )
+        check_token(role, tok)
     return Secrets(tokens)
+
+
+_HOW = "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+
+
+def check_token(role: str, token: str) -> None:
+    """A token must hold at least MIN_TOKEN_LENGTH non-blank characters and no blanks around
+    them (a padded token would be typed wrongly, and spaces add no secrecy)."""
+    if token != token.strip():
+        raise MixscopeError(
+            f"the {role} token starts or ends with blanks; remove them (a token is one long "
+            f"random string {_HOW})."
+        )
+    if sum(not c.isspace() for c in token) < MIN_TOKEN_LENGTH:
+        raise MixscopeError(
+            f"the {role} token has fewer than {MIN_TOKEN_LENGTH} non-blank characters; use a long "
+            f"random string {_HOW}."
+        )
+
+
+class SignInLimiter:
+    """At most one sign-in attempt per `interval` seconds per client, however many sessions
+    (browser tabs, scripted websockets) that client opens.
+
+    `reserve(key)` books the client's next slot and returns how long to wait before checking
+    the token (0 for the first attempt); once more than `max_wait` seconds of attempts are
+    booked it returns None: refuse at once rather than holding a thread.
+    """
+
+    def __init__(self, interval: float = 1.0, *, max_wait: float = 30.0, max_keys: int = 10_000):
+        self.interval = interval
+        self.max_wait = max_wait
+        self.max_keys = max_keys
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str | None) -> float | None:
+        key = key or "global"
+        now = time.monotonic()
+        with self._lock:
+            if len(self._next) > self.max_keys:  # forget clients whose slots have passed
+                self._next = {k: t for k, t in self._next.items() if t > now}
+            slot = max(now, self._next.get(key, now))
+            if slot - now > self.max_wait:
+                return None
+            self._next[key] = slot + self.interval
+        return slot - now
 
 
 def is_loopback(host: str) -> bool:

@@ -19,3 +19,11 @@ class QueryRefused(MixscopeError):
 
 class QueryTimeout(MixscopeError):
     """A user query ran past its time bound and was interrupted."""
+
+
+class QueryError(MixscopeError):
+    """A user query failed in DuckDB (a typo, an unknown column or table, a bad cast ...)."""
+
+
+class QueryTooLarge(MixscopeError):
+    """A user query needed more memory or temporary disk than it is allowed."""

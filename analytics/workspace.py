@@ -110,6 +110,10 @@ class Snapshot:
 
     @staticmethod
     def _lock(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
+        tmp = ws.path / ".tmp" / f"sql-{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        con.execute("SET temp_directory=?", [str(tmp)])
+        con.execute("SET max_temp_directory_size='4GB'")
         allowed = [ws.data_path]
         if not is_remote(ws.data_path):
             allowed.append(str(Path(ws.data_path).resolve()) + "/")

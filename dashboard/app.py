@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ first on sys.pa
 
 from analytics.errors import MixscopeError  # noqa: E402
 from dashboard import state  # noqa: E402
-from dashboard.components.auth import gate  # noqa: E402
+from dashboard.components.auth import gate, restore_deep_link  # noqa: E402
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 # (section, file stem, title, material icon). A page is listed once its file exists, so each
@@ -55,6 +55,7 @@ for section, stem, title, icon in PAGES:
             )
         )
 nav = st.navigation(sections)
+restore_deep_link({stem: f"app_pages/{stem}.py" for _, stem, *_ in PAGES if stem != "overview"})
 with st.sidebar:
     st.caption(f"workspace `{ws.path}` · signed in as **{role}**")
 nav.run()

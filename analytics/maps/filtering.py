@@ -26,6 +26,11 @@ page, in `mixscope sql`, and in a mixture's selection SQL):
   and the URL stays short however many documents were selected. An id that is not stored
   in the workspace matches no document (`selection_info` tells the pages so).
 
+  A selection can also be *kept* in this process only (`keep_selection`: a viewer's
+  selection, which must not write to the workspace). Its condition is the same; it resolves
+  to `doc_id IN (SELECT unnest(?::VARCHAR[]))` over the kept ids while the process holds
+  them (the newest MAX_KEPT_SELECTIONS are kept).
+
 Values are always bound parameters; map and selection ids must be hexadecimal before they
 are accepted (they are bound too).
 """
@@ -36,6 +41,8 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +153,9 @@ def resolve_selection_condition(cond: Condition, prefix: str = "") -> tuple[str,
         raise MapConditionError(
             f"filter condition {where}: a selection takes 'in', not {cond.op!r}"
         )
+    kept = kept_selection(cond.name)
+    if kept is not None:
+        return f"{prefix}doc_id IN (SELECT unnest(?::VARCHAR[]))", [list(kept)]
     sql = f"{prefix}doc_id IN (SELECT doc_id FROM selection_docs WHERE selection_id = ?)"
     return sql, [cond.name]
 
@@ -213,7 +223,11 @@ def _table_exists(cur: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def selection_info(cur: duckdb.DuckDBPyConnection, sid: str) -> dict[str, Any] | None:
-    """{selection_id, n_docs, origin, created_at} of a stored selection, or None."""
+    """{selection_id, n_docs, origin, created_at} of a stored (or kept) selection, or None."""
+    kept = kept_selection(str(sid))
+    if kept is not None:
+        return {"selection_id": sid, "n_docs": len(kept), "origin": {"kept": True},
+                "created_at": None}  # fmt: skip
     if not _HEX_ID.match(str(sid)) or not _table_exists(cur, "selections"):
         return None
     rows = cur.execute(
@@ -228,7 +242,10 @@ def selection_info(cur: duckdb.DuckDBPyConnection, sid: str) -> dict[str, Any] |
 
 
 def selection_doc_ids(cur: duckdb.DuckDBPyConnection, sid: str) -> list[str]:
-    """The doc ids of a stored selection (sorted; empty when it is not stored)."""
+    """The doc ids of a stored (or kept) selection (sorted; empty when it is not stored)."""
+    kept = kept_selection(str(sid))
+    if kept is not None:
+        return list(kept)
     if not _HEX_ID.match(str(sid)) or not _table_exists(cur, "selection_docs"):
         return []
     rows = cur.execute(
@@ -286,6 +303,39 @@ def store_selection(
     return Selection(sid, len(ids), True)
 
 
+#: selections kept in this process only (never written to the workspace)
+MAX_KEPT_SELECTIONS = 256
+MAX_KEPT_DOCS = 100_000
+_KEPT: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+_KEPT_LOCK = threading.Lock()
+
+
+def keep_selection(doc_ids: Sequence[str] | pa.Array | Iterable[str]) -> Selection:
+    """Keep a set of documents in this process only (no workspace write: a viewer's
+    selection) under the same content id `store_selection` would give it."""
+    ids = _distinct_ids(doc_ids)
+    if not ids:
+        raise MapConditionError("the selection is empty: select some documents first")
+    if len(ids) > MAX_KEPT_DOCS:
+        raise MapConditionError(
+            f"the selection holds {len(ids):,} documents; at most {MAX_KEPT_DOCS:,} can be "
+            "kept without saving (an editor can save larger ones)"
+        )
+    sid = selection_id(ids)
+    with _KEPT_LOCK:
+        _KEPT[sid] = tuple(ids)
+        _KEPT.move_to_end(sid)
+        while len(_KEPT) > MAX_KEPT_SELECTIONS:
+            _KEPT.popitem(last=False)
+    return Selection(sid, len(ids), True)
+
+
+def kept_selection(sid: str) -> tuple[str, ...] | None:
+    """The ids of a selection kept in this process, or None."""
+    with _KEPT_LOCK:
+        return _KEPT.get(sid)
+
+
 def describe_map_condition(cond: Condition, n_docs: int | None = None) -> str:
     """A short readable label: `clusters 0, 4 of map 3f2a9c1b` / `selection 5be0c5d1 (120
     documents)`."""
@@ -308,6 +358,8 @@ __all__ = [
     "Selection",
     "cluster_condition",
     "describe_map_condition",
+    "keep_selection",
+    "kept_selection",
     "resolve_cluster_condition",
     "resolve_selection_condition",
     "selection_condition",

@@ -3,10 +3,12 @@
 import streamlit as st
 
 from analytics.errors import MixscopeError
+from analytics.paths import check_input_paths
 from analytics.uploads import MAX_UPLOAD_BYTES, save_upload
 from dashboard import state
 from dashboard.components.auth import require_editor
 from dashboard.components.jobs import follow, submit
+from dashboard.components.text import show_error
 
 st.title("Add data")
 st.caption(
@@ -37,12 +39,12 @@ if require_editor("add data"):
         try:
             if not source.strip():
                 raise MixscopeError("give a source name.")
-            targets = [p.strip() for p in paths.splitlines() if p.strip()]
+            targets = check_input_paths(paths.splitlines())  # existing files or globs
             for f in files or []:
                 targets.append(str(save_upload(state.workspace().path, f.name, f)))
             if not targets:
                 raise MixscopeError("upload a file or name a path on the server.")
-            args = ["ingest", *targets, "--source", source.strip(), "--text-field", text_field]
+            args = ["ingest", "--source", source.strip(), "--text-field", text_field]
             for flag, value in (
                 ("--id-field", id_field),
                 ("--date-field", date_field),
@@ -50,10 +52,10 @@ if require_editor("add data"):
             ):
                 if value.strip():
                     args += [flag, value.strip()]
-            job = submit("ingest", args)
+            job = submit("ingest", [*args, "--", *targets])  # paths after `--`: never options
             st.success(f"Queued job {job.id}.")
         except MixscopeError as exc:
-            st.error(str(exc))
+            show_error(exc)
     if st.session_state.get("my_jobs"):
         st.subheader("Your jobs")
         follow(st.session_state["my_jobs"][-5:])

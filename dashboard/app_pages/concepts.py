@@ -16,6 +16,7 @@ from analytics.signals.concepts import (
 )
 from dashboard import state
 from dashboard.components import signal_charts as charts
+from dashboard.components.text import show_error
 
 st.title("Concepts")
 st.caption(
@@ -47,7 +48,7 @@ if st.button("Count concepts", type="primary", key="cc_run"):
             st.session_state["cc_concepts"] = parse_concepts(pasted, source="the pasted list")
     except ConceptError as exc:
         st.session_state.pop("cc_concepts", None)
-        st.error(str(exc))
+        show_error(exc)
 
 concepts = st.session_state.get("cc_concepts")
 if not concepts:
@@ -92,7 +93,7 @@ try:
             counts, acc_df, concept_col=concept_col, accuracy_col=accuracy_col
         )
 except ConceptError as exc:
-    st.error(str(exc))
+    show_error(exc)
     acc_df = None
 if acc_df is None:
     st.caption("Give an accuracy table (upload or paste) to fit accuracy against log frequency.")

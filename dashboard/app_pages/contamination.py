@@ -22,6 +22,7 @@ from dashboard import state
 from dashboard.components import signal_charts as charts
 from dashboard.components.auth import can_edit
 from dashboard.components.jobs import follow, submit
+from dashboard.components.text import show_error, show_warning
 
 INLINE_MAX_DOCS = 200_000  # above this, the scan runs as a job (mixscope contamination)
 ws = state.workspace()
@@ -68,7 +69,7 @@ if b1.button("Scan now", type="primary", key="ct_run", disabled=not inline_ok):
         st.session_state["ct_inline"] = {"texts": eval_texts(), "n": n}
         st.session_state["ct_show"] = "this session's scan"
     except MixscopeError as exc:
-        st.error(str(exc))
+        show_error(exc)
 if not inline_ok:
     right.caption(f"{n_docs:,} documents: run the scan as a job.")
 if can_edit() and b2.button("Run as a job", key="ct_job"):
@@ -91,7 +92,7 @@ if can_edit() and b2.button("Run as a job", key="ct_job"):
         st.session_state.setdefault("ct_jobs", []).append(job.id)
         st.success(f"Queued job {job.id}; its report appears under 'Show' when it finishes.")
     except MixscopeError as exc:
-        st.error(str(exc))
+        show_error(exc)
 if st.session_state.get("ct_jobs"):
     follow(st.session_state["ct_jobs"][-3:])
 
@@ -114,7 +115,7 @@ else:
     try:
         result = result_from_dict(json.loads((REPORTS / shown).read_text()))
     except (OSError, ValueError) as exc:
-        st.error(f"{shown}: cannot read this report ({exc}).")
+        show_error(f"{shown}: cannot read this report ({exc}).")
         st.stop()
 
 m = st.columns(4)
@@ -158,7 +159,7 @@ doc_id = st.selectbox("Inspect a flagged document", flagged["doc_id"].tolist(), 
 row = flagged[flagged["doc_id"] == doc_id].iloc[0]
 doc = overview.document(ws.cursor(), doc_id)
 if doc is None:
-    st.warning(f"{doc_id!r} is no longer in the workspace.")
+    show_warning(f"{doc_id!r} is no longer in the workspace.")
     st.stop()
 text = doc["text"]
 # the match is shown as plain text in a table cell (never rendered as HTML or Markdown)

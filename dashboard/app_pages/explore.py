@@ -8,6 +8,7 @@ from dashboard.components import charts
 from dashboard.components.docview import document_viewer
 from dashboard.components.filterbar import filter_bar
 from dashboard.components.numbers import totals_row
+from dashboard.components.text import md
 
 st.title("Explore")
 flt = filter_bar()
@@ -16,7 +17,7 @@ tot = state.cached(overview.totals, flt)
 all_tot = state.cached(overview.totals)
 totals_row(tot)
 share = tot["tokens"] / all_tot["tokens"] if all_tot["tokens"] else 0
-st.caption(f"{share:.1%} of the corpus's tokens match: {flt.describe()}.")
+st.caption(f"{share:.1%} of the corpus's tokens match: {md(flt.describe())}.")
 if any(c.kind == "signal" for c in flt.conditions):
     st.page_link(
         "app_pages/signals.py",

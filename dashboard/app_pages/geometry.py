@@ -15,6 +15,7 @@ from dashboard.components.geometry_jobs import (
     follow_geometry_jobs,
 )
 from dashboard.components.geometry_select import url_select
+from dashboard.components.text import md
 
 METRIC_ORDER = [
     "rankme/covariance",
@@ -57,7 +58,7 @@ if computed.empty:
     elif runs.empty:
         st.info("No checkpoint run in this workspace yet. Register checkpoints, then compute:")
     else:
-        st.info(f"Registered but not computed yet: {', '.join(runs['run'])}.")
+        st.info(f"Registered but not computed yet: {md(', '.join(runs['run']))}.")
         compute_run_box(list(runs["run"]))
         st.markdown("Register more:")
     st.code(
@@ -140,7 +141,7 @@ group = url_select("Probe group", groups, key="geo_group", param="group", contai
 
 # ------------------------------------------------------------------ numbers at the selection
 sel = m[(m["checkpoint"] == checkpoint) & (m["layer"] == layer) & (m["group"] == group)]
-st.subheader(f"{checkpoint} · layer {layer} · group {group}")
+st.subheader(f"{md(checkpoint)} · layer {layer} · group {md(group)}")
 if sel.empty:
     st.info(
         "No metrics for this group here (groups with fewer probe texts than the minimum get "
@@ -204,7 +205,7 @@ with tab_traj:
         if len(tlog):
             st.caption("Dotted: training loss per step from trainer_state.json (right axis).")
         st.plotly_chart(charts.heatmap(sub, label=labels[metric]), key="geo_heatmap")
-        st.caption(f"{labels[metric]}: layer x step, group {group}.")
+        st.caption(f"{labels[metric]}: layer x step, group {md(group)}.")
     else:
         st.plotly_chart(charts.metric_vs_layer(sub, label=labels[metric]), key="geo_lines")
         st.plotly_chart(

@@ -3,7 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from dashboard.components.auth import can_edit
 from dashboard.components.jobs import store
+from dashboard.components.text import show_error
 
 st.title("Jobs")
 st.caption(
@@ -53,9 +55,13 @@ if jobs:
         format_func=lambda i: next(f"{j.id} · {j.status} · {j.command}" for j in jobs if j.id == i),
     )
     job = store().get(choice)
-    if job.status in ("queued", "running") and st.button("Cancel job", key="jobs_cancel"):
-        store().cancel(choice)
-        st.rerun()
+    if job.status in ("queued", "running") and can_edit():
+        if st.button("Cancel job", key="jobs_cancel"):
+            if can_edit():  # checked again when acting: a viewer's session never cancels
+                store().cancel(choice)
+                st.rerun()
+            else:
+                st.error("Viewers cannot cancel jobs; sign in with an editor token.")
     if job.error:
-        st.error(job.error)
+        show_error(job.error)
     st.code(store().log(choice) or "(no output yet)", language=None)

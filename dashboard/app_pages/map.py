@@ -11,6 +11,7 @@ from dashboard import state
 from dashboard.components import map_data, map_jobs, map_panels, map_sets
 from dashboard.components.docview import document_viewer
 from dashboard.components.map_scatter import scatter_figure, selected_doc_ids
+from dashboard.components.text import show_error
 
 st.title("Map")
 ws = state.workspace()
@@ -39,7 +40,7 @@ if len(ids) > 1 and st.query_params.get("map") != map_id:
 try:
     m = map_data.load_map(map_id)
 except MixscopeError as exc:  # published, but its files were removed
-    st.error(f"Map {map_id} cannot be read: {exc}")
+    show_error(f"Map {map_id} cannot be read: {exc}")
     map_jobs.no_map_box(n_docs=n_corpus, has_embeddings=bool(map_sets.embedding_sets(ws)))
     st.stop()
 params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])

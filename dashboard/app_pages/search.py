@@ -3,11 +3,18 @@
 import streamlit as st
 
 from analytics.errors import MixscopeError
-from analytics.maps.filtering import selection_condition, store_selection, with_condition
+from analytics.maps.filtering import (
+    keep_selection,
+    selection_condition,
+    store_selection,
+    with_condition,
+)
 from dashboard import state
 from dashboard.components import map_data, map_sets
+from dashboard.components.auth import can_edit
 from dashboard.components.docview import document_viewer
 from dashboard.components.map_panels import apply_filter, describe_filter, valid_filter
+from dashboard.components.text import md, show_error
 
 st.title("Search")
 ws = state.workspace()
@@ -66,7 +73,7 @@ def results_table(query: str | None, like: str | None) -> None:
             model_key, query=query, like=like, k=int(k), flt=flt if use_filter else None
         )
     except MixscopeError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     st.subheader(f"{len(res):,} nearest documents")
     event = st.dataframe(
@@ -82,13 +89,13 @@ def results_table(query: str | None, like: str | None) -> None:
         },
     )
     if len(res) and st.button("Use these results as a filter", key="search_use_results"):
-        try:
+        try:  # viewers' selections stay in this server process: they never write
             sel = store_selection(
                 ws, res["doc_id"].tolist(), origin={"page": "search", "model_key": model_key},
                 timeout=10,
-            )  # fmt: skip
+            ) if can_edit() else keep_selection(res["doc_id"].tolist())  # fmt: skip
         except MixscopeError as exc:
-            st.error(f"Could not store the selection: {exc}")
+            show_error(f"Could not store the selection: {exc}")
         else:
             apply_filter(with_condition(flt, selection_condition(sel.selection_id)))
     picked = event.selection.rows if event and event.selection else []
@@ -99,7 +106,7 @@ def results_table(query: str | None, like: str | None) -> None:
 
 
 if like:
-    st.markdown(f"Documents most like `{like}`")
+    st.markdown(f"Documents most like {md(like)}")
     if st.button("Back to the query", key="search_back"):
         del st.query_params["like"]
         st.rerun()

@@ -3,8 +3,9 @@
 import streamlit as st
 
 from analytics.errors import MixscopeError
-from analytics.query import run_query
+from analytics.query import DEFAULT_MAX_BYTES, run_user_query, truncation_note
 from dashboard import state
+from dashboard.components.text import show_error
 
 EXAMPLE = (
     "SELECT source, count(*) AS documents, sum(n_tokens) AS tokens\n"
@@ -30,25 +31,23 @@ if st.button("Run", type="primary", key="sql_run") or shared:
     st.session_state.pop("sql_error", None)
     st.session_state.pop("sql_result", None)
     try:
-        st.session_state["sql_result"] = run_query(
-            state.workspace().user_cursor(),
+        st.session_state["sql_result"] = run_user_query(  # in a memory-bounded child process
+            state.workspace().path,
             text,
             max_rows=int(max_rows),
             timeout_s=float(timeout),
-            user=True,
         )
     except MixscopeError as exc:
         st.session_state["sql_error"] = str(exc)
-    except Exception as exc:  # a DuckDB error in the user's own SQL
-        st.session_state["sql_error"] = str(exc).strip().splitlines()[0]
+    except Exception as exc:  # anything else: one line, never a traceback
+        st.session_state["sql_error"] = (str(exc).strip().splitlines() or [repr(exc)])[0]
 
 if err := st.session_state.get("sql_error"):
-    st.error(err)
+    show_error(err)
 elif res := st.session_state.get("sql_result"):
     df, truncated = res
-    st.caption(
-        f"{len(df):,} rows" + (f" (truncated at the cap of {max_rows:,})" if truncated else "")
-    )
+    note = truncation_note(df, truncated, max_rows=int(max_rows), max_bytes=DEFAULT_MAX_BYTES)
+    st.caption(f"{len(df):,} rows" + (f" ({note})" if note else ""))
     st.dataframe(df, hide_index=True, width="stretch", key="sql_table")
     st.download_button(
         "Download CSV", df.to_csv(index=False).encode(), "query.csv", "text/csv", key="sql_download"

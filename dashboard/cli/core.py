@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from analytics.errors import MixscopeError
 from analytics.workspace import ENV_VAR, Workspace
@@ -34,6 +36,15 @@ WorkspaceOpt = Annotated[
 
 def open_workspace(path: Path | None) -> Workspace:
     return Workspace.open(path)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(value: object) -> Text:
+    """A corpus value for the terminal: never Rich markup or emoji codes, no control or
+    escape sequences (ESC, BEL, CR ... are dropped)."""
+    return Text(_CONTROL.sub("", str(value)))
 
 
 @app.command()
@@ -172,10 +183,12 @@ def info(
         }
         typer.echo(json.dumps(out, indent=2, default=str))
         return
-    console.print(f"[bold]workspace[/bold] {ws.path}")
+    console.print(Text("workspace ", style="bold") + plain(ws.path))
     console.print(
-        f"schema v{meta.get('schema_version')}, tokenizer {meta.get('tokenizer')} "
-        f"(sha256 {meta.get('tokenizer_sha256', '?')[:12]})"
+        plain(
+            f"schema v{meta.get('schema_version')}, tokenizer {meta.get('tokenizer')} "
+            f"(sha256 {meta.get('tokenizer_sha256', '?')[:12]})"
+        )
     )
     console.print(
         f"{int(tot['documents']):,} documents, {int(tot['tokens']):,} tokens, "
@@ -185,7 +198,7 @@ def info(
     table = Table("source", "documents", "tokens", "bytes")
     for row in comp.itertuples():
         table.add_row(
-            row.source, f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}"
+            plain(row.source), f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}"
         )
     console.print(table)
 
@@ -194,28 +207,39 @@ def info(
 def sql(
     query: Annotated[str, typer.Argument(help="One read-only SELECT statement.")],
     workspace: WorkspaceOpt = None,
-    max_rows: Annotated[int, typer.Option(help="Row cap.")] = 1000,
-    timeout: Annotated[float, typer.Option(help="Seconds before the query is stopped.")] = 30.0,
+    max_rows: Annotated[int, typer.Option(help="Row cap.", min=1)] = 1000,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before the query is stopped.", min=0.1)
+    ] = 30.0,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    max_mb: Annotated[
+        float, typer.Option("--max-mb", help="Cap on the result's size in MB.", min=0.001)
+    ] = 64.0,
 ) -> None:
     """Run a query through the same guarded, read-only path as the SQL page."""
-    from analytics.query import run_query
+    from analytics.query import run_user_query, truncation_note
 
+    if fmt not in ("table", "csv", "json"):
+        raise MixscopeError(f"--format {fmt!r}: expected table, csv or json.")
     ws = open_workspace(workspace)
-    df, truncated = run_query(
-        ws.user_cursor(), query, max_rows=max_rows, timeout_s=timeout, user=True
+    max_bytes = int(max_mb * 1024**2)
+    df, truncated = run_user_query(
+        ws.path, query, max_rows=max_rows, timeout_s=timeout, max_bytes=max_bytes
     )
     if fmt == "csv":
         typer.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
         typer.echo(df.to_json(orient="records", date_format="iso"))
     else:
-        table = Table(*[str(c) for c in df.columns])
+        table = Table()
+        for c in df.columns:
+            table.add_column(plain(c))
         for row in df.itertuples(index=False):
-            table.add_row(*[str(v) for v in row])
+            table.add_row(*[plain(v) for v in row])
         console.print(table)
     if truncated:
-        console.print(f"[yellow]truncated to {max_rows:,} rows[/yellow] (raise --max-rows)")
+        note = truncation_note(df, truncated, max_rows=max_rows, max_bytes=max_bytes)
+        console.print(Text(note.replace("raise the row cap", "raise --max-rows"), style="yellow"))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from analytics.errors import MixscopeError
+from analytics.paths import check_output_dir, check_output_path, is_empty_dir
 from analytics.workspace import Workspace
 from dashboard.cli import app
 from dashboard.cli.core import WorkspaceOpt
@@ -379,6 +380,7 @@ def create_cmd(
             locator_template=locator_template,
         )
         if out is not None:
+            out = check_output_path(out, workspaces=[ws.path], kind="file")
             write_manifest(manifest, out)
         with ws.write(job=f"mix create {name}") as con:
             version = save_mixture(con, name, manifest, note=note)
@@ -432,6 +434,7 @@ def export_cmd(
     valid = [*b.export_formats(), "all"]
     if fmt not in valid:
         raise MixscopeError(f"--format: expected one of {', '.join(valid)}; got {fmt!r}")
+    out = check_output_dir(out, workspaces=[Workspace(workspace).path], overwrite=overwrite)
     with user_errors():
         manifest = load_ref(ref, workspace)
         t0 = time.perf_counter()
@@ -453,7 +456,7 @@ def export_cmd(
         written = write_export(
             Export(format=fmt, files=files, data={}, basis="", notes=notes),
             out,
-            overwrite=overwrite,
+            overwrite=overwrite or is_empty_dir(out),
         )
     for n in notes:
         console.print(f"[dim]{n}[/dim]")
@@ -488,6 +491,7 @@ def materialize_cmd(
     from analytics.mixture import materialize, open_for_materialize, reproduce
 
     ws = Workspace.open(workspace)
+    out = check_output_dir(out, workspaces=[ws.path], overwrite=overwrite)
     with user_errors():
         manifest = load_ref(ref, workspace)
         # Check the selections on the locked read-only snapshot first: a manifest's SQL that
@@ -509,7 +513,7 @@ def materialize_cmd(
                     columns=cols,
                     phases=phase,
                     seed=seed,
-                    overwrite=overwrite,
+                    overwrite=overwrite or is_empty_dir(out),
                     derived=b.derived_columns(con),
                     progress=cb,
                 )

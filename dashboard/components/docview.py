@@ -8,14 +8,15 @@ import streamlit as st
 
 from analytics import overview
 from dashboard import state
+from dashboard.components.text import md, show_warning
 
 
 def document_viewer(doc_id: str) -> None:
     doc = overview.document(state.workspace().cursor(), doc_id)
     if doc is None:
-        st.warning(f"No document with id {doc_id!r} in this workspace.")
+        show_warning(f"No document with id {doc_id!r} in this workspace.")
         return
-    st.subheader(f"Document `{doc_id}`")
+    st.subheader(f"Document {md(doc_id)}")
     text = doc.pop("text")
     meta_raw = doc.pop("metadata")
     left, right = st.columns([3, 1])

@@ -11,12 +11,13 @@ from analytics.errors import MixscopeError
 from analytics.filters import DocFilter
 from dashboard import state
 from dashboard.components.signal_filters import signal_filters
+from dashboard.components.text import md, show_warning
 
 
 def filter_caption(flt: DocFilter) -> str:
     if flt.is_empty():
         return "Showing the whole corpus."
-    return f"Filtered: {flt.describe()}."
+    return f"Filtered: {md(flt.describe())}."  # values come from links: never Markdown
 
 
 def _init(key: str, value) -> None:
@@ -89,6 +90,6 @@ def _usable(cond) -> bool:
     try:
         DocFilter(conditions=(cond,)).where()
     except MixscopeError as exc:
-        st.warning(f"Ignoring a filter from the link: {exc}")
+        show_warning(f"Ignoring a filter from the link: {exc}")
         return False
     return True

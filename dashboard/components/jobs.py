@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.jobs import Job, JobStore
 from dashboard import state
+from dashboard.components.text import md, show_error, show_info, show_success
 
 
 def store() -> JobStore:
@@ -33,13 +34,13 @@ def progress_line(job: Job) -> None:
     if p:
         label += f" · {p.get('stage')} {done:,}/{total:,}" if total else f" · {p.get('stage')}"
     if job.status == "running" and total:
-        st.progress(min(1.0, done / total), text=label)
+        st.progress(min(1.0, done / total), text=md(label))
     elif job.status == "failed":
-        st.error(f"{label}: {job.error}")
+        show_error(f"{label}: {job.error}")
     elif job.status == "done":
-        st.success(label)
+        show_success(label)
     else:
-        st.info(label)
+        show_info(label)
 
 
 @st.fragment(run_every=2)

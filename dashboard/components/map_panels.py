@@ -11,6 +11,7 @@ from analytics.filters import DocFilter
 from analytics.maps.filtering import (
     cluster_condition,
     describe_map_condition,
+    keep_selection,
     selection_condition,
     selection_info,
     store_selection,
@@ -18,6 +19,8 @@ from analytics.maps.filtering import (
 )
 from dashboard import state
 from dashboard.components import map_data
+from dashboard.components.auth import can_edit
+from dashboard.components.text import md, show_error, show_warning
 
 MAX_SELECTION = 200_000
 PAGES_WITH_FILTER = [
@@ -43,7 +46,7 @@ def valid_filter(flt: DocFilter) -> DocFilter:
         try:
             DocFilter(conditions=(c,)).where()
         except MixscopeError as exc:
-            st.warning(f"Ignoring a condition from the link: {exc}")
+            show_warning(f"Ignoring a condition from the link: {exc}")
             continue
         kept.append(c)
     return flt if len(kept) == len(flt.conditions) else flt.with_(conditions=tuple(kept))
@@ -67,7 +70,7 @@ def describe_filter(flt: DocFilter) -> str:
             parts.append(text if info else f"{text} (not stored here: matches nothing)")
         elif c.kind == "cluster":
             parts.append(describe_map_condition(c))
-    return "Filtered: " + "; ".join(parts) + "."
+    return "Filtered: " + md("; ".join(parts)) + "."
 
 
 def filter_links(flt: DocFilter) -> None:
@@ -88,7 +91,7 @@ def selection_panel(map_id: str, doc_ids: list[str], flt: DocFilter) -> None:
     try:
         div = map_data.selection_diversity(map_id, doc_ids)
     except MixscopeError as exc:  # e.g. the embeddings were removed
-        st.warning(f"Diversity of the selection unavailable: {exc}")
+        show_warning(f"Diversity of the selection unavailable: {exc}")
         div = {"cluster_entropy": float("nan"), "cluster_entropy_norm": float("nan"),
                "mean_cosine_distance": float("nan")}  # fmt: skip
     c1, c2, c3 = st.columns(3)
@@ -105,12 +108,17 @@ def selection_panel(map_id: str, doc_ids: list[str], flt: DocFilter) -> None:
         help="1 - mean cosine similarity over all pairs of selected documents.",
     )
     if st.button("Use selection as filter", key="map_use_selection", type="primary"):
-        try:
-            sel = store_selection(
-                state.workspace(), doc_ids, origin={"map_id": map_id, "page": "map"}, timeout=10
-            )
+        try:  # viewers' selections stay in this server process: they never write
+            sel = (
+                store_selection(
+                    state.workspace(), doc_ids, origin={"map_id": map_id, "page": "map"},
+                    timeout=10,
+                )
+                if can_edit()
+                else keep_selection(doc_ids)
+            )  # fmt: skip
         except MixscopeError as exc:
-            st.error(f"Could not store the selection: {exc}")
+            show_error(f"Could not store the selection: {exc}")
             return
         apply_filter(with_condition(flt, selection_condition(sel.selection_id)))
     peek = state.cached(map_data.documents_brief, doc_ids=sorted(doc_ids)[:200])
@@ -166,7 +174,7 @@ def diversity_panel(map_id: str, model_key: str, frame: pd.DataFrame) -> None:
             try:
                 draw()
             except MixscopeError as exc:  # e.g. the embeddings of the map were removed
-                st.warning(str(exc))
+                show_warning(exc)
 
 
 def _diversity_tab(map_id: str) -> None:
@@ -245,7 +253,7 @@ def _target_tab(model_key: str, frame: pd.DataFrame) -> None:
         elif pasted.strip():
             texts = split_target_texts(pasted)
     except MixscopeError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     texts = texts[:500]
     if st.button("Compare", key="map_target_go", disabled=len(texts) < 2):
@@ -257,7 +265,7 @@ def _target_tab(model_key: str, frame: pd.DataFrame) -> None:
     try:
         res = map_data.target_similarity(model_key, req[0], req[1], frame["doc_id"].tolist())
     except MixscopeError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return
     res = res.sort_values("centroid_cosine", ascending=False)
     st.dataframe(

@@ -13,6 +13,7 @@ import streamlit as st
 from analytics.errors import MixscopeError
 from analytics.mixture import MixtureError
 from analytics.mixture import builder as mb
+from analytics.paths import EXPORTS_DIR, check_output_dir
 from dashboard import state
 from dashboard.components.auth import require_editor
 from dashboard.components.jobs import follow, submit
@@ -111,7 +112,14 @@ def materialize_panel(saved_ref: str | None) -> None:
     if c3.button(f"Materialise {saved_ref}", key="mx_mat_go", type="primary"):
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", saved_ref.replace("@", "-v")).strip("._")
-        out = state.workspace().path / "exports" / f"{safe}-{fmt}-{stamp}"
+        ws_path = state.workspace().path
+        try:  # the same check as `mix materialize --out` (and the job's CLI runs it again)
+            out = check_output_dir(
+                ws_path / EXPORTS_DIR / f"{safe}-{fmt}-{stamp}", workspaces=[ws_path]
+            )
+        except MixscopeError as exc:
+            st.error(plain(exc))
+            return
         job = submit(
             "mix-materialize",
             ["mix", "materialize", saved_ref, "--out", str(out), "--format", fmt,

@@ -4,7 +4,6 @@ about 4 epochs with the effective-data estimate, before/after composition, diver
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,15 +13,15 @@ from analytics.mixture import R_STAR, weight_diversity
 from analytics.mixture import builder as mb
 from analytics.mixture.plan import WARN_EPOCHS
 from dashboard.components.numbers import human
+from dashboard.components.text import md
 
 HEIGHT = 320
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
 def plain(text: object) -> str:
     """``text`` with every Markdown character escaped: corpus values (group names, filter
     values) and messages quoting them are shown literally, never rendered."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    return md(text)
 
 
 def composition_figure(plan: pd.DataFrame) -> go.Figure:

@@ -19,6 +19,7 @@ from analytics.signals.filtering import (
 )
 from dashboard import state
 from dashboard.components.signal_jobs import run_signals_box
+from dashboard.components.text import show_warning
 
 #: numeric columns that always get a range slider (when their signal is computed)
 SLIDER_COLUMNS = ("compression_ratio", "toxicity_max", "detected_lang_conf")
@@ -59,7 +60,7 @@ def _valid(conds: tuple[Condition, ...]) -> tuple[Condition, ...]:
         try:
             ok.append(check_condition(c))
         except MixscopeError as exc:
-            st.warning(f"Ignoring a signal condition from the link: {exc}")
+            show_warning(f"Ignoring a signal condition from the link: {exc}")
     return tuple(ok)
 
 

@@ -43,6 +43,6 @@ def test_secrets_file_rules(tmp_path, monkeypatch):
     with pytest.raises(MixscopeError, match="unknown role"):
         load_secrets(f)
     f.write_text('viewer = "short"\n')
-    with pytest.raises(MixscopeError, match="shorter than"):
+    with pytest.raises(MixscopeError, match="fewer than 16"):
         load_secrets(f)
     assert not load_secrets(None).enabled
