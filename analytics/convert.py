@@ -73,9 +73,7 @@ def convert_single_file(path, *, progress: Progress | None = None) -> ConvertRep
         raise WorkspaceError(f"{old_path}: holds no documents table.")
     report = ConvertReport(workspace=str(ws.path), backup="")
     try:
-        ws._create(
-            tokenizer=meta.get("tokenizer", DEFAULT_TOKENIZER), catalog=None, data=None
-        )
+        ws._create(tokenizer=meta.get("tokenizer", DEFAULT_TOKENIZER), catalog=None, data=None)
         with ws.write(job="migrate") as con:
             con.execute(f"ATTACH {_lit(str(old_path))} AS old (READ_ONLY)")
             for key, value in meta.items():
@@ -132,9 +130,7 @@ def _copy_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
         [table],
     ).fetchone()[0]
     if table == "documents":
-        con.execute(
-            "INSERT INTO documents BY NAME SELECT * EXCLUDE (text) FROM old.documents"
-        )
+        con.execute("INSERT INTO documents BY NAME SELECT * EXCLUDE (text) FROM old.documents")
         con.execute("INSERT INTO texts SELECT doc_id, text FROM old.documents")
     elif exists:
         new_cols = {

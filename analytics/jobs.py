@@ -10,8 +10,10 @@ which the running job itself is rewriting):
     cancel         present when a cancel was requested
     log.txt        the command's output
 
-One worker (guarded by `jobs/.worker.lock`) runs queued jobs oldest first, one at a time; the
-workspace's own write lock makes any job started outside the queue wait its turn. A job whose
+One worker (guarded by `jobs/.worker.lock`) starts queued jobs oldest first and runs up to
+`MIXSCOPE_MAX_JOBS` (default 3) at once: each job commits its own short lake transactions, so
+a signals run, an embedding job, a geometry job and saving a mixture proceed together; where
+two commits meet, the later one waits for the workspace lock and says for whom. A job whose
 process died (SIGKILL, OOM, reboot) is reported as failed by `refresh()`.
 """
 
@@ -192,6 +194,10 @@ class JobStore:
 
     def run(self, job: Job) -> Job:
         """Run one job to completion in a child process; returns its final record."""
+        return self.finish(job.id, self.start(job).wait())
+
+    def start(self, job: Job) -> subprocess.Popen:
+        """Start one job's process (its output goes to log.txt); mark it running."""
         d = self._dir(job.id)
         env = dict(os.environ, **{JOB_ENV: str(d), "MIXSCOPE_WORKSPACE": str(self.workspace_path)})
         with open(d / "log.txt", "ab") as log:
@@ -202,10 +208,13 @@ class JobStore:
                 env=env,
                 start_new_session=True,
             )
-            self._update(
-                job.id, status="running", started=_now(), pid=proc.pid, worker_pid=os.getpid()
-            )
-            rc = proc.wait()
+        self._update(job.id, status="running", started=_now(), pid=proc.pid, worker_pid=os.getpid())
+        return proc
+
+    def finish(self, job_id: str, rc: int) -> Job:
+        """Record the end of a job whose process exited with `rc`."""
+        d = self._dir(job_id)
+        job = self.get(job_id)
         if (d / "cancel").exists():
             status, error = "cancelled", "cancelled by request; the workspace is unchanged"
         elif rc == 0:
@@ -230,21 +239,31 @@ class JobStore:
         finally:
             fh.close()
 
-    def work(self, *, exit_when_idle: bool = True, poll_s: float = 1.0) -> int:
-        """Run queued jobs until none is left (or forever). Returns how many ran."""
+    def work(
+        self, *, exit_when_idle: bool = True, poll_s: float = 1.0, max_parallel: int | None = None
+    ) -> int:
+        """Run queued jobs, up to `max_parallel` at once, until none is left (or forever).
+        Returns how many ran."""
+        limit = max(1, int(max_parallel or os.environ.get("MIXSCOPE_MAX_JOBS", "3")))
         ran = 0
+        running: dict[str, subprocess.Popen] = {}
         with self.worker_lock() as mine:
             if not mine:
                 return 0
             while True:
-                job = self.next_queued()
-                if job is None:
-                    if exit_when_idle:
-                        return ran
-                    time.sleep(poll_s)
+                for job_id, proc in list(running.items()):
+                    rc = proc.poll()
+                    if rc is not None:
+                        self.finish(job_id, rc)
+                        del running[job_id]
+                        ran += 1
+                job = self.next_queued() if len(running) < limit else None
+                if job is not None:
+                    running[job.id] = self.start(job)
                     continue
-                self.run(job)
-                ran += 1
+                if not running and exit_when_idle and self.next_queued() is None:
+                    return ran
+                time.sleep(0.1 if running else poll_s)
 
     def ensure_worker(self) -> None:
         """Start a background worker for this workspace unless one is running."""

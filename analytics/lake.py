@@ -96,9 +96,8 @@ def configure_remote(con: duckdb.DuckDBPyConnection) -> None:
             f"SECRET {_lit(gsecret)})"
         )
     if env.get("HF_TOKEN"):
-        con.execute(
-            f"CREATE OR REPLACE SECRET mixscope_hf (TYPE huggingface, TOKEN {_lit(env['HF_TOKEN'])})"
-        )
+        token = _lit(env["HF_TOKEN"])
+        con.execute(f"CREATE OR REPLACE SECRET mixscope_hf (TYPE huggingface, TOKEN {token})")
 
 
 def postgres_dsn(url: str) -> str:

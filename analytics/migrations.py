@@ -48,14 +48,19 @@ CORE: list[str] = [
 ]
 
 MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
-    (1, "documents (metadata + text locators), texts, ingests, ingest files, rollups, meta",
-     CORE),
-    (2, "document signals: signal_<name> tables, sketches, catalog",
-     schema_of("analytics.signals.schema")),
+    (1, "documents (metadata + text locators), texts, ingests, ingest files, rollups, meta", CORE),
+    (
+        2,
+        "document signals: signal_<name> tables, sketches, catalog",
+        schema_of("analytics.signals.schema"),
+    ),
     (3, "saved mixtures", schema_of("analytics.mixture.schema")),
     (4, "checkpoint geometry results", schema_of("analytics.geometry.schema")),
-    (5, "corpus maps: maps, doc_clusters, cluster_labels, selections",
-     lambda: schema_of("analytics.maps.schema")() + schema_of("analytics.maps.filtering")()),
+    (
+        5,
+        "corpus maps: maps, doc_clusters, cluster_labels, selections",
+        lambda: schema_of("analytics.maps.schema")() + schema_of("analytics.maps.filtering")(),
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

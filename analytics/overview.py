@@ -201,7 +201,11 @@ def documents_page(
     order_by: str = "doc_id",
     snippet_chars: int = 160,
 ) -> pd.DataFrame:
-    """One page of matching documents with a text snippet (never the full text)."""
+    """One page of matching documents with a text snippet (never the full text): the page
+    is chosen on metadata, then only its documents' text is read (from the files that hold
+    them, wherever the corpus lives)."""
+    from analytics.text import fetch_texts
+
     allowed = {"doc_id", "source", "n_tokens", "date", "domain", "lang"}
     column, _, direction = order_by.partition(" ")
     if column not in allowed or direction.upper() not in ("", "ASC", "DESC"):
@@ -209,13 +213,14 @@ def documents_page(
     where, params = flt.where()
     df, _ = run_query(
         cur,
-        f"""SELECT doc_id, source, domain, lang, date, n_tokens, title,
-                   left(text, ?) AS snippet
-            FROM documents LEFT JOIN document_text USING (doc_id) WHERE {where}
+        f"""SELECT doc_id, source, domain, lang, date, n_tokens, title
+            FROM documents WHERE {where}
             ORDER BY {column} {direction or "ASC"}, doc_id LIMIT ? OFFSET ?""",
-        [snippet_chars, *params, int(page_size), int(page) * int(page_size)],
+        [*params, int(page_size), int(page) * int(page_size)],
         max_rows=page_size,
     )
+    texts = fetch_texts(cur, df["doc_id"].tolist())
+    df["snippet"] = [texts.get(d, "")[: int(snippet_chars)] for d in df["doc_id"]]
     return df
 
 

@@ -122,7 +122,9 @@ def refresh_text_view(con: duckdb.DuckDBPyConnection) -> None:
     text (called by each ingest, in its transaction). Jobs read text through it; the locked
     reader of user SQL can only resolve the copied part (external files are not readable
     there by design)."""
-    con.execute(f"CREATE OR REPLACE VIEW document_text AS SELECT * FROM {text_sql(con, check=False)}")
+    con.execute(
+        f"CREATE OR REPLACE VIEW document_text AS SELECT * FROM {text_sql(con, check=False)}"
+    )
 
 
 def file_ids_of(con: duckdb.DuckDBPyConnection, doc_ids: list[str]) -> list[int]:
@@ -141,8 +143,7 @@ def fetch_texts(con: duckdb.DuckDBPyConnection, doc_ids: list[str]) -> dict[str,
     sql = text_sql(con, file_ids=file_ids_of(con, doc_ids))
     try:
         rows = con.execute(
-            f"SELECT t.doc_id, t.text FROM {sql} t "
-            "WHERE t.doc_id IN (SELECT unnest(?::VARCHAR[]))",
+            f"SELECT t.doc_id, t.text FROM {sql} t WHERE t.doc_id IN (SELECT unnest(?::VARCHAR[]))",
             [list(doc_ids)],
         ).fetchall()
     except duckdb.Error as exc:

@@ -289,9 +289,7 @@ class Workspace:
         if snapshot is not None:
             opts.append(f"SNAPSHOT_VERSION {int(snapshot)}")
         try:
-            con.execute(
-                f"ATTACH {_lit('ducklake:' + self.catalog)} AS {alias} ({', '.join(opts)})"
-            )
+            con.execute(f"ATTACH {_lit('ducklake:' + self.catalog)} AS {alias} ({', '.join(opts)})")
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             if snapshot is not None and "snapshot" in first.lower():
@@ -377,9 +375,7 @@ class Workspace:
 
     def snapshot_id(self) -> int:
         """The id of the last committed DuckLake snapshot (changes with every commit)."""
-        return int(
-            scalar(self.cursor(), f"SELECT * FROM ducklake_current_snapshot('{ALIAS}')")
-        )
+        return int(scalar(self.cursor(), f"SELECT * FROM ducklake_current_snapshot('{ALIAS}')"))
 
     def meta(self) -> dict[str, str]:
         return dict(self.cursor().execute("SELECT key, value FROM meta").fetchall())
@@ -441,8 +437,7 @@ class Workspace:
                     holder.setdefault("job", "another job")
                     if not told:
                         waiting.write_text(json.dumps({"job": job, "pid": os.getpid()}))
-                        if on_wait:
-                            on_wait(holder)
+                        (on_wait or _tell_waiting)(holder)
                         told = True
                     if time.monotonic() > deadline:
                         raise WorkspaceError(
@@ -600,6 +595,27 @@ class Workspace:
             for sql in statements(entry):
                 con.execute(sql)
             set_meta(con, "schema_version", str(version))
+
+
+def _tell_waiting(holder: dict) -> None:
+    """Default on_wait: one line on stderr and, inside a queued job, its progress stage (so
+    the Jobs page shows what the job waits for and since when)."""
+    import sys
+
+    line = (
+        f"waiting for {holder.get('job')} (pid {holder.get('pid', '?')}, writing since "
+        f"{holder.get('since', '?')}) to commit"
+    )
+    print(line, file=sys.stderr, flush=True)
+    job_dir = os.environ.get("MIXSCOPE_JOB_DIR")
+    if job_dir:
+        from analytics.jobs import _write_json
+
+        with contextlib.suppress(OSError):
+            _write_json(
+                Path(job_dir) / "progress.json",
+                {"stage": line, "done": 0, "total": 0, "updated": _now()},
+            )
 
 
 def _now() -> str:

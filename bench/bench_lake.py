@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -55,7 +54,8 @@ def make_corpus(n: int, out: Path) -> list[Path]:
                    DATE '1990-01-01' + CAST(hash(i) % 12000 AS INTEGER) AS date,
                    'https://site' || (hash(i) % 100000) || '.example.com/p/' || i AS url,
                    'Title of document ' || i AS title,
-                   'document ' || i || ' ' || repeat('lorem ipsum dolor ', 10 + CAST(hash(i * 7) % 50 AS INTEGER)) AS text,
+                   'document ' || i || ' ' || repeat('lorem ipsum dolor ',
+                       10 + CAST(hash(i * 7) % 50 AS INTEGER)) AS text,
                    hash(i) % 1000 AS extra_score
                 FROM range({lo}, {hi}) t(i)) TO '{f}' (FORMAT parquet, COMPRESSION zstd)"""
         )
@@ -90,17 +90,20 @@ def small_writes(ws, tmp: Path, k: int) -> tuple[float, float]:
 
     small = tmp / f"small-{k}.jsonl"
     small.write_text(
-        "".join(json.dumps({"id": f"new-{k}-{i}", "text": f"new doc {k} {i}"}) + "\n"
-                 for i in range(10))
+        "".join(
+            json.dumps({"id": f"new-{k}-{i}", "text": f"new doc {k} {i}"}) + "\n" for i in range(10)
+        )
     )
     t_ingest = timed(lambda: ingest(ws, [str(small)], source="small"))
     cur = ws.cursor()
     sources = [r[0] for r in cur.execute("SELECT DISTINCT source FROM doc_rollup").fetchall()]
     spec = PhaseSpec(name="main", budget=10**6, weights={s: 1.0 for s in sources})
     manifest = create_manifest(cur, group_by="source", phases=[spec])
+
     def save():
         with ws.write(job="save mixture") as con:
             save_mixture(con, f"bench-{k}", manifest)
+
     t_save = timed(save)
     return t_ingest, t_save
 
@@ -129,6 +132,8 @@ res["overview_totals"] = p50(lambda: overview.totals(cur))
 res["overview_composition"] = p50(lambda: overview.composition(cur, by=("source",)))
 res["explore_facets"] = p50(lambda: overview.composition(cur, flt, by=("domain", "lang")))
 res["explore_arbitrary"] = p50(lambda: run_query(ws.cursor(), sql_arb))
+res["explore_page"] = p50(lambda: overview.documents_page(cur, arb, page_size=50))
+res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 raw = duckdb.connect()
 files = [r[0] for r in ws.cursor().execute(
     "SELECT data_file FROM ducklake_list_files('ws', 'documents')").fetchall()]
@@ -136,7 +141,6 @@ raw.execute("CREATE VIEW documents AS SELECT * FROM read_parquet(%r)" % files)
 res["raw_arbitrary"] = p50(lambda: raw.execute(sql_arb).fetchall())
 res["raw_composition"] = p50(lambda: raw.execute(
     "SELECT source, count(*), sum(n_tokens), sum(n_bytes) FROM documents GROUP BY 1").fetchall())
-res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(res))
 """
 
@@ -158,47 +162,74 @@ def main() -> None:
             corpus = root / f"corpus-{n}"
             t0 = time.perf_counter()
             files = make_corpus(n, corpus)
-            print(f"\n== {n:,} documents ({len(files)} shards, made in "
-                  f"{time.perf_counter() - t0:.1f} s, {dir_size(corpus) / 1e6:,.0f} MB)")
+            print(
+                f"\n== {n:,} documents ({len(files)} shards, made in "
+                f"{time.perf_counter() - t0:.1f} s, {dir_size(corpus) / 1e6:,.0f} MB)"
+            )
             raw_db = root / f"raw-{n}.duckdb"
-            t_floor = timed(lambda: duckdb.connect(str(raw_db)).execute(
-                f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_parquet({[str(f) for f in files]})"
-            ))
+            uris = [str(f) for f in files]
+            t_floor = timed(
+                lambda db=raw_db, u=uris: duckdb.connect(str(db)).execute(
+                    f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_parquet({u})"
+                )
+            )
             raw_db.unlink(missing_ok=True)
-            text_bytes = duckdb.connect().execute(
-                f"SELECT sum(strlen(text)) FROM read_parquet({[str(f) for f in files]})"
-            ).fetchone()[0]
+            text_bytes = (
+                duckdb.connect()
+                .execute(f"SELECT sum(strlen(text)) FROM read_parquet({[str(f) for f in files]})")
+                .fetchone()[0]
+            )
             ws = Workspace(root / f"ws-{n}")
-            t_reg = timed(lambda: ingest(ws, [str(f) for f in files], id_field="id",
-                                         source_field="source"))
+            t_reg = timed(lambda w=ws, u=uris: ingest(w, u, id_field="id", source_field="source"))
             size = dir_size(ws.path)
             ti, ts = small_writes(ws, root, n)
-            row = {"docs": n, "floor_s": t_floor, "register_s": t_reg,
-                   "ws_mb": size / 1e6, "corpus_mb": dir_size(corpus) / 1e6,
-                   "text_mb": text_bytes / 1e6, "small_ingest_s": ti, "save_mixture_s": ts}
+            row = {
+                "docs": n,
+                "floor_s": t_floor,
+                "register_s": t_reg,
+                "ws_mb": size / 1e6,
+                "corpus_mb": dir_size(corpus) / 1e6,
+                "text_mb": text_bytes / 1e6,
+                "small_ingest_s": ti,
+                "save_mixture_s": ts,
+            }
             rows.append(row)
-            print(f"registration {t_reg:.1f} s vs DuckDB scan into a table {t_floor:.1f} s: "
-                  f"{t_floor / t_reg:.2f}x the floor's throughput (goal >= 0.8x)")
-            print(f"workspace {size / 1e6:,.1f} MB = {size / text_bytes:.1%} of the text bytes "
-                  f"({text_bytes / 1e6:,.0f} MB) and {size / row['corpus_mb'] / 1e6:.1%} of the "
-                  f"compressed corpus")
+            print(
+                f"registration {t_reg:.1f} s vs DuckDB scan into a table {t_floor:.1f} s: "
+                f"{t_floor / t_reg:.2f}x the floor's throughput (goal >= 0.8x)"
+            )
+            print(
+                f"workspace {size / 1e6:,.1f} MB = {size / text_bytes:.1%} of the text bytes "
+                f"({text_bytes / 1e6:,.0f} MB) and {size / 1e6 / row['corpus_mb']:.1%} of the "
+                f"compressed corpus"
+            )
             print(f"small writes: 10-document ingest {ti:.2f} s, save a mixture {ts:.2f} s")
         first, last = rows[0], rows[-1]
-        print(f"\nsmall write growth {first['docs']:,} -> {last['docs']:,}: ingest "
-              f"{last['small_ingest_s'] / first['small_ingest_s']:.2f}x, save "
-              f"{last['save_mixture_s'] / first['save_mixture_s']:.2f}x (goal within 2x)")
+        print(
+            f"\nsmall write growth {first['docs']:,} -> {last['docs']:,}: ingest "
+            f"{last['small_ingest_s'] / first['small_ingest_s']:.2f}x, save "
+            f"{last['save_mixture_s'] / first['save_mixture_s']:.2f}x (goal within 2x)"
+        )
         out = subprocess.run(
             [sys.executable, "-c", READER, str(root / f"ws-{last['docs']}"), str(ROOT)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"\nreader at {last['docs']:,} documents (p50 of 9, fresh process):")
         for k in ("overview_totals", "overview_composition", "explore_facets"):
-            print(f"  {k}: {r[k] * 1000:.0f} ms (rollups; raw DuckDB group-by over the lake's "
-                  f"files {r['raw_composition'] * 1000:.0f} ms)")
-        print(f"  explore arbitrary filter: {r['explore_arbitrary'] * 1000:.0f} ms vs raw DuckDB "
-              f"{r['raw_arbitrary'] * 1000:.0f} ms = "
-              f"{r['explore_arbitrary'] / r['raw_arbitrary']:.2f}x (goal <= 1.3x)")
+            print(
+                f"  {k}: {r[k] * 1000:.0f} ms (rollups; raw DuckDB group-by over the lake's "
+                f"files {r['raw_composition'] * 1000:.0f} ms)"
+            )
+        print(
+            f"  explore arbitrary filter: {r['explore_arbitrary'] * 1000:.0f} ms vs raw DuckDB "
+            f"{r['raw_arbitrary'] * 1000:.0f} ms = "
+            f"{r['explore_arbitrary'] / r['raw_arbitrary']:.2f}x (goal <= 1.3x)"
+        )
+        print(f"  Explore documents page (50 rows + snippets read from the corpus files): "
+              f"{r['explore_page'] * 1000:.0f} ms")
         print(f"  reader peak RSS {r['peak_rss_mb']:,.0f} MB (goal < 2048 MB)")
     finally:
         if args.out is None:

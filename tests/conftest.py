@@ -179,8 +179,16 @@ def postgres_server(tmp_path_factory):
     )
     subprocess.run(
         [
-            *as_pg, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-            "-o", f"-h 127.0.0.1 -p {port} -k {root}", "start",
+            *as_pg,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {root}",
+            "start",
         ],
         check=True,
         stdout=subprocess.DEVNULL,

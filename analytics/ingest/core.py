@@ -253,9 +253,7 @@ def ingest(
         if progress:
             progress("read", 0, 0)
         try:
-            con.execute(
-                f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params
-            )
+            con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
         except duckdb.Error as exc:
             raise _reader_error(exc, files, fmt) from exc
         _validate_stage(con, fields, fmt, files)
@@ -361,9 +359,7 @@ def ingest(
                            sum(n_bytes), sum(n_chars)
                     FROM temp._ins GROUP BY ALL"""
             )
-            n_new, n_tokens = one(
-                con, "SELECT count(*), COALESCE(sum(n_tokens), 0) FROM temp._ins"
-            )
+            n_new, n_tokens = one(con, "SELECT count(*), COALESCE(sum(n_tokens), 0) FROM temp._ins")
             con.execute(
                 "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

@@ -389,7 +389,7 @@ def materialize(
                 else ""
             )
             extra_sel = "".join(
-                f", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}"
+                ", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}"
                 for c in extra
             )
             text_join = (

@@ -211,7 +211,13 @@ def find_contamination(
     rows: list[dict] = []
     done = 0
     if total and len(index.hashes):
-        reader = query_reader(cur, "SELECT d.doc_id, d.source, t.text FROM documents d JOIN document_text t USING (doc_id)", None, batch_size)
+        reader = query_reader(
+            cur,
+            "SELECT d.doc_id, d.source, t.text FROM documents d "
+            "JOIN document_text t USING (doc_id)",
+            None,
+            batch_size,
+        )
         for rb in reader:
             rows.extend(scan_batch(pa.Table.from_batches([rb]), index))
             done += rb.num_rows

@@ -340,9 +340,7 @@ def demo(
             raise MixscopeError(f"{DEMO_CORPUS}: the demo corpus is missing from this checkout.")
         console.print(f"building the demo workspace in {ws.path} from {DEMO_CORPUS.name} ...")
         with progress_callback() as cb:
-            report = run_ingest(
-                ws, [str(DEMO_CORPUS)], id_field="id", copy_text=True, progress=cb
-            )
+            report = run_ingest(ws, [str(DEMO_CORPUS)], id_field="id", copy_text=True, progress=cb)
         console.print(
             f"[green]ingested[/green] {report.n_added:,} documents, "
             f"{report.n_tokens_added:,} tokens"

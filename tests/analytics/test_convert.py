@@ -15,9 +15,7 @@ def make_legacy(path, n=50):
     path.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path / "mixscope.duckdb"))
     con.execute("CREATE TABLE meta(key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute(
-        "INSERT INTO meta VALUES ('schema_version', '5'), ('tokenizer', 'tok'), ('x', 'y')"
-    )
+    con.execute("INSERT INTO meta VALUES ('schema_version', '5'), ('tokenizer', 'tok'), ('x', 'y')")
     con.execute(
         """CREATE TABLE documents(doc_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL,
            domain VARCHAR, lang VARCHAR, date DATE, url VARCHAR, title VARCHAR,

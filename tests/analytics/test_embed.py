@@ -45,7 +45,11 @@ def ws(tmp_path):
 
 
 def texts_of(ws):
-    return dict(ws.cursor().execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)").fetchall())
+    return dict(
+        ws.cursor()
+        .execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)")
+        .fetchall()
+    )
 
 
 # ---------------------------------------------------------------------------- models

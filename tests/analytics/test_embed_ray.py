@@ -24,7 +24,9 @@ def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path):
     ws = Workspace.open(tmp_path / "ws", create=True)
     with ws.write(job="docs") as con:
         for i in range(50):
-            add_doc(con, doc_id=f"r{i:03d}", source='web', text=f"ray text {i} " + "word " * (i % 11))
+            add_doc(
+                con, doc_id=f"r{i:03d}", source="web", text=f"ray text {i} " + "word " * (i % 11)
+            )
     files = export_texts(ws, tmp_path / "in", rows_per_file=20)
     assert len(files) == 3
     out = tmp_path / "ws" / "embeddings" / "fake__msl128"
@@ -46,6 +48,10 @@ def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path):
     assert man["count"] == 50 and man["dim"] == 32 and man["engine"] == "ray"
     ids, X = load_embeddings(ws, "fake__msl128")
     assert sorted(ids) == [f"r{i:03d}" for i in range(50)]
-    texts = dict(ws.cursor().execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)").fetchall())
+    texts = dict(
+        ws.cursor()
+        .execute("SELECT doc_id, text FROM documents JOIN document_text USING (doc_id)")
+        .fetchall()
+    )
     np.testing.assert_allclose(X, embed_texts(FakeEmbedder(), [texts[i] for i in ids]), atol=1e-7)
     assert EmbeddingSet(out).stored_dim() == 32

@@ -44,7 +44,8 @@ def frame(demo_workspace):
     return (
         demo_workspace.cursor()
         .execute(
-            "SELECT doc_id, source, domain, lang, date, n_tokens, n_bytes, text FROM documents JOIN document_text USING (doc_id)"
+            "SELECT doc_id, source, domain, lang, date, n_tokens, n_bytes, text FROM documents "
+            "JOIN document_text USING (doc_id)"
         )
         .df()
     )

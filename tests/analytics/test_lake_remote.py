@@ -39,7 +39,9 @@ def test_ingest_view_and_signals_from_s3(s3, tmp_path):
     client, bucket = s3
     put_parquet(client, bucket, "web/part-0.parquet", DOCS.iloc[:25])
     put_parquet(client, bucket, "web/part-1.parquet", DOCS.iloc[25:])
-    jsonl = "".join(r.to_json() + "\n" for _, r in DOCS.head(5).assign(id=lambda d: "j" + d.id).iterrows())
+    jsonl = "".join(
+        r.to_json() + "\n" for _, r in DOCS.head(5).assign(id=lambda d: "j" + d.id).iterrows()
+    )
     client.put_object(Bucket=bucket, Key="jsonl/a.jsonl", Body=jsonl.encode())
     ws = Workspace(tmp_path / "ws")
     rep = ingest(ws, [f"s3://{bucket}/web/*.parquet"], source="web")
@@ -67,7 +69,9 @@ def test_s3_bad_inputs_are_one_clear_error(s3, tmp_path, monkeypatch):
         ingest(ws, [f"s3://{bucket}/nothing/*.parquet"], source="web")
     with pytest.raises(IngestError, match=r"s3://no-such-bucket-x/.*"):
         ingest(ws, ["s3://no-such-bucket-x/a/*.parquet"], source="web")
-    with pytest.raises(IngestError, match=rf"s3://{bucket}/web/absent\.parquet: cannot be read: no such object"):
+    with pytest.raises(
+        IngestError, match=rf"s3://{bucket}/web/absent\.parquet: cannot be read: no such object"
+    ):
         ingest(ws, [f"s3://{bucket}/web/absent.parquet"], source="web")
     from tests.conftest import _free_port
 
@@ -88,8 +92,18 @@ def _create_database(url: str) -> str:
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
     name = f"mx_{uuid.uuid4().hex[:10]}"
     subprocess.run(
-        [psql, "-h", u.hostname, "-p", str(u.port), "-U", "postgres", "-q", "-c",
-         f"CREATE DATABASE {name}"],
+        [
+            psql,
+            "-h",
+            u.hostname,
+            "-p",
+            str(u.port),
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+            f"CREATE DATABASE {name}",
+        ],
         check=True,
     )
     return url.rsplit("/", 1)[0] + "/" + name
@@ -121,6 +135,4 @@ def test_postgres_catalog_refuses_a_password_in_the_url(tmp_path):
     from analytics.errors import WorkspaceError
 
     with pytest.raises(WorkspaceError, match="PGPASSWORD"):
-        Workspace.open(
-            tmp_path / "ws", create=True, catalog="postgresql://u:secret@127.0.0.1:1/db"
-        )
+        Workspace.open(tmp_path / "ws", create=True, catalog="postgresql://u:secret@127.0.0.1:1/db")

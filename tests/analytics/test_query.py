@@ -61,9 +61,13 @@ def test_refuses_file_and_network_access(ws, sql):
 
 
 def test_caps_rows_and_reports_truncation(ws):
-    df, truncated = run_query(ws.user_cursor(), "SELECT * FROM range(100) t(i)", max_rows=7, user=True)
+    df, truncated = run_query(
+        ws.user_cursor(), "SELECT * FROM range(100) t(i)", max_rows=7, user=True
+    )
     assert len(df) == 7 and truncated
-    df, truncated = run_query(ws.user_cursor(), "SELECT * FROM range(7) t(i)", max_rows=7, user=True)
+    df, truncated = run_query(
+        ws.user_cursor(), "SELECT * FROM range(7) t(i)", max_rows=7, user=True
+    )
     assert len(df) == 7 and not truncated
 
 

@@ -29,7 +29,7 @@ def con():
     for sql in MIGRATIONS[0][2]:
         con.execute(sql)
     for doc_id, source, tokens, *_ in DOCS:
-        add_doc(con, doc_id=doc_id, source=source, text='x', n_tokens=tokens)
+        add_doc(con, doc_id=doc_id, source=source, text="x", n_tokens=tokens)
     comp, gq, ex = get_signal("compression"), get_signal("gopher_quality"), get_signal("exact_dup")
     ensure_tables(con, [comp, gq, ex])
     scored = [d for d in DOCS if d[3] is not None]

@@ -37,7 +37,14 @@ def new_db(texts: dict[str, tuple[str, str]]) -> duckdb.DuckDBPyConnection:
 
 def add_docs(con, texts: dict[str, tuple[str, str]]) -> None:
     for doc_id, (source, text) in texts.items():
-        add_doc(con, doc_id=doc_id, source=source, url=f"https://{source}.example.com/{doc_id}", text=text, n_tokens=len(text.split()))
+        add_doc(
+            con,
+            doc_id=doc_id,
+            source=source,
+            url=f"https://{source}.example.com/{doc_id}",
+            text=text,
+            n_tokens=len(text.split()),
+        )
 
 
 def corpus(n: int = 40) -> dict[str, tuple[str, str]]:

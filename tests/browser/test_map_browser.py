@@ -99,7 +99,8 @@ def test_search_lists_nearest_documents(map_server, page):
     doc_id, text = (
         ws.cursor()
         .execute(
-            "SELECT doc_id, text FROM documents JOIN document_text USING (doc_id) WHERE source = 'bible-kjv' ORDER BY doc_id LIMIT 1"
+            "SELECT doc_id, text FROM documents "
+            "JOIN document_text USING (doc_id) WHERE source = 'bible-kjv' ORDER BY doc_id LIMIT 1"
         )
         .fetchall()[0]
     )

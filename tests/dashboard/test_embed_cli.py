@@ -215,7 +215,8 @@ def test_map_bad_options(map_ws, args, needle, capsys):
 def test_search_prints_the_nearest_documents(map_ws):
     doc_id, text = rows(
         map_ws,
-        "SELECT doc_id, text FROM documents JOIN document_text USING (doc_id) WHERE source = 'fortunes-en' "
+        "SELECT doc_id, text FROM documents "
+        "JOIN document_text USING (doc_id) WHERE source = 'fortunes-en' "
         "AND length(text) BETWEEN 60 AND 200 ORDER BY doc_id LIMIT 1",
     )[0]
     res = mixscope("search", text, "-k", "3", "--json", ws=map_ws)

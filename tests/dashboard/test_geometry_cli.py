@@ -334,7 +334,9 @@ def test_demo_series_trains_registers_and_computes_once(tmp_path_factory, tmp_pa
     probe_texts = {
         r[0]
         for r in cur.execute(
-            "SELECT text FROM documents JOIN document_text USING (doc_id) WHERE doc_id IN (SELECT doc_id FROM geometry_probe_docs)"
+            "SELECT text FROM documents "
+            "JOIN document_text USING (doc_id) "
+            "WHERE doc_id IN (SELECT doc_id FROM geometry_probe_docs)"
         ).fetchall()
     }
     assert len(probe_ids) == 24

@@ -80,7 +80,12 @@ def series_path(tmp_path_factory) -> Path:
         from analytics.geometry import train_demo_series
 
         ws = Workspace.open(small_path(tmp_path_factory))
-        texts = [r[0] for r in ws.cursor().execute("SELECT text FROM documents JOIN document_text USING (doc_id)").fetchall()]
+        texts = [
+            r[0]
+            for r in ws.cursor()
+            .execute("SELECT text FROM documents JOIN document_text USING (doc_id)")
+            .fetchall()
+        ]
         out = _root(tmp_path_factory) / "series"
         train_demo_series(texts, out, steps=8, seed=0, learning_rate=1e-2, **TINY)
         _CACHE["series"] = out

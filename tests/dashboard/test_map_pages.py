@@ -233,7 +233,8 @@ def test_map_jobs_from_the_page(open_app, tmp_path_factory, tmp_path, monkeypatc
 def test_search_query_gives_a_results_table(open_app, map_ws):
     doc_id, text = rows(
         map_ws,
-        "SELECT doc_id, text FROM documents JOIN document_text USING (doc_id) WHERE source = 'fortunes-en' "
+        "SELECT doc_id, text FROM documents "
+        "JOIN document_text USING (doc_id) WHERE source = 'fortunes-en' "
         "AND length(text) BETWEEN 60 AND 200 ORDER BY doc_id LIMIT 1",
     )[0]
     at = open_app(map_ws, "search")

@@ -131,7 +131,8 @@ def test_bad_signal_arguments_write_nothing(unscored_ws_copy, args, message):
 def test_contamination_finds_a_copied_13_gram(signals_ws, tmp_path):
     doc_id, text = rows(
         signals_ws,
-        "SELECT doc_id, text FROM documents JOIN document_text USING (doc_id) WHERE source = 'python-doc' "
+        "SELECT doc_id, text FROM documents "
+        "JOIN document_text USING (doc_id) WHERE source = 'python-doc' "
         "AND len(string_split(text, ' ')) > 60 ORDER BY doc_id LIMIT 1",
     )[0]
     words = text.split()

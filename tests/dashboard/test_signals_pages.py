@@ -213,7 +213,12 @@ def test_concepts_page_counts_fit_and_rare(open_app, signals_ws):
     at.button(key="cc_run").click().run()
     assert not at.exception and not at.error
     table = df(at, "concept", "rank").set_index("concept")
-    texts = [t for (t,) in signals_ws.cursor().execute("SELECT text FROM documents JOIN document_text USING (doc_id)").fetchall()]
+    texts = [
+        t
+        for (t,) in signals_ws.cursor()
+        .execute("SELECT text FROM documents JOIN document_text USING (doc_id)")
+        .fetchall()
+    ]
     want = sum(len(re.findall(r"(?<![^\W_])function(?![^\W_])", t, re.I)) for t in texts)
     assert table.loc["function", "count"] == want
     assert table.loc["zzqxv", "count"] == 0
@@ -236,7 +241,8 @@ def copied_span(ws) -> tuple[str, str]:
     doc_id, text = (
         ws.cursor()
         .execute(
-            "SELECT doc_id, text FROM documents JOIN document_text USING (doc_id) WHERE source = 'linux-doc' "
+            "SELECT doc_id, text FROM documents "
+            "JOIN document_text USING (doc_id) WHERE source = 'linux-doc' "
             "AND len(string_split(text, ' ')) > 80 ORDER BY doc_id LIMIT 1"
         )
         .fetchall()[0]
