@@ -77,6 +77,13 @@ if computed.empty:
 # ------------------------------------------------------------------ what to look at
 c_run, c_cfg = st.columns([1, 2])
 run = url_select("Run", list(computed["run"]), key="geo_run", param="run", container=c_run)
+# The selectors below are keyed by run, so switching run shows fresh widgets with that run's
+# options and labels (a kept widget showed the previous run's, e.g. "4 (final)" for a 6-layer
+# model); their URL choices belonged to the previous run and are dropped with it.
+if st.session_state.get("geo_run_shown", run) != run:
+    for stale in ("cfg", "layer", "ckpt", "group"):
+        st.query_params.pop(stale, None)
+st.session_state["geo_run_shown"] = run
 cfgs = state.cached(views.configs, run=run)
 cfg_rows = {r["config"]: r for r in cfgs.to_dict(orient="records")}
 
@@ -92,7 +99,7 @@ def _cfg_label(c: str) -> str:
 config = url_select(
     "Computation setting",
     list(cfg_rows),
-    key="geo_config",
+    key=f"geo_config:{run}",
     param="cfg",
     format_func=_cfg_label,
     container=c_cfg,
@@ -115,12 +122,12 @@ groups = ["all"] + sorted(set(m["group"]) - {"all"})
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 metric = url_select(
-    "Metric", keys, key="geo_metric", param="metric", format_func=labels.get, container=c1
+    "Metric", keys, key=f"geo_metric:{run}", param="metric", format_func=labels.get, container=c1
 )
 layer = url_select(
     "Layer",
     layers,
-    key="geo_layer",
+    key=f"geo_layer:{run}",
     param="layer",
     default=layers[-1],
     format_func=lambda v: (
@@ -131,12 +138,12 @@ layer = url_select(
 checkpoint = url_select(
     "Checkpoint",
     checkpoints,
-    key="geo_ckpt",
+    key=f"geo_ckpt:{run}",
     param="ckpt",
     default=checkpoints[-1],
     container=c3,
 )
-group = url_select("Probe group", groups, key="geo_group", param="group", container=c4)
+group = url_select("Probe group", groups, key=f"geo_group:{run}", param="group", container=c4)
 
 # ------------------------------------------------------------------ numbers at the selection
 sel = m[(m["checkpoint"] == checkpoint) & (m["layer"] == layer) & (m["group"] == group)]
