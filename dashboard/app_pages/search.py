@@ -73,7 +73,9 @@ def results_table(query: str | None, like: str | None) -> None:
         res[["rank", "score", "doc_id", "source", "lang", "n_tokens", "snippet"]],
         hide_index=True,
         width="stretch",
-        key="search_table",
+        # keyed by what was searched: a new table (e.g. "More like this") starts with no row
+        # selected, instead of inheriting the old table's selected row number
+        key=f"search_table:{'like:' + like if like else 'q:' + (query or '')}",
         on_select="rerun",
         selection_mode="single-row",
         column_config={
