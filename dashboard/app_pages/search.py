@@ -116,6 +116,6 @@ if doc_id:
     if st.button("More like this", key="search_more_like", icon=":material/manage_search:"):
         st.query_params["like"] = doc_id
         st.rerun()
-    document_viewer(doc_id)
+    document_viewer(doc_id, highlight=flt.text_contains)
 elif like or query.strip():
     st.caption("Select a row to read the whole document, then find more like it.")

@@ -288,6 +288,9 @@ def test_more_like_this_keeps_the_clicked_document(open_app, map_ws):
     at.run()
     clicked = res.iloc[3]["doc_id"]
     assert qp(at, "doc") == clicked
+    # the viewer under the results shows the document's own signals (none computed here)
+    assert any(c.value.startswith("signals (current version") for c in at.caption)
+    assert "No signal has scored this document (mixscope signals)." in [t.value for t in at.text]
     at.button(key="search_more_like").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert qp(at, "like") == clicked
@@ -295,3 +298,6 @@ def test_more_like_this_keeps_the_clicked_document(open_app, map_ws):
     new = table_with(at, "rank", "score", "doc_id")
     assert new.iloc[3]["doc_id"] != clicked
     assert qp(at, "doc") == clicked
+    # the viewer under the results shows the document's own signals (none computed here)
+    assert any(c.value.startswith("signals (current version") for c in at.caption)
+    assert "No signal has scored this document (mixscope signals)." in [t.value for t in at.text]

@@ -3,6 +3,7 @@ the small signals workspace; expected numbers come from independent SQL / Python
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -100,6 +101,67 @@ def test_explore_language_multiselect(open_app, signals_ws):
     )
     assert metric(at, "Documents") == f"{want:,}"
     assert qp(at, "c") == "signal.language.detected_lang.in.de,fr"
+
+
+def test_explore_viewer_shows_the_documents_own_signals(open_app, signals_ws):
+    at = open_app(signals_ws, "explore", doc="syn/a")
+    shown = "\n".join(t.value for t in at.text)
+    for sig, pass_col, reason_col in (
+        ("gopher_quality", "gopher_quality_pass", "gopher_quality_reason"),
+        ("c4_quality", "c4_pass", "c4_reason"),
+        ("fineweb_quality", "fineweb_pass", "fineweb_reason"),
+    ):
+        ok, reason = (
+            signals_ws.cursor()
+            .execute(f"SELECT {pass_col}, {reason_col} FROM signal_{sig} WHERE doc_id = 'syn/a'")
+            .fetchall()[0]
+        )
+        assert (f"{sig}: pass" if ok else f"{sig}: FAIL ({reason})") in shown
+    lang, conf = (
+        signals_ws.cursor()
+        .execute(
+            "SELECT detected_lang, detected_lang_conf FROM signal_language WHERE doc_id = 'syn/a'"
+        )
+        .fetchall()[0]
+    )
+    assert f"language: {lang} (confidence {conf:.2f})" in shown
+    cluster, size = (
+        signals_ws.cursor()
+        .execute(
+            "SELECT exact_dup_cluster, exact_dup_size FROM signal_exact_dup WHERE doc_id = 'syn/a'"
+        )
+        .fetchall()[0]
+    )
+    assert f"exact_dup: cluster {cluster}, {size} documents" in shown
+    nums = df(at, "signal", "column", "value")
+    ratio = scalar(
+        signals_ws, "SELECT compression_ratio FROM signal_compression WHERE doc_id = 'syn/a'"
+    )
+    row = nums[(nums["signal"] == "compression") & (nums["column"] == "compression_ratio")]
+    assert row["value"].tolist() == [f"{ratio:.4g}"]
+    # the document's columns keep their types: numbers are numbers, not strings
+    fields = json.loads(at.json[0].value)
+    n_tokens = scalar(signals_ws, "SELECT n_tokens FROM documents WHERE doc_id = 'syn/a'")
+    assert fields["n_tokens"] == n_tokens and isinstance(fields["n_tokens"], int)
+    assert fields["doc_id"] == "syn/a"
+
+
+def test_explore_viewer_highlights_the_text_term_escaped(open_app, signals_ws):
+    doc = scalar(
+        signals_ws,
+        "SELECT min(doc_id) FROM documents WHERE contains(text, '<') AND contains(text, '>')",
+    )
+    assert doc, "the fixture has a document with markup characters"
+    at = open_app(signals_ws, "explore", doc="syn/a", q="COMMITTEE")
+    body = " ".join(h.proto.body for h in at.get("html"))
+    assert "<mark>committee</mark>" in body  # case-insensitive, the document's own casing
+    assert body.count("<mark>") == 1
+    # markup in the document (or the term) is shown escaped, never rendered
+    at = open_app(signals_ws, "explore", doc=doc, q="<")
+    body = " ".join(h.proto.body for h in at.get("html"))
+    assert "<mark>&lt;</mark>" in body
+    text = scalar(signals_ws, "SELECT text FROM documents WHERE doc_id = ?", [doc])
+    assert body.count("<mark>") == min(text.count("<"), 50)
 
 
 def test_explore_without_signals_offers_the_job(open_app, tmp_path_factory, tmp_path):
