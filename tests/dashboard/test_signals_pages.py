@@ -284,13 +284,26 @@ def test_concepts_page_counts_fit_and_rare(open_app, signals_ws):
         "concept,accuracy\npython,0.5\nfunction,0.6\nthe,0.9\nzzqxv,0.1"
     ).run()
     assert not at.exception and not at.error
-    x = np.log10([table.loc[c, "count"] for c in ("Python", "function", "the")])
+    # fitted against the number of documents containing each concept (the default)
+    x = np.log10([table.loc[c, "documents"] for c in ("Python", "function", "the")])
     slope, intercept = np.polyfit(x, [0.5, 0.6, 0.9], 1)
     assert metric(at, "Slope (accuracy per 10x frequency)") == f"{slope:.4f}"
     assert metric(at, "Concepts in the fit") == "3"
     y = np.array([0.5, 0.6, 0.9])
     r2 = 1 - ((y - (slope * x + intercept)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
     assert metric(at, "R²") == f"{r2:.3f}"
+    # ... or against occurrences
+    at.radio(key="cc_freq_basis").set_value("occurrences").run()
+    x = np.log10([table.loc[c, "count"] for c in ("Python", "function", "the")])
+    slope, _ = np.polyfit(x, [0.5, 0.6, 0.9], 1)
+    assert metric(at, "Slope (accuracy per 10x frequency)") == f"{slope:.4f}"
+    # every concept occurs: the default rare threshold still exports the long tail
+    at.text_area(key="cc_text").input("Python\nfunction\nthe").run()
+    at.button(key="cc_run").click().run()
+    table = df(at, "concept", "rank").set_index("concept")
+    rarest = table["count"].idxmin()
+    assert rarest in df(at, "rare concept")["rare concept"].tolist()
+    assert "the" not in df(at, "rare concept")["rare concept"].tolist()
 
 
 # ---------------------------------------------------------------------- Contamination
