@@ -133,9 +133,9 @@ def concept_counts(
     sql = f"""
         WITH c AS (SELECT unnest(?::VARCHAR[]) AS concept, unnest(?::VARCHAR[]) AS pat),
         d AS (SELECT source,
-                     ' ' || trim(regexp_replace(
-                         regexp_replace(lower(text), '([^\\pL\\pN\\pM\\pZ\\pC\\p{{Pd}}])', ' \\1 ', 'g'),
-                         '[\\pZ\\pC\\p{{Pd}}]+', '  ', 'g')) || ' ' AS norm
+                     ' ' || trim(regexp_replace(regexp_replace(lower(text),
+                                 '([^\\pL\\pN\\pM\\pZ\\pC\\p{{Pd}}])', ' \\1 ', 'g'),
+                             '[\\pZ\\pC\\p{{Pd}}]+', '  ', 'g')) || ' ' AS norm
               FROM {table}),
         s AS (SELECT source, count(*) AS source_docs FROM {table} GROUP BY source),
         m AS (SELECT c.concept, d.source,
