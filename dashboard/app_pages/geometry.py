@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.geometry import views
+from analytics.geometry.phases import PHASE_RULE
 from dashboard import state
 from dashboard.components import geometry_charts as charts
 from dashboard.components.geometry_jobs import (
@@ -27,14 +28,6 @@ METRIC_ORDER = [
     "intrinsic_dimension/twonn",
     "intrinsic_dimension/mle",
 ]
-PHASE_RULE = (
-    "Phases (analytics.geometry.phases): RankMe and alpha-ReQ of the highlighted layer are "
-    "smoothed with a 3-checkpoint moving average; each interval's changes dR and dA are "
-    "divided by their series' range. The leading run of falling RankMe is the warmup "
-    "collapse; after it an interval is entropy-seeking when dR - dA > 0 (RankMe up and/or "
-    "alpha down) and compression-seeking when dR - dA < 0 (RankMe down and/or alpha up)."
-)
-
 st.title("Geometry")
 st.caption(
     "How a series of checkpoints represents the corpus: effective rank (RankMe), eigenspectrum "
@@ -206,7 +199,10 @@ with tab_traj:
             key="geo_lines",
         )
         if bands:
-            st.caption(PHASE_RULE.replace("the highlighted layer", f"layer {layer} (highlighted)"))
+            st.caption(
+                f"Phases (analytics.geometry.phases) of layer {layer} (highlighted): "
+                + PHASE_RULE.format(window=3)
+            )
             st.dataframe(traj["table"], hide_index=True, key="geo_phases", width="stretch")
         if len(tlog):
             st.caption("Dotted: training loss per step from trainer_state.json (right axis).")

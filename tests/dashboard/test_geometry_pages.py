@@ -99,7 +99,8 @@ def test_select_layer_checkpoint_group_metric_by_key(open_page, geometry_ws):
     assert qp["layer"] == "1" and qp["ckpt"] == "checkpoint-4" and qp["group"] == "python-doc"
     assert qp["metric"] == "alpha_req/covariance"
     # the phase table is shown for RankMe / alpha with the rule in a caption
-    assert any("Phases (analytics.geometry.phases)" in c.value for c in at.caption)
+    rule = next(c.value for c in at.caption if "Phases (analytics.geometry.phases)" in c.value)
+    assert "is mixed" in rule and "range over the steps after the collapse" in rule
     # CKA across layers, debiased
     at.radio(key="geo_cka_kind").set_value("layers").run()
     at.radio(key="geo_cka_value").set_value("debiased").run()
