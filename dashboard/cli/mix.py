@@ -571,10 +571,17 @@ def reproduce_cmd(
     """Recompute every group's selection and check it matches the manifest's hashes."""
     from analytics.mixture import reproduce
 
+    from analytics.mixture.errors import ReproductionError
+
     ws = Workspace.open(workspace)
     with user_errors():
         m = load_ref(ref, workspace)
-        report = reproduce(ws.cursor(), m, strict=not allow_snapshot_change)
+        try:
+            report = reproduce(ws.cursor(), m, strict=not allow_snapshot_change)
+        except ReproductionError as exc:
+            # the library names its keyword argument; a CLI user needs the flag
+            msg = str(exc).replace("pass strict=False", "pass --allow-snapshot-change")
+            raise ReproductionError(msg, exc.differences) from None
     n = len(report.groups)
     console.print(
         f"[green]reproduced[/green] {ref}: {n} group selection(s) match "
