@@ -93,6 +93,24 @@ def test_explore_signal_condition_from_url(open_app, signals_ws):
     assert "signal.c4_quality.c4_pass.eq.true" in qp(at, "c")
 
 
+def test_explore_signals_expander_counts_the_conditions_it_applies(open_app, signals_ws):
+    def label(at):
+        return next(e.label for e in at.expander if e.label.startswith("Signals"))
+
+    at = open_app(signals_ws, "explore", c="signal.gopher_repetition.gopher_rep_pass.eq.true")
+    assert label(at) == "Signals · 1 condition active"
+    at.toggle(key="ex_sig_keep_c4_quality").set_value(True).run()
+    assert label(at) == "Signals · 2 conditions active"
+    assert len(qp(at, "c").split("|")) == 2
+    at.multiselect(key="ex_sig_in_detected_lang").set_value(["de"]).run()
+    assert label(at) == "Signals · 3 conditions active"
+    at.toggle(key="ex_sig_keep_gopher_repetition").set_value(False).run()
+    at.toggle(key="ex_sig_keep_c4_quality").set_value(False).run()
+    at.multiselect(key="ex_sig_in_detected_lang").set_value([]).run()
+    assert label(at) == "Signals"
+    assert not at.exception
+
+
 def test_explore_language_multiselect(open_app, signals_ws):
     at = open_app(signals_ws, "explore")
     at.multiselect(key="ex_sig_in_detected_lang").set_value(["de", "fr"]).run()
