@@ -81,3 +81,13 @@ def test_sql_page_runs_and_refuses(app):
     at.text_area(key="sql_text").set_value("SELECT * FROM read_csv('/etc/passwd')").run()
     at.button(key="sql_run").click().run()
     assert "Refused" in at.error[0].value
+
+
+def test_overview_is_also_served_at_slash_overview(app):
+    at = app()
+    pages = at._registered_pages.values()  # what st.navigation registered for URL look-ups
+    alias = [p for p in pages if p.get("url_pathname") == "overview"]
+    assert len(alias) == 1 and str(alias[0]["script_path"]).endswith("app_pages/overview.py")
+    at.switch_page("app_pages/overview.py").run()  # the page registered as "overview"
+    assert not at.exception and at.title[0].value == "Overview"
+    assert metric(at, "Documents")
