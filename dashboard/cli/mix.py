@@ -570,7 +570,6 @@ def reproduce_cmd(
 ) -> None:
     """Recompute every group's selection and check it matches the manifest's hashes."""
     from analytics.mixture import reproduce
-
     from analytics.mixture.errors import ReproductionError
 
     ws = Workspace.open(workspace)
