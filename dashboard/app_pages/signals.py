@@ -159,17 +159,22 @@ with tab_age:
     )
     age = state.cached(views.data_age, population, cutoff=cutoff.isoformat())
     st.plotly_chart(charts.age_figure(age[age["source"] != "(all sources)"]), key="sg_age_chart")
+    shares = ("share_before", "share_after", "share_undated")
     st.dataframe(
-        age,
+        # a source with no dated token has no before/after share: say so instead of "None"
+        age.style.format(
+            {
+                **{c: "{:,}" for c in age.columns if c.startswith("tokens") or c == "docs"},
+                **{c: "{:.1%}" for c in shares},
+            },
+            na_rep="no dated tokens",
+        ),
         hide_index=True,
         width="stretch",
         key="sg_age",
-        column_config={
-            c: st.column_config.NumberColumn(format="percent")
-            for c in ("share_before", "share_after", "share_undated")
-        },
     )
     st.caption(
         "Shares before/after are of each source's dated tokens; a document dated on the cutoff "
-        "counts as after. Undated documents cannot be placed and are shown apart."
+        "counts as after. Undated documents cannot be placed and are shown apart "
+        '("no dated tokens" where a source has none).'
     )

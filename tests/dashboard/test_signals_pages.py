@@ -53,6 +53,19 @@ def df(at, *columns):
     raise AssertionError(f"no table with columns {columns}")
 
 
+def displayed(at, *columns):
+    """The first table with these columns as the page shows it (a Styler's display values)."""
+    import pyarrow as pa
+
+    for el in at.dataframe:
+        value = getattr(el.value, "data", el.value)
+        if all(c in value.columns for c in columns):
+            styler = el.proto.arrow_data.styler
+            assert styler.display_values, "the table has no display values (no formatting)"
+            return pa.ipc.open_stream(styler.display_values).read_all().to_pandas()
+    raise AssertionError(f"no table with columns {columns}")
+
+
 def qp(at, key) -> str:
     value = at.query_params[key]
     return value if isinstance(value, str) else value[0]
@@ -231,6 +244,16 @@ def test_signals_page_impact_duplicates_and_age(open_app, signals_ws):
     assert (
         age["tokens_before"] + age["tokens_after"] + age["tokens_undated"] == age["tokens"]
     ).all()
+    # what the table shows: a source with no dated token says so, never "None" / "nan"
+    shown = displayed(at, "share_before").set_index("source")
+    undated = age.index[age["tokens_before"] + age["tokens_after"] == 0]
+    assert len(undated) > 0
+    for src in undated:
+        assert shown.loc[src, "share_before"] == "no dated tokens"
+        assert shown.loc[src, "share_after"] == "no dated tokens"
+    assert shown.loc["synthetic", "share_before"] == "100.0%"
+    cells = shown.astype(str).to_numpy().ravel().tolist()
+    assert not {"None", "nan", "NaN", "<NA>"} & set(cells)
 
 
 def ws_failing_any_rule(ws) -> tuple[int, int]:
