@@ -32,6 +32,9 @@ import pandas as pd
 from ._linalg import as_matrix, as_spectrum, gram_eigenvalues, to_numpy64
 from .errors import GeometryInputError
 
+#: the fewest eigenvalues a power-law tail may have (x_min candidates leave at least these)
+POWERLAW_MIN_TAIL = 10
+
 
 def stable_rank(W: Any) -> float:
     """Stable rank ||W||_F^2 / ||W||_2^2 (in [1, rank(W)]); identity(n) -> n, rank one -> 1."""
@@ -73,7 +76,7 @@ def powerlaw_alpha(
     *,
     from_eigs: bool = False,
     xmin: float | None = None,
-    min_tail: int = 10,
+    min_tail: int = POWERLAW_MIN_TAIL,
     zero_tol: float = 1e-12,
 ) -> PowerLawResult:
     """Clauset power-law fit to the eigenvalues of W^T W (or to given positive values).
@@ -220,7 +223,7 @@ def weight_spectra(
     *,
     include: str | None = None,
     min_dim: int = 16,
-    min_tail: int = 10,
+    min_tail: int = POWERLAW_MIN_TAIL,
 ) -> pd.DataFrame:
     """One row per 2-D weight matrix: name, shape ("rows x cols"), rows, cols,
     stable_rank, spectral_norm, power-law alpha, xmin, ks_distance, n_tail, n_eigs.

@@ -161,6 +161,22 @@ def data_age(
     return df.drop(columns="is_total").reset_index(drop=True)
 
 
+def near_dup_lsh(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """`NearDup.lsh_summary()` for the parameters of the current near_dup version (None when
+    near duplicates are not computed)."""
+    import json
+
+    from analytics.signals.registry import get_signal
+
+    cur = computed_signals(con)
+    row = cur[cur["name"] == "near_dup"]
+    if row.empty:
+        return None
+    params = row.iloc[0]["params"]
+    params = json.loads(params) if isinstance(params, str) else dict(params or {})
+    return get_signal("near_dup", **params).lsh_summary()
+
+
 def document_signals(con: duckdb.DuckDBPyConnection, doc_id: str) -> pd.DataFrame:
     """Every stored value of one document's signals, from the current version of each
     computed signal: signal, version, column, type, value (one row per column; `value` keeps
@@ -247,6 +263,7 @@ __all__ = [
     "computed_signals",
     "data_age",
     "document_signal_summary",
+    "near_dup_lsh",
     "document_signals",
     "signal_sample",
 ]

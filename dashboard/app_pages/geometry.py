@@ -7,6 +7,7 @@ import streamlit as st
 
 from analytics.geometry import views
 from analytics.geometry.phases import PHASE_RULE
+from analytics.geometry.weights import POWERLAW_MIN_TAIL
 from dashboard import state
 from dashboard.components import geometry_charts as charts
 from dashboard.components.geometry_jobs import (
@@ -232,7 +233,9 @@ with tab_spec:
                 f"Covariance eigenvalues of the centred Z (float64). alpha-ReQ = "
                 f"{spec['alpha']:.3f} (R^2 {spec['r2']:.3f}): least squares of log lambda_k "
                 f"on log k with {spec['weighting']} weights over 0-based indices {lo}:{hi} "
-                f"(ranks {lo + 1}..{hi}), {spec['n_used']} points used."
+                f"(ranks {lo + 1}..{hi}), {spec['n_used']} points used. R^2 is the ordinary "
+                "(unweighted) R^2 of that same line over the same points, so it describes the "
+                "fitted index range only, not the whole spectrum."
             )
 
 with tab_cka:
@@ -291,7 +294,9 @@ with tab_src:
         st.caption(
             "Bits per byte = summed next-token loss (nats) of each group's probe texts / ln 2 / "
             "their UTF-8 bytes, so tokenizers compare (the demo series is trained without the "
-            "probe documents)."
+            "probe documents). No EOS token is prepended, so a text's first token is not "
+            "predicted: its loss and its bytes are both left out (lm-eval prepends EOS and "
+            "counts every byte, so its values differ slightly)."
         )
     else:
         st.caption("No loss: this model is not a causal LM.")
@@ -317,8 +322,11 @@ with tab_w:
             st.plotly_chart(charts.weights_alpha_figure(wsel, y="stable_rank"), key="geo_w_srank")
         st.caption(
             "Power-law alpha: Clauset MLE fit of p(x) ~ x^-alpha to the eigenvalues of W^T W "
-            "above x_min chosen by the smallest KS distance (WeightWatcher). Reading: 2-4 well "
-            "trained, 4-6 weakly trained, > 6 random-like. Stable rank = ||W||_F^2 / ||W||_2^2."
+            "above x_min chosen by the smallest KS distance (WeightWatcher); x_min candidates "
+            f"keep at least {POWERLAW_MIN_TAIL} eigenvalues in the tail (min_tail), so a "
+            "matrix with fewer gets no alpha. Reading: 2-4 well trained, 4-6 weakly trained, "
+            "> 6 random-like. "
+            "Stable rank = ||W||_F^2 / ||W||_2^2."
         )
         st.dataframe(
             w[w["checkpoint"] == checkpoint], hide_index=True, width="stretch", key="geo_w_table"
@@ -330,7 +338,8 @@ with tab_w:
             st.caption(
                 f"Intruder dimensions (Shuttleworth et al. 2024): of the top {k0} left singular "
                 f"vectors of W at a step, those whose largest |cosine| with every singular "
-                f"vector of W at the previous checkpoint is below {e0:g}."
+                f"vector of W at the previous checkpoint is below {e0:g}. W is read out x in "
+                "(GPT-2's Conv1D weights, stored in x out, are transposed first)."
             )
 
 with tab_info:

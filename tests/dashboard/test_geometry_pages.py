@@ -101,6 +101,11 @@ def test_select_layer_checkpoint_group_metric_by_key(open_page, geometry_ws):
     # the phase table is shown for RankMe / alpha with the rule in a caption
     rule = next(c.value for c in at.caption if "Phases (analytics.geometry.phases)" in c.value)
     assert "is mixed" in rule and "range over the steps after the collapse" in rule
+    # the conventions behind the numbers, where the numbers are shown
+    caps = " ".join(c.value for c in at.caption)
+    assert "first token is not predicted: its loss and its bytes are both left out" in caps
+    assert "keep at least 10 eigenvalues in the tail (min_tail)" in caps
+    assert "R^2 is the ordinary (unweighted) R^2 of that same line over the same points" in caps
     # CKA across layers, debiased
     at.radio(key="geo_cka_kind").set_value("layers").run()
     at.radio(key="geo_cka_value").set_value("debiased").run()

@@ -244,6 +244,17 @@ def test_signals_page_impact_duplicates_and_age(open_app, signals_ws):
     assert (
         age["tokens_before"] + age["tokens_after"] + age["tokens_undated"] == age["tokens"]
     ).all()
+    # the near-duplicate threshold explained with the LSH actually used
+    from analytics.signals.views import near_dup_lsh
+
+    lsh = near_dup_lsh(signals_ws.cursor())
+    cap = next(c.value for c in at.caption if c.value.startswith("Near duplicates: MinHash"))
+    assert f"{lsh['bands']} bands x {lsh['rows']} rows" in cap
+    assert f"half the time at J = {lsh['j50']:.2f}" in cap
+    assert f"{lsh['p_mean']:.0%} on average" in cap
+    assert any(
+        "Compression ratio = compressed bytes / raw UTF-8 bytes" in c.value for c in at.caption
+    )
     # what the table shows: a source with no dated token says so, never "None" / "nan"
     shown = displayed(at, "share_before").set_index("source")
     undated = age.index[age["tokens_before"] + age["tokens_after"] == 0]
