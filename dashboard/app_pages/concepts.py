@@ -1,5 +1,6 @@
 """Concepts: how often each concept occurs per source, its long tail, and accuracy vs frequency."""
 
+import hashlib
 import io
 
 import pandas as pd
@@ -130,12 +131,14 @@ else:
 
 st.subheader("Rare concepts")
 rare_default = default_rare_threshold(counts)
+# a new list starts from its own default threshold (a kept widget would keep the old list's)
+list_key = hashlib.sha256("\n".join(concepts).encode()).hexdigest()[:12]
 max_count = st.number_input(
     "At most this many occurrences",
     min_value=0,
     value=rare_default,
     step=1,
-    key="cc_rare_max",
+    key=f"cc_rare_max:{list_key}",
     help=f"Default {rare_default:,}: the lower quartile of this list's counts (its long tail).",
 )
 rare = rare_concepts(counts, max_count=int(max_count))
