@@ -6,7 +6,10 @@ inside DuckDB (no text is read unless asked for).
 
 from __future__ import annotations
 
+import re
+
 import duckdb
+import numpy as np
 import pandas as pd
 
 from analytics.errors import MixscopeError
@@ -234,3 +237,40 @@ def document(cur: duckdb.DuckDBPyConnection, doc_id: str) -> dict | None:
     doc = df.iloc[0].to_dict()
     doc["text"] = fetch_texts(cur, [doc_id]).get(doc_id, "")
     return doc
+
+
+def json_fields(fields: dict) -> dict:
+    """A document's columns as JSON values: numbers stay numbers (ints as int), booleans stay
+    booleans, missing values (None, NaN, NaT) become null, dates and anything else text."""
+    out: dict = {}
+    for k, v in fields.items():
+        if v is None or (not isinstance(v, str) and pd.api.types.is_scalar(v) and pd.isna(v)):
+            out[k] = None
+        elif isinstance(v, bool | np.bool_):
+            out[k] = bool(v)
+        elif isinstance(v, int | np.integer):
+            out[k] = int(v)
+        elif isinstance(v, float | np.floating):
+            out[k] = float(v)
+        else:
+            out[k] = str(v)
+    return out
+
+
+def term_matches(
+    text: str, term: str | None, *, context: int = 60, limit: int = 50
+) -> pd.DataFrame:
+    """Where `term` occurs in `text`, case-insensitively (as the "text contains" filter):
+    start, end, before, match, after (up to `context` characters each side), at most `limit`
+    rows. The pieces are plain text for the caller to show (and escape) as it must."""
+    cols = ["start", "end", "before", "match", "after"]
+    if not term or not text:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for m in re.finditer(re.escape(term), text, flags=re.IGNORECASE):
+        a, b = m.span()
+        rows.append({"start": a, "end": b, "before": text[max(0, a - context) : a],
+                     "match": text[a:b], "after": text[b : b + context]})  # fmt: skip
+        if len(rows) >= limit:
+            break
+    return pd.DataFrame(rows, columns=cols)

@@ -42,6 +42,7 @@ except MixscopeError as exc:
     st.error(str(exc))
     st.stop()
 
+DEFAULT = "overview"
 sections: dict[str, list] = {}
 for section, stem, title, icon in PAGES:
     if (PAGES_DIR / f"{stem}.py").exists():
@@ -50,10 +51,23 @@ for section, stem, title, icon in PAGES:
                 f"app_pages/{stem}.py",
                 title=title,
                 icon=f":material/{icon}:",
-                url_path=stem,
-                default=stem == "overview",
+                # the default page is served at "/"; its own name stays free for the alias
+                url_path="home" if stem == DEFAULT else stem,
+                default=stem == DEFAULT,
             )
         )
+if (PAGES_DIR / f"{DEFAULT}.py").exists():
+    # "/overview" (a link someone shared, the name in the menu) opens the landing page too,
+    # instead of "Page not found": a hidden second entry for the same file
+    sections.setdefault("Corpus", []).append(
+        st.Page(
+            f"app_pages/{DEFAULT}.py",
+            title="Overview",
+            icon=":material/donut_large:",
+            url_path=DEFAULT,
+            visibility="hidden",
+        )
+    )
 nav = st.navigation(sections)
 restore_deep_link({stem: f"app_pages/{stem}.py" for _, stem, *_ in PAGES if stem != "overview"})
 with st.sidebar:

@@ -3,20 +3,25 @@
 The tracing paper (Li et al. 2025) describes three phases across pretraining:
 an early "warmup" collapse of RankMe; "entropy-seeking" (RankMe rises while alpha
 falls: variance spreads over more directions); "compression-seeking" (RankMe falls while
-alpha rises: variance concentrates in few directions).
+alpha rises: variance concentrates in few directions). Intervals where both move the same
+way fit neither and are labelled "mixed".
 
-Rule implemented by :func:`phases` (simple on purpose, so a reader can check it):
+Rule implemented by :func:`phases` (simple on purpose, so a reader can check it; the same
+text is :data:`PHASE_RULE`, shown on the Geometry page):
 
 1. Sort by step and smooth both series with a centred moving average of ``window``
    points (shrinking at the ends).
-2. Per interval between consecutive steps, take the changes dR and dA of the smoothed
-   series, each divided by its series' range (max - min over all steps; a constant
-   series contributes 0).
-3. Warmup collapse: starting at the first step, the leading run of intervals with
-   dR < 0 (RankMe falling) - i.e. everything up to the first local minimum of smoothed
-   RankMe - is "warmup-collapse". If RankMe rises first there is no warmup phase.
-4. After that, each interval gets the score z = dR - dA: z > ``tol`` means
-   "entropy-seeking" (RankMe up and/or alpha down), z < -``tol`` means
+2. Warmup collapse: starting at the first step, the leading run of intervals where the
+   smoothed RankMe falls - everything up to its first local minimum - is
+   "warmup-collapse". If RankMe rises first there is no warmup phase.
+3. After the collapse, per interval between consecutive steps, take the changes dR and dA
+   of the smoothed series, each divided by its series' range over the steps AFTER the
+   collapse (from the collapse's last step on; a constant series contributes 0). Normalising
+   over all steps would let the collapse's large drop make every later RankMe change count
+   for almost nothing.
+4. Each such interval is "mixed" when RankMe and alpha move the same way (dR * dA > 0 and
+   both |dR| and |dA| > ``tol``); otherwise it gets the score z = dR - dA: z > ``tol``
+   means "entropy-seeking" (RankMe up and/or alpha down), z < -``tol``
    "compression-seeking"; |z| <= tol keeps the previous label (the first such interval
    falls back to the sign of z, "entropy-seeking" on an exact tie).
 5. A step carries the label of the interval that ends at it; the first step carries the
@@ -36,7 +41,16 @@ from .errors import GeometryInputError
 WARMUP = "warmup-collapse"
 ENTROPY = "entropy-seeking"
 COMPRESSION = "compression-seeking"
-PHASE_LABELS = (WARMUP, ENTROPY, COMPRESSION)
+MIXED = "mixed"
+PHASE_LABELS = (WARMUP, ENTROPY, COMPRESSION, MIXED)
+PHASE_RULE = (
+    "RankMe and alpha-ReQ are smoothed with a {window}-checkpoint moving average. "
+    "The leading run of falling RankMe is the warmup collapse. After it, each interval's "
+    "changes dR and dA are divided by their series' range over the steps after the collapse; "
+    "an interval where RankMe and alpha move the same way (dR * dA > 0) is mixed, otherwise "
+    "it is entropy-seeking when dR - dA > 0 (RankMe up and/or alpha down) and "
+    "compression-seeking when dR - dA < 0 (RankMe down and/or alpha up)."
+)
 
 
 def _smooth(v: np.ndarray, window: int) -> np.ndarray:
@@ -70,7 +84,7 @@ def phases(
     window: int = 3,
     tol: float = 0.0,
 ) -> list[str]:
-    """Label each step "warmup-collapse", "entropy-seeking" or "compression-seeking".
+    """Label each step "warmup-collapse", "entropy-seeking", "compression-seeking" or "mixed".
 
     Inputs are aligned sequences (any order; labels come back in input order). See the
     module docstring for the rule; ``window`` is the moving-average width (default 3,
@@ -92,18 +106,25 @@ def phases(
     order = np.argsort(s, kind="stable")
     rs = _smooth(r[order], window)
     as_ = _smooth(a[order], window)
-    dr = _scaled_diff(rs)
-    da = _scaled_diff(as_)
-    n_int = dr.size
+    raw_dr = np.diff(rs)
+    n_int = raw_dr.size
     interval = [""] * n_int
     i = 0
-    while i < n_int and dr[i] < 0:
+    while i < n_int and raw_dr[i] < 0:
         interval[i] = WARMUP
         i += 1
+    # normalise by the ranges after the collapse: from its last step (index i) on
+    dr = np.zeros(n_int)
+    da = np.zeros(n_int)
+    if i < n_int:
+        dr[i:] = _scaled_diff(rs[i:])
+        da[i:] = _scaled_diff(as_[i:])
     prev = ""
     for j in range(i, n_int):
         z = dr[j] - da[j]
-        if z > tol:
+        if dr[j] * da[j] > 0 and min(abs(dr[j]), abs(da[j])) > tol:
+            lab = MIXED
+        elif z > tol:
             lab = ENTROPY
         elif z < -tol:
             lab = COMPRESSION

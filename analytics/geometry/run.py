@@ -30,9 +30,9 @@ from .extract import ExtractionResult, extract_hidden_states, resolve_device
 from .metrics import DEFAULT_METRIC_PARAMS, REPRESENTATION_METRICS, ZSpectra
 from .probe import probe_hash
 from .similarity import linear_cka
-from .weights import intruder_dimensions, weight_spectra
+from .weights import as_out_in, intruder_dimensions, uses_conv1d, weight_spectra
 
-GEOMETRY_VERSION = 1
+GEOMETRY_VERSION = 2  # 2: Conv1D weights transposed to out x in before intruders
 Progress = Callable[[int, int, str], None]
 
 METRICS_COLUMNS = [
@@ -537,6 +537,8 @@ def compute_geometry(
         state = None
         if need_weights:
             state = {k: v for k, v in load_state_dict(ck).items() if getattr(v, "ndim", 0) == 2}
+            # GPT-2's Conv1D weights are in x out: transpose to the out x in convention
+            state = as_out_in(state, conv1d=uses_conv1d(model_class=ex.model_class))
         if single[i] is None:
             if progress:
                 progress(i, total, f"{ck.name}: computing metrics")

@@ -13,7 +13,10 @@
   > 6 random-like.
 * intruder dimensions (Shuttleworth et al. 2024): among the top-k left singular vectors
   of the later matrix, those whose largest |cosine| with any left singular vector of the
-  earlier matrix is below eps (defaults k = 10, eps = 0.5).
+  earlier matrix is below eps (defaults k = 10, eps = 0.5). The definition is for weights
+  stored out_features x in_features (torch.nn.Linear), so the left singular vectors live in
+  the output space. GPT-2-style models store their projections as transformers' Conv1D,
+  in_features x out_features: :func:`as_out_in` transposes those before any analysis.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import pandas as pd
 
 from ._linalg import as_matrix, as_spectrum, gram_eigenvalues, to_numpy64
 from .errors import GeometryInputError
+
+#: the fewest eigenvalues a power-law tail may have (x_min candidates leave at least these)
+POWERLAW_MIN_TAIL = 10
 
 
 def stable_rank(W: Any) -> float:
@@ -70,7 +76,7 @@ def powerlaw_alpha(
     *,
     from_eigs: bool = False,
     xmin: float | None = None,
-    min_tail: int = 10,
+    min_tail: int = POWERLAW_MIN_TAIL,
     zero_tol: float = 1e-12,
 ) -> PowerLawResult:
     """Clauset power-law fit to the eigenvalues of W^T W (or to given positive values).
@@ -130,12 +136,50 @@ def powerlaw_alpha(
     return PowerLawResult(float(a), float(x[i]), float(d), m, n, float((a - 1) / np.sqrt(m)))
 
 
+#: transformers model types whose projections are Conv1D modules (weight: in x out)
+CONV1D_MODEL_TYPES = frozenset({"gpt2", "openai-gpt", "imagegpt", "decision_transformer"})
+_CONV1D_CLASS_PREFIXES = ("GPT2", "OpenAIGPT", "ImageGPT", "DecisionTransformer")
+#: parameter names of those Conv1D modules (attention qkv / output, MLP in / out, cross-attn q)
+_CONV1D_PARAM = re.compile(r"(?:^|\.)(?:c_attn|c_proj|c_fc|q_attn)\.weight$")
+
+
+def uses_conv1d(*, model_type: str | None = None, model_class: str | None = None) -> bool:
+    """Whether a model stores its projection weights as Conv1D (in x out): by the config's
+    ``model_type`` or the model's class name (e.g. "GPT2LMHeadModel")."""
+    if model_type and model_type.lower() in CONV1D_MODEL_TYPES:
+        return True
+    return bool(model_class) and str(model_class).startswith(_CONV1D_CLASS_PREFIXES)
+
+
+def conv1d_weight_names(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` that are Conv1D weights in a GPT-2-style model."""
+    return [n for n in names if _CONV1D_PARAM.search(n)]
+
+
+def as_out_in(state: Mapping[str, Any], *, conv1d: bool) -> dict[str, Any]:
+    """``state`` with every Conv1D weight transposed to out x in (a view, no copy), so that
+    left singular vectors are output directions as in Linear layers; unchanged when
+    ``conv1d`` is False (see :func:`uses_conv1d`)."""
+    out = dict(state)
+    if conv1d:
+        for name in conv1d_weight_names(out):
+            if getattr(out[name], "ndim", 0) == 2:
+                out[name] = out[name].T
+    return out
+
+
 def _named_matrices(model_or_state_dict: Any) -> Iterable[tuple[str, Any]]:
-    """(name, 2-D tensor/array) pairs; tied parameters appear once."""
+    """(name, 2-D tensor/array) pairs, out x in (a module's Conv1D weights are transposed);
+    tied parameters appear once."""
     if hasattr(model_or_state_dict, "named_parameters"):
+        conv1d = {
+            f"{mod_name}.weight" if mod_name else "weight"
+            for mod_name, mod in model_or_state_dict.named_modules()
+            if type(mod).__name__ == "Conv1D"
+        }
         for name, p in model_or_state_dict.named_parameters():
             if p.ndim == 2:
-                yield name, p
+                yield name, (p.T if name in conv1d else p)
         return
     if not isinstance(model_or_state_dict, Mapping):
         raise GeometryInputError(
@@ -179,7 +223,7 @@ def weight_spectra(
     *,
     include: str | None = None,
     min_dim: int = 16,
-    min_tail: int = 10,
+    min_tail: int = POWERLAW_MIN_TAIL,
 ) -> pd.DataFrame:
     """One row per 2-D weight matrix: name, shape ("rows x cols"), rows, cols,
     stable_rank, spectral_norm, power-law alpha, xmin, ks_distance, n_tail, n_eigs.

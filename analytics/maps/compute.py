@@ -57,7 +57,8 @@ class MapParams:
     max(5, N // 200)), `pca_dims`.
     Sampling: `max_points` (None = every embedded document; else a seeded subset).
     Labels: `label_terms` terms in a label, `n_terms` kept, `label_docs_per_cluster`,
-    `label_max_chars`, `stop_words`.
+    `label_max_chars`, `stop_words` ("multilingual": the stop words of every language of
+    the corpus's `lang` column, DEFAULT_STOP_LANGUAGES when none is known; "english"; None).
     """
 
     n_neighbors: int = 15
@@ -74,7 +75,7 @@ class MapParams:
     n_terms: int = 10
     label_docs_per_cluster: int = 300
     label_max_chars: int = 2_000
-    stop_words: str | None = "english"
+    stop_words: str | None = "multilingual"
 
     @classmethod
     def coerce(cls, params: MapParams | dict[str, Any] | None) -> MapParams:
@@ -264,8 +265,19 @@ def compute_map(
     )
     cursor = workspace.cursor()
     texts = read_cluster_texts(cursor, lab_ids, lab_labels, max_chars=p.label_max_chars)
+    langs = [
+        r[0]
+        for r in cursor.execute(
+            "SELECT DISTINCT lang FROM documents WHERE lang IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
     clusters = label_clusters(
-        texts, sizes=sizes, n_terms=p.n_terms, label_terms=p.label_terms, stop_words=p.stop_words
+        texts,
+        sizes=sizes,
+        n_terms=p.n_terms,
+        label_terms=p.label_terms,
+        stop_words=p.stop_words,
+        languages=langs or None,
     )
     n_corpus = int(scalar(workspace.cursor(), "SELECT count(*) FROM documents"))
     timings["label_s"] = time.monotonic() - t

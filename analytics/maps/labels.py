@@ -7,14 +7,21 @@ clusters and A = int(average number of words per cluster) (BERTopic truncates to
 
     c-TF-IDF_{t,c} = tf_{t,c} * log(1 + A / f_t)
 
-The label of a cluster is its top `label_terms` terms joined by ", ". Text is read from the
+The label of a cluster is its top `label_terms` terms joined by ", ". Stop words are removed
+before counting; the default, "multilingual", removes the stop words of every language in
+`languages` (spaCy's per-language lists, plus scikit-learn's English list), so "und, die, der",
+"que, el, lo" or "не, что, на" never become labels of German, Spanish or Russian clusters.
+Text is read from the
 workspace in Arrow batches only for labelling, for at most `max_docs_per_cluster` documents
 per cluster (a seeded random subset) and their first `max_chars` characters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import importlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -25,6 +32,33 @@ from analytics.maps.errors import MapError
 
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"  # words of 2+ letters (no digits/underscores)
 NOISE_LABEL = "(unclustered)"
+#: languages whose stop words "multilingual" removes when the corpus's are not given
+DEFAULT_STOP_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru")
+
+
+@functools.lru_cache(maxsize=64)
+def _spacy_stop_words(lang: str) -> frozenset[str]:
+    code = str(lang).lower().split("-")[0].split("_")[0]
+    if not re.fullmatch(r"[a-z]{2,3}", code):
+        return frozenset()
+    try:
+        mod = importlib.import_module(f"spacy.lang.{code}.stop_words")
+    except ImportError:  # a language spaCy has no list for (or spaCy missing): none removed
+        return frozenset()
+    return frozenset(w.lower() for w in getattr(mod, "STOP_WORDS", ()))
+
+
+def stop_words_for(languages: Iterable[str]) -> list[str]:
+    """The union of the stop-word lists of `languages` (spaCy's, by ISO code; scikit-learn's
+    English list too), lower-cased and kept only as the words TOKEN_PATTERN can count."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    words = set(ENGLISH_STOP_WORDS)
+    for lang in dict.fromkeys(languages):
+        if lang:
+            words |= _spacy_stop_words(str(lang))
+    token = re.compile(TOKEN_PATTERN)
+    return sorted(w for w in words if token.fullmatch(w))
 
 
 def ctfidf(counts) -> np.ndarray:
@@ -46,15 +80,21 @@ def label_clusters(
     sizes: Mapping[int, int] | None = None,
     n_terms: int = 10,
     label_terms: int = 4,
-    stop_words: str | list[str] | None = "english",
+    stop_words: str | list[str] | None = "multilingual",
+    languages: Iterable[str] | None = None,
     ngram_range: tuple[int, int] = (1, 1),
 ) -> pd.DataFrame:
     """One row per cluster: cluster, label, terms (top `n_terms`), weights, size.
 
     `texts[c]` is the text of cluster c (a string or a list of documents, concatenated).
     Cluster -1 (noise) is weighted like the others but labelled "(unclustered)".
+    `stop_words`: "multilingual" (the stop words of `languages`, default
+    DEFAULT_STOP_LANGUAGES), "english", a list of words, or None.
     """
     from sklearn.feature_extraction.text import CountVectorizer
+
+    if stop_words == "multilingual":
+        stop_words = stop_words_for(DEFAULT_STOP_LANGUAGES if languages is None else languages)
 
     clusters = sorted(texts)
     docs = [t if isinstance(t, str) else "\n".join(t) for t in (texts[c] for c in clusters)]

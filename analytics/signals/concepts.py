@@ -1,23 +1,29 @@
 """Concept frequency per source and the log-linear accuracy fit of Udandarao et al. (2024),
 "No 'Zero-Shot' Without Exponential Data".
 
-Counting (in DuckDB): whole-word, case-insensitive occurrences. Both the corpus text and each
-concept are normalised the same way: lower-case, and every run of characters that are not
-letters, digits or combining marks becomes a word separator. In the text each separator is
-written as two spaces and the text is padded with one space on each side, so that every word
-is surrounded by its own spaces; a concept "new york" becomes the pattern " new  york ".
-Occurrences = (len(text) - len(replace(text, pattern, ''))) / len(pattern), which counts
-non-overlapping whole-word matches ("cat" is not counted in "category" or "bobcat", but is in
-"cat's" and "Cat!"). Concept text never enters the SQL string: the patterns are bound as a
-list parameter, so no escaping is needed.
+Counting (in DuckDB): whole-token, case-insensitive occurrences. Both the corpus text and each
+concept are normalised the same way: lower-case, then split into tokens, a token being a run
+of letters, digits and combining marks (a word) or a single other visible character
+(punctuation or a symbol, each its own token); spaces, control characters and dashes only
+separate (so "new-york" counts for "new york").
+Punctuation thus belongs to a concept that has it: "C++" is the tokens `c + +` and counts
+"C++" but not the "c" of "c" or "C#", while "cat" still counts in "cat's" and "Cat!". In the
+text every token is surrounded by its own spaces (two spaces between tokens, one at each end),
+so a concept "new york" becomes the pattern " new  york ". Occurrences =
+(len(text) - len(replace(text, pattern, ''))) / len(pattern), which counts non-overlapping
+whole-token matches ("cat" is not counted in "category" or "bobcat"). Concept text never
+enters the SQL string: the patterns are bound as a list parameter, so no escaping is needed.
 
 Fit: accuracy = slope * log10(frequency) + intercept by ordinary least squares over concepts
 with frequency > 0 (a zero frequency has no logarithm; those concepts are reported as
-excluded), with R^2 = 1 - SS_res / SS_tot.
+excluded), with R^2 = 1 - SS_res / SS_tot. Frequency is, by default, the number of DOCUMENTS
+containing the concept (the paper's pretraining frequency counts documents/samples that
+contain it), or optionally its total number of occurrences.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,11 +41,27 @@ class ConceptError(SignalError):
     """A concept list or accuracy table that cannot be used."""
 
 
+#: a token: a run of letters/digits/marks, or one visible character that is none of those
+TOKEN_RE = r"[\p{L}\p{N}\p{M}]+|[^\p{L}\p{N}\p{M}\p{Z}\p{C}\p{Pd}]"
+#: frequency bases of the accuracy fit: name -> column of `concept_counts`
+FREQUENCY_BASES = {"documents": "n_docs", "occurrences": "count"}
+
+
+@functools.lru_cache(maxsize=1)
+def _token_re():
+    from analytics.signals.base import lazy_import
+
+    return lazy_import("regex", "regex", "concept tokens").compile(TOKEN_RE)
+
+
 def normalise_concept(concept: str) -> str:
-    """Lower-case words of `concept` joined by single spaces ('' when it has no word)."""
+    """Lower-case tokens of `concept` (words, and each punctuation/symbol character) joined by
+    single spaces; '' when it has no word (a concept of punctuation alone is no concept)."""
     from analytics.signals._text import _word_re
 
-    return " ".join(_word_re().findall(concept.lower()))
+    if not _word_re().search(concept):
+        return ""
+    return " ".join(_token_re().findall(concept.lower()))
 
 
 def _pattern(norm: str) -> str:
@@ -98,7 +120,7 @@ def concept_counts(
     *,
     table: str = "documents",
 ) -> pd.DataFrame:
-    """Whole-word, case-insensitive counts of each concept per source.
+    """Whole-token, case-insensitive counts of each concept per source (see the module doc).
 
     Returns a DataFrame with one row per (concept, source): concept (as given), source,
     count (occurrences), n_docs (documents containing it), source_docs (documents in the
@@ -111,8 +133,9 @@ def concept_counts(
     sql = f"""
         WITH c AS (SELECT unnest(?::VARCHAR[]) AS concept, unnest(?::VARCHAR[]) AS pat),
         d AS (SELECT source,
-                     ' ' || regexp_replace(lower(text), '[^\\pL\\pN\\pM]+', '  ', 'g')
-                         || ' ' AS norm
+                     ' ' || trim(regexp_replace(regexp_replace(lower(text),
+                                 '([^\\pL\\pN\\pM\\pZ\\pC\\p{{Pd}}])', ' \\1 ', 'g'),
+                             '[\\pZ\\pC\\p{{Pd}}]+', '  ', 'g')) || ' ' AS norm
               FROM {table} JOIN document_text USING (doc_id)),
         s AS (SELECT source, count(*) AS source_docs FROM {table} GROUP BY source),
         m AS (SELECT c.concept, d.source,
@@ -150,9 +173,20 @@ def rare_concepts(counts: pd.DataFrame, *, max_count: int = 0) -> list[str]:
     return tot.loc[tot["count"] <= max_count, "concept"].tolist()
 
 
+def default_rare_threshold(counts: pd.DataFrame, *, quantile: float = 0.25) -> int:
+    """A "rare" threshold that selects the long tail of this list: the `quantile` (default
+    the lower quartile) of the concepts' total counts, rounded down, so that about a quarter
+    of the concepts (at least the rarest one) are at or below it. 0 for an empty list."""
+    tot = concept_totals(counts)
+    if tot.empty:
+        return 0
+    return int(np.floor(np.quantile(tot["count"].to_numpy(dtype=float), quantile)))
+
+
 @dataclass(frozen=True)
 class ConceptFit:
-    """accuracy = slope * log10(frequency) + intercept."""
+    """accuracy = slope * log10(frequency) + intercept; `basis` says what frequency counts
+    ("documents" containing the concept, or total "occurrences")."""
 
     slope: float
     intercept: float
@@ -161,6 +195,7 @@ class ConceptFit:
     excluded_zero: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     data: pd.DataFrame = field(default_factory=pd.DataFrame)
+    basis: str = "documents"
 
 
 def _need(df: pd.DataFrame, cols: tuple[str, ...], what: str) -> None:
@@ -177,16 +212,25 @@ def fit_concept_accuracy(
     *,
     concept_col: str = "concept",
     accuracy_col: str = "accuracy",
+    frequency: str = "documents",
 ) -> ConceptFit:
-    """Least-squares fit of accuracy against log10(total concept frequency).
+    """Least-squares fit of accuracy against log10(concept frequency).
 
-    `counts` is `concept_counts` output (or any frame with concept, count); `accuracy_df` has
-    one row per concept. Concepts are matched after normalisation (case, punctuation).
-    Needs at least two concepts with frequency > 0 and distinct frequencies.
+    `frequency`: "documents" (default; the number of documents containing the concept, as
+    in Udandarao et al.) or "occurrences" (its total count). `counts` is `concept_counts`
+    output (concept, count, n_docs); `accuracy_df` has one row per concept. Concepts are
+    matched after normalisation (case, spacing). Needs at least two concepts with
+    frequency > 0 and distinct frequencies.
     """
+    if frequency not in FREQUENCY_BASES:
+        raise ConceptError(
+            f"frequency must be one of {', '.join(FREQUENCY_BASES)}; got {frequency!r}"
+        )
+    col = FREQUENCY_BASES[frequency]
     _need(accuracy_df, (concept_col, accuracy_col), "accuracy table")
+    _need(counts, ("concept", col), "counts")
     tot = concept_totals(counts)
-    freq = {normalise_concept(c): int(n) for c, n in zip(tot["concept"], tot["count"], strict=True)}
+    freq = {normalise_concept(c): int(n) for c, n in zip(tot["concept"], tot[col], strict=True)}
     acc = pd.to_numeric(accuracy_df[accuracy_col], errors="coerce")
     if acc.isna().any():
         bad = int(np.flatnonzero(acc.isna().to_numpy())[0])
@@ -218,7 +262,7 @@ def fit_concept_accuracy(
     ss_tot = float(((y - ym) ** 2).sum())
     r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
     data = data.assign(log10_frequency=x, predicted=pred)
-    return ConceptFit(slope, intercept, r2, len(data), zero, unmatched, data)
+    return ConceptFit(slope, intercept, r2, len(data), zero, unmatched, data, frequency)
 
 
 def read_accuracy_csv(

@@ -96,27 +96,45 @@ def read_eval_texts(path: str | Path, *, field: str = "text") -> list[str]:
 
 @dataclass(frozen=True)
 class EvalIndex:
-    """Sorted n-gram hashes of an evaluation set; `owner[i]` = eval text index of hashes[i]."""
+    """Sorted, unique n-gram hashes of an evaluation set and, for each, EVERY evaluation text
+    that contains it: the texts of hashes[i] are owners[owner_ptr[i]:owner_ptr[i + 1]]
+    (an n-gram shared by several evaluation texts counts for each of them)."""
 
     n: int
     hashes: np.ndarray
-    owner: np.ndarray
+    owner_ptr: np.ndarray
+    owners: np.ndarray
     n_texts: int
     too_short: int
 
+    def owners_of(self, positions: np.ndarray) -> list[int]:
+        """The sorted evaluation text indices owning any of the hashes at `positions`."""
+        out: set[int] = set()
+        for i in np.unique(positions).tolist():
+            out.update(self.owners[self.owner_ptr[i] : self.owner_ptr[i + 1]].tolist())
+        return sorted(out)
+
 
 def build_eval_index(texts: Iterable[str], *, n: int = 13) -> EvalIndex:
-    """Hash every word n-gram of every evaluation text (duplicates keep the first owner)."""
+    """Hash every word n-gram of every evaluation text; each distinct n-gram keeps the list of
+    all evaluation texts that contain it."""
     if n < 1:
         raise SignalError("n must be >= 1")
     texts = list(texts)
     tok = tokenize(texts)
     h, doc, _ = ngram_hashes(tok, n)
     order = np.lexsort((doc, h))
-    h, doc = h[order], doc[order]
-    first = np.concatenate([[True], h[1:] != h[:-1]]) if len(h) else np.empty(0, bool)
+    h, doc = h[order], np.asarray(doc)[order]
+    if len(h):
+        pair_new = np.concatenate([[True], (h[1:] != h[:-1]) | (doc[1:] != doc[:-1])])
+        h, doc = h[pair_new], doc[pair_new]  # one (n-gram, text) pair each
+        first = np.concatenate([[True], h[1:] != h[:-1]])
+        starts = np.flatnonzero(first)
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    ptr = np.append(starts, len(h)).astype(np.int64)
     too_short = int(np.sum(tok.counts < n))
-    return EvalIndex(n, h[first], doc[first], len(texts), too_short)
+    return EvalIndex(n, h[starts], ptr, doc.astype(np.int64), len(texts), too_short)
 
 
 def _merge(starts: np.ndarray, ends: np.ndarray) -> list[list[int]]:
@@ -140,7 +158,7 @@ def match_spans(text: str, index: EvalIndex) -> tuple[list[list[int]], list[int]
     hit = index.hashes[pos] == ng if len(index.hashes) else np.zeros(len(ng), bool)
     where = np.flatnonzero(hit)
     spans = _merge(starts[where], ends[where + index.n - 1])
-    owners = sorted(set(index.owner[pos[where]].tolist()))
+    owners = index.owners_of(pos[where])
     return spans, owners, int(len(where))
 
 

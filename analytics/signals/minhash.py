@@ -102,6 +102,32 @@ def _fn_area(threshold: float, b: int, r: int) -> float:
     return quad(lambda s: 1 - (1 - (1 - s ** float(r)) ** float(b)), threshold, 1.0)[0]
 
 
+def detection_probability(jaccard: float | np.ndarray, *, bands: int, rows: int):
+    """Probability that LSH with ``bands`` bands of ``rows`` rows makes a pair of Jaccard
+    similarity ``jaccard`` a candidate: 1 - (1 - J^r)^b (the S-curve)."""
+    j = np.asarray(jaccard, dtype=np.float64)
+    return 1.0 - (1.0 - j ** float(rows)) ** float(bands)
+
+
+def jaccard_at_probability(p: float, *, bands: int, rows: int) -> float:
+    """The Jaccard at which a pair is detected with probability ``p`` (``p=0.5``: the
+    S-curve's midpoint): (1 - (1 - p)^(1/b))^(1/r)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"expected 0 < p < 1, got {p}")
+    return float((1.0 - (1.0 - p) ** (1.0 / bands)) ** (1.0 / rows))
+
+
+def mean_detection_probability(lo: float, hi: float, *, bands: int, rows: int) -> float:
+    """Average detection probability of pairs whose Jaccard is uniform in [lo, hi]:
+    (1 / (hi - lo)) * integral_lo^hi P(J) dJ (numerical quadrature)."""
+    from scipy.integrate import quad
+
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"expected 0 <= lo < hi <= 1, got {lo}, {hi}")
+    area = quad(lambda s: 1 - (1 - s ** float(rows)) ** float(bands), lo, hi)[0]
+    return float(area / (hi - lo))
+
+
 @lru_cache(maxsize=64)
 def optimal_param(
     threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5

@@ -60,6 +60,25 @@ class NearDup(Signal):
             float(p["threshold"]), int(p["num_perm"]), float(p["fp_weight"]), float(p["fn_weight"])
         )
 
+    def lsh_summary(self) -> dict:
+        """What the threshold means for this LSH: bands, rows, the Jaccard detected half the
+        time (the S-curve's midpoint), and the detection probability at the threshold, at
+        threshold + 0.1 and on average for pairs uniform in [threshold, threshold + 0.1]."""
+        b, r = self.bands_rows
+        t = float(self.params["threshold"])
+        hi = min(1.0, t + 0.1)
+        return {
+            "threshold": t,
+            "num_perm": int(self.params["num_perm"]),
+            "bands": b,
+            "rows": r,
+            "j50": mh.jaccard_at_probability(0.5, bands=b, rows=r),
+            "p_threshold": float(mh.detection_probability(t, bands=b, rows=r)),
+            "p_hi": float(mh.detection_probability(hi, bands=b, rows=r)),
+            "hi": hi,
+            "p_mean": mh.mean_detection_probability(t, hi, bands=b, rows=r),
+        }
+
     def compute(self, batch: pa.Table) -> pa.Table:
         require_columns(batch)
         p = self.params

@@ -161,10 +161,109 @@ def data_age(
     return df.drop(columns="is_total").reset_index(drop=True)
 
 
+def near_dup_lsh(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """`NearDup.lsh_summary()` for the parameters of the current near_dup version (None when
+    near duplicates are not computed)."""
+    import json
+
+    from analytics.signals.registry import get_signal
+
+    cur = computed_signals(con)
+    row = cur[cur["name"] == "near_dup"]
+    if row.empty:
+        return None
+    params = row.iloc[0]["params"]
+    params = json.loads(params) if isinstance(params, str) else dict(params or {})
+    return get_signal("near_dup", **params).lsh_summary()
+
+
+def document_signals(con: duckdb.DuckDBPyConnection, doc_id: str) -> pd.DataFrame:
+    """Every stored value of one document's signals, from the current version of each
+    computed signal: signal, version, column, type, value (one row per column; `value` keeps
+    its type in an object column). A signal that did not score the document has no rows."""
+    cols = ["signal", "version", "column", "type", "value"]
+    rows = []
+    for name, version in current_versions(con).items():
+        spec = SIGNALS[name].columns
+        names = ", ".join(c.name for c in spec)
+        got = con.execute(
+            f"SELECT {names} FROM signal_{name} WHERE version = ? AND doc_id = ? LIMIT 1",
+            [version, str(doc_id)],
+        ).fetchall()
+        if not got:
+            continue
+        for c, value in zip(spec, got[0], strict=True):
+            rows.append({"signal": name, "version": version, "column": c.name, "type": c.type,
+                         "value": value})  # fmt: skip
+    order = {n: i for i, n in enumerate(signal_names())}
+    df = pd.DataFrame(rows, columns=cols)
+    if len(df):
+        df = df.sort_values("signal", key=lambda s: s.map(order), kind="stable")
+    return df.reset_index(drop=True).astype({"value": object})
+
+
+def document_signal_summary(values: pd.DataFrame) -> dict:
+    """What a reader asks first about one document, from `document_signals` rows.
+
+    Returns a dict with
+    - ``filters``: DataFrame signal, passed (bool), failing_rule (None when passing), one row
+      per quality filter (a signal with a BOOLEAN ``*_pass`` column; its ``*_reason`` column is
+      the first failing rule);
+    - ``language``: (language, confidence) or None;
+    - ``duplicates``: DataFrame signal, cluster, size, representative, is_representative, one
+      row per duplicate signal (columns ``*_cluster``, ``*_size``, ``*_rep``, ``*_is_rep``);
+    - ``numbers``: DataFrame signal, column, value of every other value (the numbers behind
+      the verdicts), value as stored.
+    """
+    by_sig: dict[str, dict] = {}
+    for sig, col, value in zip(values["signal"], values["column"], values["value"], strict=True):
+        by_sig.setdefault(sig, {})[col] = value
+    filters, dups, used = [], [], set()
+    language = None
+    for sig, cols in by_sig.items():
+        pass_col = next((c for c in cols if c.endswith("_pass")), None)
+        if pass_col is not None:
+            reason_col = pass_col[: -len("_pass")] + "_reason"
+            passed = bool(cols[pass_col]) if cols[pass_col] is not None else None
+            filters.append({"signal": sig, "passed": passed,
+                            "failing_rule": None if passed else cols.get(reason_col)})  # fmt: skip
+            used |= {(sig, pass_col), (sig, reason_col)}
+        cluster_col = next((c for c in cols if c.endswith("_cluster")), None)
+        if cluster_col is not None:
+            stem = cluster_col[: -len("_cluster")]
+            size = cols.get(f"{stem}_size")
+            dups.append({"signal": sig, "cluster": cols[cluster_col],
+                         "size": None if size is None else int(size),
+                         "representative": cols.get(f"{stem}_rep"),
+                         "is_representative": cols.get(f"{stem}_is_rep")})  # fmt: skip
+            used |= {(sig, f"{stem}_{x}") for x in ("cluster", "size", "rep", "is_rep")}
+        if "detected_lang" in cols:
+            conf = cols.get("detected_lang_conf")
+            language = (cols["detected_lang"], None if conf is None else float(conf))
+            used |= {(sig, "detected_lang"), (sig, "detected_lang_conf")}
+    numbers = [
+        {"signal": sig, "column": col, "value": v}
+        for sig, cols in by_sig.items()
+        for col, v in cols.items()
+        if (sig, col) not in used
+    ]
+    return {
+        "filters": pd.DataFrame(filters, columns=["signal", "passed", "failing_rule"]),
+        "language": language,
+        "duplicates": pd.DataFrame(
+            dups, columns=["signal", "cluster", "size", "representative", "is_representative"]
+        ),
+        "numbers": pd.DataFrame(numbers, columns=["signal", "column", "value"]),
+    }
+
+
 __all__ = [
     "column_stats",
     "column_values",
     "computed_signals",
     "data_age",
+    "document_signal_summary",
+    "near_dup_lsh",
+    "document_signals",
     "signal_sample",
 ]

@@ -1,13 +1,16 @@
 """Concepts: how often each concept occurs per source, its long tail, and accuracy vs frequency."""
 
+import hashlib
 import io
 
 import pandas as pd
 import streamlit as st
 
 from analytics.signals.concepts import (
+    FREQUENCY_BASES,
     ConceptError,
     concept_counts,
+    default_rare_threshold,
     fit_concept_accuracy,
     parse_concepts,
     rank_frequency,
@@ -20,10 +23,12 @@ from dashboard.components.text import show_error
 
 st.title("Concepts")
 st.caption(
-    "Whole-word, case-insensitive occurrences over the whole corpus: text and concepts are "
-    'lower-cased and split into words of letters and digits, so `cat` counts in "Cat!" but '
-    'not in "category". With a per-concept accuracy table, accuracy is fitted against '
-    "log10(frequency) (Udandarao et al., 2024, \"No 'Zero-Shot' Without Exponential Data\")."
+    "Whole-token, case-insensitive occurrences over the whole corpus: text and concepts are "
+    "lower-cased and split into words of letters and digits and single punctuation marks, so "
+    '`cat` counts in "Cat!" but not in "category", and `C++` counts "C++" but not every "c". '
+    "With a per-concept accuracy table, accuracy is fitted against log10(frequency), the "
+    "frequency being the number of documents that contain the concept (as in Udandarao et "
+    "al., 2024, \"No 'Zero-Shot' Without Exponential Data\") or, optionally, its occurrences."
 )
 
 left, right = st.columns(2)
@@ -36,9 +41,17 @@ with st.expander("Accuracy table: paste it or name its columns"):
     acc_text = st.text_area(
         "CSV with a header row", key="cc_acc_text", placeholder="concept,accuracy\ndog,0.91"
     )
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     concept_col = c1.text_input("Concept column", "concept", key="cc_concept_col")
     accuracy_col = c2.text_input("Accuracy column", "accuracy", key="cc_accuracy_col")
+    basis = c3.radio(
+        "Frequency",
+        list(FREQUENCY_BASES),
+        key="cc_freq_basis",
+        horizontal=True,
+        help="documents: how many documents contain the concept (the paper's measure); "
+        "occurrences: how many times it occurs in all.",
+    )
 
 if st.button("Count concepts", type="primary", key="cc_run"):
     try:
@@ -90,7 +103,7 @@ try:
         )
     if acc_df is not None:
         fit = fit_concept_accuracy(
-            counts, acc_df, concept_col=concept_col, accuracy_col=accuracy_col
+            counts, acc_df, concept_col=concept_col, accuracy_col=accuracy_col, frequency=basis
         )
 except ConceptError as exc:
     show_error(exc)
@@ -112,13 +125,22 @@ else:
     if fit.unmatched:
         notes.append(f"{len(fit.unmatched)} accuracy rows not in the concept list")
     st.caption(
-        f"accuracy = {fit.slope:.4f} · log10(frequency) + {fit.intercept:.4f}"
+        f"accuracy = {fit.slope:.4f} · log10(frequency) + {fit.intercept:.4f}, frequency = "
+        + ("documents containing the concept" if fit.basis == "documents" else "occurrences")
         + (f"; {'; '.join(notes)}." if notes else ".")
     )
 
 st.subheader("Rare concepts")
+rare_default = default_rare_threshold(counts)
+# a new list starts from its own default threshold (a kept widget would keep the old list's)
+list_key = hashlib.sha256("\n".join(concepts).encode()).hexdigest()[:12]
 max_count = st.number_input(
-    "At most this many occurrences", min_value=0, value=0, step=1, key="cc_rare_max"
+    "At most this many occurrences",
+    min_value=0,
+    value=rare_default,
+    step=1,
+    key=f"cc_rare_max:{list_key}",
+    help=f"Default {rare_default:,}: the lower quartile of this list's counts (its long tail).",
 )
 rare = rare_concepts(counts, max_count=int(max_count))
 st.dataframe(

@@ -68,6 +68,6 @@ if picked:
     st.query_params["doc"] = str(rows.iloc[picked[0]]["doc_id"])
 doc_id = st.query_params.get("doc")
 if doc_id:
-    document_viewer(doc_id)
+    document_viewer(doc_id, highlight=flt.text_contains)
 else:
     st.caption("Select a row to read the whole document.")

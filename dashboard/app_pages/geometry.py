@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from analytics.geometry import views
+from analytics.geometry.phases import PHASE_RULE
+from analytics.geometry.weights import POWERLAW_MIN_TAIL
 from dashboard import state
 from dashboard.components import geometry_charts as charts
 from dashboard.components.geometry_jobs import (
@@ -28,14 +30,6 @@ METRIC_ORDER = [
     "intrinsic_dimension/twonn",
     "intrinsic_dimension/mle",
 ]
-PHASE_RULE = (
-    "Phases (analytics.geometry.phases): RankMe and alpha-ReQ of the highlighted layer are "
-    "smoothed with a 3-checkpoint moving average; each interval's changes dR and dA are "
-    "divided by their series' range. The leading run of falling RankMe is the warmup "
-    "collapse; after it an interval is entropy-seeking when dR - dA > 0 (RankMe up and/or "
-    "alpha down) and compression-seeking when dR - dA < 0 (RankMe down and/or alpha up)."
-)
-
 st.title("Geometry")
 st.caption(
     "How a series of checkpoints represents the corpus: effective rank (RankMe), eigenspectrum "
@@ -78,6 +72,13 @@ if computed.empty:
 # ------------------------------------------------------------------ what to look at
 c_run, c_cfg = st.columns([1, 2])
 run = url_select("Run", list(computed["run"]), key="geo_run", param="run", container=c_run)
+# The selectors below are keyed by run, so switching run shows fresh widgets with that run's
+# options and labels (a kept widget showed the previous run's, e.g. "4 (final)" for a 6-layer
+# model); their URL choices belonged to the previous run and are dropped with it.
+if st.session_state.get("geo_run_shown", run) != run:
+    for stale in ("cfg", "layer", "ckpt", "group"):
+        st.query_params.pop(stale, None)
+st.session_state["geo_run_shown"] = run
 cfgs = state.cached(views.configs, run=run)
 cfg_rows = {r["config"]: r for r in cfgs.to_dict(orient="records")}
 
@@ -93,7 +94,7 @@ def _cfg_label(c: str) -> str:
 config = url_select(
     "Computation setting",
     list(cfg_rows),
-    key="geo_config",
+    key=f"geo_config:{run}",
     param="cfg",
     format_func=_cfg_label,
     container=c_cfg,
@@ -116,12 +117,12 @@ groups = ["all"] + sorted(set(m["group"]) - {"all"})
 
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 metric = url_select(
-    "Metric", keys, key="geo_metric", param="metric", format_func=labels.get, container=c1
+    "Metric", keys, key=f"geo_metric:{run}", param="metric", format_func=labels.get, container=c1
 )
 layer = url_select(
     "Layer",
     layers,
-    key="geo_layer",
+    key=f"geo_layer:{run}",
     param="layer",
     default=layers[-1],
     format_func=lambda v: (
@@ -132,12 +133,12 @@ layer = url_select(
 checkpoint = url_select(
     "Checkpoint",
     checkpoints,
-    key="geo_ckpt",
+    key=f"geo_ckpt:{run}",
     param="ckpt",
     default=checkpoints[-1],
     container=c3,
 )
-group = url_select("Probe group", groups, key="geo_group", param="group", container=c4)
+group = url_select("Probe group", groups, key=f"geo_group:{run}", param="group", container=c4)
 
 # ------------------------------------------------------------------ numbers at the selection
 sel = m[(m["checkpoint"] == checkpoint) & (m["layer"] == layer) & (m["group"] == group)]
@@ -200,7 +201,10 @@ with tab_traj:
             key="geo_lines",
         )
         if bands:
-            st.caption(PHASE_RULE.replace("the highlighted layer", f"layer {layer} (highlighted)"))
+            st.caption(
+                f"Phases (analytics.geometry.phases) of layer {layer} (highlighted): "
+                + PHASE_RULE.format(window=3)
+            )
             st.dataframe(traj["table"], hide_index=True, key="geo_phases", width="stretch")
         if len(tlog):
             st.caption("Dotted: training loss per step from trainer_state.json (right axis).")
@@ -230,7 +234,9 @@ with tab_spec:
                 f"Covariance eigenvalues of the centred Z (float64). alpha-ReQ = "
                 f"{spec['alpha']:.3f} (R^2 {spec['r2']:.3f}): least squares of log lambda_k "
                 f"on log k with {spec['weighting']} weights over 0-based indices {lo}:{hi} "
-                f"(ranks {lo + 1}..{hi}), {spec['n_used']} points used."
+                f"(ranks {lo + 1}..{hi}), {spec['n_used']} points used. R^2 is the ordinary "
+                "(unweighted) R^2 of that same line over the same points, so it describes the "
+                "fitted index range only, not the whole spectrum."
             )
 
 with tab_cka:
@@ -289,7 +295,9 @@ with tab_src:
         st.caption(
             "Bits per byte = summed next-token loss (nats) of each group's probe texts / ln 2 / "
             "their UTF-8 bytes, so tokenizers compare (the demo series is trained without the "
-            "probe documents)."
+            "probe documents). No EOS token is prepended, so a text's first token is not "
+            "predicted: its loss and its bytes are both left out (lm-eval prepends EOS and "
+            "counts every byte, so its values differ slightly)."
         )
     else:
         st.caption("No loss: this model is not a causal LM.")
@@ -315,8 +323,11 @@ with tab_w:
             st.plotly_chart(charts.weights_alpha_figure(wsel, y="stable_rank"), key="geo_w_srank")
         st.caption(
             "Power-law alpha: Clauset MLE fit of p(x) ~ x^-alpha to the eigenvalues of W^T W "
-            "above x_min chosen by the smallest KS distance (WeightWatcher). Reading: 2-4 well "
-            "trained, 4-6 weakly trained, > 6 random-like. Stable rank = ||W||_F^2 / ||W||_2^2."
+            "above x_min chosen by the smallest KS distance (WeightWatcher); x_min candidates "
+            f"keep at least {POWERLAW_MIN_TAIL} eigenvalues in the tail (min_tail), so a "
+            "matrix with fewer gets no alpha. Reading: 2-4 well trained, 4-6 weakly trained, "
+            "> 6 random-like. "
+            "Stable rank = ||W||_F^2 / ||W||_2^2."
         )
         st.dataframe(
             w[w["checkpoint"] == checkpoint], hide_index=True, width="stretch", key="geo_w_table"
@@ -328,7 +339,8 @@ with tab_w:
             st.caption(
                 f"Intruder dimensions (Shuttleworth et al. 2024): of the top {k0} left singular "
                 f"vectors of W at a step, those whose largest |cosine| with every singular "
-                f"vector of W at the previous checkpoint is below {e0:g}."
+                f"vector of W at the previous checkpoint is below {e0:g}. W is read out x in "
+                "(GPT-2's Conv1D weights, stored in x out, are transposed first)."
             )
 
 with tab_info:

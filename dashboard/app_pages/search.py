@@ -80,7 +80,9 @@ def results_table(query: str | None, like: str | None) -> None:
         res[["rank", "score", "doc_id", "source", "lang", "n_tokens", "snippet"]],
         hide_index=True,
         width="stretch",
-        key="search_table",
+        # keyed by what was searched: a new table (e.g. "More like this") starts with no row
+        # selected, instead of inheriting the old table's selected row number
+        key=f"search_table:{'like:' + like if like else 'q:' + (query or '')}",
         on_select="rerun",
         selection_mode="single-row",
         column_config={
@@ -121,6 +123,6 @@ if doc_id:
     if st.button("More like this", key="search_more_like", icon=":material/manage_search:"):
         st.query_params["like"] = doc_id
         st.rerun()
-    document_viewer(doc_id)
+    document_viewer(doc_id, highlight=flt.text_contains)
 elif like or query.strip():
     st.caption("Select a row to read the whole document, then find more like it.")

@@ -129,6 +129,18 @@ with tab_impact:
             "Duplicate rate = share of a source's documents that are not their duplicate "
             "cluster's representative (what deduplication would drop), over the whole corpus."
         )
+        lsh = state.cached(views.near_dup_lsh)
+        if lsh is not None:
+            st.caption(
+                f"Near duplicates: MinHash ({lsh['num_perm']} permutations) with LSH of "
+                f"{lsh['bands']} bands x {lsh['rows']} rows, chosen for the threshold "
+                f"{lsh['threshold']:g}. The threshold is not a cut-off: a pair of Jaccard "
+                f"similarity J becomes a candidate with probability 1 - (1 - J^{lsh['rows']})"
+                f"^{lsh['bands']}, half the time at J = {lsh['j50']:.2f} (the S-curve's "
+                f"midpoint), {lsh['p_threshold']:.0%} at J = {lsh['threshold']:g}, "
+                f"{lsh['p_hi']:.0%} at J = {lsh['hi']:g}, and {lsh['p_mean']:.0%} on average "
+                f"for pairs with J between {lsh['threshold']:g} and {lsh['hi']:g}."
+            )
 
 with tab_scatter:
     stats = state.cached(views.column_stats)
@@ -146,7 +158,8 @@ with tab_scatter:
         st.caption(
             f"Sample of {len(sample):,} of {total:,} documents with both values "
             f"({population.describe()}); the sample is a fixed hash of the document id, so the "
-            "same points come back every time."
+            "same points come back every time. Compression ratio = compressed bytes / raw "
+            "UTF-8 bytes (lower = more redundant)."
         )
         st.plotly_chart(charts.scatter_figure(sample, x=x, y=y), key="sg_scatter")
 
@@ -159,17 +172,22 @@ with tab_age:
     )
     age = state.cached(views.data_age, population, cutoff=cutoff.isoformat())
     st.plotly_chart(charts.age_figure(age[age["source"] != "(all sources)"]), key="sg_age_chart")
+    shares = ("share_before", "share_after", "share_undated")
     st.dataframe(
-        age,
+        # a source with no dated token has no before/after share: say so instead of "None"
+        age.style.format(
+            {
+                **{c: "{:,}" for c in age.columns if c.startswith("tokens") or c == "docs"},
+                **{c: "{:.1%}" for c in shares},
+            },
+            na_rep="no dated tokens",
+        ),
         hide_index=True,
         width="stretch",
         key="sg_age",
-        column_config={
-            c: st.column_config.NumberColumn(format="percent")
-            for c in ("share_before", "share_after", "share_undated")
-        },
     )
     st.caption(
         "Shares before/after are of each source's dated tokens; a document dated on the cutoff "
-        "counts as after. Undated documents cannot be placed and are shown apart."
+        "counts as after. Undated documents cannot be placed and are shown apart "
+        '("no dated tokens" where a source has none).'
     )

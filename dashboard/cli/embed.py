@@ -31,7 +31,7 @@ from analytics.jobs import JobReporter
 from analytics.workspace import Workspace
 from dashboard.cli import app
 from dashboard.cli.core import WorkspaceOpt
-from dashboard.cli.progress import console
+from dashboard.cli.progress import LineProgress, console, make_progress
 
 stdout = Console()  # results on stdout; progress and notes on stderr (`console`)
 MODEL_ENV = "MIXSCOPE_EMBED_MODEL"
@@ -49,8 +49,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.completed / elapsed:,.1f} docs/s", style="progress.data.speed")
 
 
-def _bar() -> Progress:
-    return Progress(
+def _bar() -> Progress | LineProgress:
+    return make_progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -58,8 +58,8 @@ def _bar() -> Progress:
         RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
-        transient=False,
+        out=console,
+        rate_unit="docs",
     )
 
 
@@ -67,7 +67,7 @@ class EmbedProgress:
     """Progress callback for `embed_corpus`: one rich bar with documents/second, and the
     queued job's progress.json (its stage carries the rate, so the dashboard shows it)."""
 
-    def __init__(self, bar: Progress):
+    def __init__(self, bar: Progress | LineProgress):
         self.bar = bar
         self.job = JobReporter()
         self.task: Any = None

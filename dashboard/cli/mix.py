@@ -603,7 +603,12 @@ def reproduce_cmd(
                 return
             console.print(f"the current corpus selects exactly what {ref} recorded.", markup=False)
             return
-        report = reproduce(ws.user_cursor(at=at), m, strict=not allow_snapshot_change)
+        try:
+            report = reproduce(ws.user_cursor(at=at), m, strict=not allow_snapshot_change)
+        except ReproductionError as exc:
+            # the library names its keyword argument; a CLI user needs the flag
+            msg = str(exc).replace("pass strict=False", "pass --allow-snapshot-change")
+            raise ReproductionError(msg, exc.differences) from None
     n = len(report.groups)
     console.print(
         f"[green]reproduced[/green] {ref}: {n} group selection(s) match "

@@ -279,6 +279,13 @@ def concepts(
     ] = None,
     concept_col: Annotated[str, typer.Option(help="Concept column of the CSV.")] = "concept",
     accuracy_col: Annotated[str, typer.Option(help="Accuracy column of the CSV.")] = "accuracy",
+    frequency: Annotated[
+        str,
+        typer.Option(
+            help="What the fit's frequency counts: documents (containing the concept; as in "
+            "Udandarao et al.) or occurrences."
+        ),
+    ] = "documents",
     out: Annotated[
         Path | None, typer.Option(help="Write counts per (concept, source) as CSV here.")
     ] = None,
@@ -286,6 +293,8 @@ def concepts(
 ) -> None:
     """Whole-word, case-insensitive concept counts per source; log-linear accuracy fit."""
     from analytics.signals.concepts import (
+        FREQUENCY_BASES,
+        ConceptError,
         concept_counts,
         fit_concept_accuracy,
         rank_frequency,
@@ -294,6 +303,10 @@ def concepts(
         read_concepts,
     )
 
+    if frequency not in FREQUENCY_BASES:
+        raise ConceptError(
+            f"--frequency must be one of {', '.join(FREQUENCY_BASES)}; got {frequency!r}"
+        )
     items = read_concepts(concept_file)
     acc = None
     if accuracy is not None:
@@ -326,9 +339,12 @@ def concepts(
         markup=False,
     )
     if acc is not None:
-        fit = fit_concept_accuracy(counts, acc, concept_col=concept_col, accuracy_col=accuracy_col)
+        fit = fit_concept_accuracy(
+            counts, acc, concept_col=concept_col, accuracy_col=accuracy_col, frequency=frequency
+        )
         stdout.print(
             f"[bold]fit[/bold] accuracy = {fit.slope:.4f} * log10(frequency) + {fit.intercept:.4f}"
+            f"  (frequency = {fit.basis})"
             f"  (R^2 = {fit.r2:.3f}, n = {fit.n}; {len(fit.excluded_zero)} with frequency 0 "
             f"excluded, {len(fit.unmatched)} not in the concept list)"
         )

@@ -21,12 +21,17 @@ def composition_figure(df: pd.DataFrame, *, basis: str, kind: str, path: list[st
 
 
 def length_box_figure(q: pd.DataFrame) -> go.Figure:
-    """Box plot per group from precomputed quantiles (whiskers at p05/p95)."""
+    """Box plot per group from precomputed quantiles (whiskers at p05/p95).
+
+    With precomputed quantiles plotly places every box at x=0 unless each trace is given its
+    own category, so each box gets `x=[group]` (and a category axis) to stand under its name.
+    """
     fig = go.Figure()
     for row in q.itertuples():
         fig.add_trace(
             go.Box(
-                name=row.grp,
+                name=str(row.grp),
+                x=[str(row.grp)],
                 q1=[row.q1],
                 median=[row.median],
                 q3=[row.q3],
@@ -37,6 +42,9 @@ def length_box_figure(q: pd.DataFrame) -> go.Figure:
                 showlegend=False,
             )
         )
+    fig.update_xaxes(
+        type="category", categoryorder="array", categoryarray=[str(g) for g in q["grp"]]
+    )
     fig.update_yaxes(type="log", title="tokens per document (log; whiskers p05–p95)")
     fig.update_layout(margin=dict(t=10, l=0, r=0, b=0), height=HEIGHT)
     return fig

@@ -15,6 +15,7 @@ PHASE_COLORS = {
     "warmup-collapse": "rgba(150,150,150,0.18)",
     "entropy-seeking": "rgba(31,119,180,0.14)",
     "compression-seeking": "rgba(214,39,40,0.14)",
+    "mixed": "rgba(148,103,189,0.12)",
 }
 #: WeightWatcher's reading of the power-law exponent of W^T W's eigenvalues
 ALPHA_BANDS = (

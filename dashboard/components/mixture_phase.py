@@ -87,18 +87,27 @@ def phase_editor(
         format_func=mixture_strategies.LABELS.get,
         key=f"{p}strategy",
     )
-    cap = c3.number_input(
-        "Max epochs (0 = none)", min_value=0.0, step=1.0, format="%g", key=f"{p}cap",
-        help="Cap on passes over each group; enforced by moving the excess to other groups.",
-    )  # fmt: skip
+    if strategy == "unimax":  # its max epochs is the phase's cap: one field, not two
+        _default(f"{p}unimax_epochs", mixture_strategies.UNIMAX_EPOCHS)
+        cap = c3.number_input(
+            "Max epochs per group", min_value=0.1, max_value=1000.0, step=0.5, format="%g",
+            key=f"{p}unimax_epochs",
+            help="UniMax's cap on passes over each group (also the phase's epoch cap).",
+        )  # fmt: skip
+    else:
+        cap = c3.number_input(
+            "Max epochs (0 = none)", min_value=0.0, step=1.0, format="%g", key=f"{p}cap",
+            help="Cap on passes over each group; enforced by moving the excess to other groups.",
+        )  # fmt: skip
     orders = list(ORDERS) if quality else ["shuffled"]
     order = c4.selectbox("Document order", orders, format_func=ORDERS.get, key=f"{p}order")
     order_column = None
     if order != "shuffled":
         order_column = st.selectbox("Order by", list(quality), key=f"{p}order_col")
     weights = mixture_strategies.weights_for(
-        p, strategy, counts=counts, budget=int(budget), flt=flt, group_by=group_by, target=target
-    )
+        p, strategy, counts=counts, budget=int(budget), flt=flt, group_by=group_by,
+        target=target, max_epochs=float(cap),
+    )  # fmt: skip
     if weights is None:
         return None
     if strategy != "manual":  # where the sliders start when switching to "by hand"

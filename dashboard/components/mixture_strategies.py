@@ -251,6 +251,15 @@ def _num(x: Any) -> str:
 # ----------------------------------------------------------------------------- dispatcher
 
 
+#: UniMax's default max epochs per group
+UNIMAX_EPOCHS = 4.0
+
+
+def _init(key: str, value) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
 def weights_for(
     p: str,
     strategy: str,
@@ -260,29 +269,33 @@ def weights_for(
     flt: DocFilter,
     group_by: str,
     target: dict | None,
+    max_epochs: float | None = None,
 ) -> MixtureWeights | None:
-    """Widgets of ``strategy`` (keys prefixed ``p``) and the weights they give (None: not yet)."""
+    """Widgets of ``strategy`` (keys prefixed ``p``) and the weights they give (None: not yet).
+    ``max_epochs``: the phase's epoch cap (UniMax's parameter)."""
     tokens = dict(zip(counts["group"], counts["tokens"]))
     try:
         if strategy in ("natural", "uniform"):
             return mb.token_strategy_weights(strategy, tokens)
         if strategy == "temperature":
+            # defaults through Session State only (a `value=` as well would warn when a
+            # `?mix=` link sets these keys)
+            _init(f"{p}T", 2.0)
+            _init(f"{p}T_cap", 0)
             c1, c2 = st.columns(2)
             t = c1.number_input(
-                "Temperature T", min_value=0.05, max_value=1000.0, value=2.0, step=0.5,
+                "Temperature T", min_value=0.05, max_value=1000.0, step=0.5,
                 key=f"{p}T", help="T = 1: natural; larger T flattens towards uniform.",
             )  # fmt: skip
             cap = c2.number_input(
-                "Size cap per group (tokens, 0 = none)", min_value=0, value=0, step=100_000,
+                "Size cap per group (tokens, 0 = none)", min_value=0, step=100_000,
                 key=f"{p}T_cap", help="seqio's maximum: sizes are capped before the temperature.",
             )  # fmt: skip
             params = {"temperature": float(t), "cap": int(cap) or None}
             return mb.token_strategy_weights("temperature", tokens, params=params)
         if strategy == "unimax":
-            e = st.number_input(
-                "Max epochs per group", min_value=0.1, max_value=1000.0, value=4.0, step=0.5,
-                key=f"{p}unimax_epochs",
-            )  # fmt: skip
+            # UniMax's max epochs is the phase's epoch cap, one field drawn by the phase editor
+            e = max_epochs if max_epochs else UNIMAX_EPOCHS
             return mb.token_strategy_weights(
                 "unimax", tokens, budget=budget, params={"max_epochs": float(e)}
             )

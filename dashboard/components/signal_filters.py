@@ -70,7 +70,13 @@ def signal_filters(url_conditions: tuple[Condition, ...]) -> tuple[Condition, ..
     url_conditions = _valid(url_conditions)
     computed = state.cached(views.computed_signals)
     have = set(computed["name"])
-    label = "Signals" + (f" · {len(url_conditions)} from the link" if url_conditions else "")
+    # The label counts the conditions the expander applies. Its widgets are drawn inside it,
+    # so the count is known only after them: the count of the last run is shown and, when
+    # this run's differs (a widget changed), the script reruns once with the new count.
+    shown = st.session_state.get("ex_sig_n_active")
+    if shown is None:
+        shown = len(url_conditions)
+    label = "Signals" + (f" · {shown} condition{'s' * (shown != 1)} active" if shown else "")
     used: set[Condition] = set()
     out: list[Condition] = []
     with st.expander(label, expanded=bool(url_conditions)):
@@ -101,6 +107,9 @@ def signal_filters(url_conditions: tuple[Condition, ...]) -> tuple[Condition, ..
             )
             if keep:
                 out += rest
+    st.session_state["ex_sig_n_active"] = len(out)
+    if len(out) != shown:
+        st.rerun()
     return tuple(out)
 
 

@@ -110,3 +110,33 @@ def test_conditions_resolve_through_registered_kinds_and_round_trip():
 def test_malformed_conditions_are_refused(token):
     with pytest.raises(MixscopeError):
         DocFilter.from_params({"c": token})
+
+
+def test_term_matches_case_insensitive_with_context():
+    from analytics.overview import term_matches
+
+    text = "C++ and c++; <b>Bold</b> and bold."
+    m = term_matches(text, "BOLD", context=3)
+    assert m["match"].tolist() == ["Bold", "bold"]
+    assert m["before"].tolist() == ["<b>", "nd "]
+    assert [text[a:b] for a, b in zip(m["start"], m["end"], strict=True)] == ["Bold", "bold"]
+    # the term is a literal, not a pattern
+    assert term_matches(text, "c++")["match"].tolist() == ["C++", "c++"]
+    assert term_matches(text, "").empty and term_matches(text, None).empty
+    assert len(term_matches("a" * 100, "a", limit=7)) == 7
+
+
+def test_json_fields_keep_numbers_and_nulls():
+    import datetime as dt
+
+    import numpy as np
+
+    from analytics.overview import json_fields
+
+    got = json_fields(
+        {"n_tokens": np.int64(5), "x": np.float64(0.5), "ok": np.bool_(True),
+         "date": dt.date(2020, 1, 2), "gone": float("nan"), "none": None, "s": "7"}
+    )  # fmt: skip
+    assert got == {"n_tokens": 5, "x": 0.5, "ok": True, "date": "2020-01-02", "gone": None,
+                   "none": None, "s": "7"}  # fmt: skip
+    assert type(got["n_tokens"]) is int

@@ -154,3 +154,58 @@ def test_weight_spectra_table_for_mapping_and_module():
     assert weight_spectra(lin, include=r"^2\.").shape[0] == 1
     with pytest.raises(GeometryInputError, match="mapping"):
         weight_spectra([1, 2, 3])
+
+
+def _tiny_gpt2():
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(
+        n_embd=4, n_layer=1, n_head=2, n_positions=8, vocab_size=11, n_inner=16
+    )
+    import torch
+
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def test_conv1d_names_are_exactly_gpt2s_conv1d_modules():
+    from transformers.pytorch_utils import Conv1D
+
+    from analytics.geometry.weights import conv1d_weight_names, uses_conv1d
+
+    model = _tiny_gpt2()
+    want = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, Conv1D)}
+    assert want and set(conv1d_weight_names(model.state_dict())) == want
+    assert uses_conv1d(model_class=type(model).__name__) and uses_conv1d(model_type="gpt2")
+    assert not uses_conv1d(model_class="LlamaForCausalLM", model_type="llama")
+    # a module is read out x in: the MLP's c_fc (4 in, 16 out) is reported as 16x4
+    df = weight_spectra(model, min_dim=2).set_index("name")
+    assert df.loc["transformer.h.0.mlp.c_fc.weight", "shape"] == "16x4"
+
+
+def test_intruder_planted_in_a_conv1d_layer_is_found_after_transposing():
+    from analytics.geometry.weights import as_out_in, uses_conv1d
+
+    model = _tiny_gpt2()
+    name = "transformer.h.0.mlp.c_fc.weight"
+    s0 = {k: v.detach().double().numpy() for k, v in model.state_dict().items() if v.ndim == 2}
+    stored = s0[name]
+    assert stored.shape == (4, 16)  # Conv1D: in x out
+    w0 = stored.T  # the paper's out x in
+    # plant a strong rank-one update along an OUTPUT direction u outside W0's column space
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(np.column_stack([w0, rng.normal(size=16)]))
+    u = q[:, -1]
+    assert np.abs(u @ w0).max() < 1e-10
+    v = rng.normal(size=4)
+    v /= np.linalg.norm(v)
+    s1 = dict(s0)
+    s1[name] = (w0 + 30.0 * np.outer(u, v)).T  # stored back as in x out
+    conv1d = uses_conv1d(model_class=type(model).__name__)
+    a, b = as_out_in(s0, conv1d=conv1d)[name], as_out_in(s1, conv1d=conv1d)[name]
+    assert a.shape == (16, 4)
+    res = intruder_dimensions(a, b)
+    assert res.count == 1 and bool(res.details.iloc[0]["is_intruder"])
+    assert res.details.iloc[0]["max_abs_cos"] < 0.05  # the top direction is ~u
+    # read as stored (in x out), left singular vectors span all of R^4: nothing is found
+    assert intruder_dimensions(s0[name], s1[name]).count == 0

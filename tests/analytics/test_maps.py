@@ -294,3 +294,62 @@ def test_index_top_k_ties_break_by_doc_id_and_match_numpy():
     order = [ids[i] for i in np.lexsort((np.array(ids), -s)) if ids[i] != "d0007"]
     assert list(res["doc_id"]) == order[:12]
     assert list(res["rank"]) == list(range(1, 13))
+
+
+LANG_CLUSTERS = {
+    "de": (
+        "katze",
+        [
+            "Die Katze und der Hund sind in dem Garten, und die Katze ist auf der Mauer.",
+            "Der Mann und die Frau sehen die Katze, die auf dem Dach der Scheune sitzt.",
+            "Es ist nicht so, dass die Katze mit dem Hund und der Maus spielt.",
+        ],
+    ),
+    "es": (
+        "gato",
+        [
+            "El gato que vive en la casa es lo que más quiere el niño, y el gato lo sabe.",
+            "Lo que el gato hace en el jardín es lo que hace todos los días con el perro.",
+            "Que el gato duerma en la cama es lo normal, y el perro lo acepta.",
+        ],
+    ),
+    "ru": (
+        "кошка",
+        [
+            "Кошка не знает, что на улице холодно, и кошка спит на окне.",
+            "Я не думаю, что кошка на кухне, но кошка не ест на полу.",
+            "Что кошка делает на крыше, не знает никто, но кошка там.",
+        ],
+    ),
+    "en": (
+        "dog",
+        [
+            "The dog and the cat are in the garden, and the dog is on the wall.",
+            "It is not the case that the dog plays with the cat and the mouse.",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("languages", [None, ["de", "es", "ru", "en"]])
+def test_labels_drop_the_stop_words_of_each_language(languages):
+    from analytics.maps.labels import _spacy_stop_words
+
+    texts = {c: docs * 4 for c, (_lang, (_w, docs)) in enumerate(LANG_CLUSTERS.items())}
+    lab = label_clusters(texts, label_terms=3, languages=languages)
+    for c, (lang, (word, _docs)) in enumerate(LANG_CLUSTERS.items()):
+        terms = lab[lab["cluster"] == c].iloc[0]["terms"]
+        stop = _spacy_stop_words(lang)
+        assert stop, lang
+        assert not set(terms) & stop, (lang, terms)
+        assert terms[0] == word, (lang, terms)
+    # with English stop words only, the other languages' function words win the labels
+    english = label_clusters(texts, label_terms=3, stop_words="english")
+    de = english[english["cluster"] == 0].iloc[0]["terms"][:3]
+    assert set(de) & {"und", "die", "der"}
+
+
+def test_map_params_default_to_multilingual_stop_words():
+    from analytics.maps.compute import MapParams
+
+    assert MapParams().stop_words == "multilingual"

@@ -11,6 +11,7 @@ from analytics.migrations import MIGRATIONS
 from analytics.signals.concepts import (
     ConceptError,
     concept_counts,
+    default_rare_threshold,
     fit_concept_accuracy,
     rank_frequency,
     rare_concepts,
@@ -70,7 +71,7 @@ def test_fit_exact_line():
     acc = pd.DataFrame(
         {"concept": ["A", "b", "c", "d", "e", "zzz"], "accuracy": [0.3, 0.4, 0.5, 0.6, 0.1, 0.9]}
     )
-    fit = fit_concept_accuracy(counts, acc)
+    fit = fit_concept_accuracy(counts, acc, frequency="occurrences")
     assert fit.slope == pytest.approx(0.1)
     assert fit.intercept == pytest.approx(0.2)
     assert fit.r2 == pytest.approx(1.0)
@@ -83,7 +84,9 @@ def test_fit_matches_numpy_on_noisy_data():
     acc = 0.05 * np.log10(freq) + 0.1 + rng.normal(0, 0.02, size=50)
     counts = pd.DataFrame({"concept": [f"c{i}" for i in range(50)], "count": freq})
     fit = fit_concept_accuracy(
-        counts, pd.DataFrame({"concept": counts["concept"], "accuracy": acc})
+        counts,
+        pd.DataFrame({"concept": counts["concept"], "accuracy": acc}),
+        frequency="occurrences",
     )
     slope, intercept = np.polyfit(np.log10(freq), acc, 1)
     r = np.corrcoef(np.log10(freq), acc)[0, 1]
@@ -118,4 +121,62 @@ def test_bad_inputs(tmp_path, con):
         fit_concept_accuracy(
             pd.DataFrame({"concept": ["a"], "count": [1]}),
             pd.DataFrame({"concept": ["a"], "accuracy": ["high"]}),
+            frequency="occurrences",
         )
+    with pytest.raises(ConceptError, match="frequency must be one of documents, occurrences"):
+        fit_concept_accuracy(
+            pd.DataFrame({"concept": ["a"], "count": [1]}),
+            pd.DataFrame({"concept": ["a"], "accuracy": [0.5]}),
+            frequency="tokens",
+        )
+
+
+def test_punctuation_belongs_to_the_concept():
+    con = duckdb.connect(":memory:")
+    for sql in MIGRATIONS[0][2]:
+        con.execute(sql)
+    texts = [
+        ("p1", "code", "I write C++ and c++; also C, C# and plain c."),
+        ("p2", "code", "Objective-C is not C++. The letter c."),
+        ("p3", "code", "Node.js and node js; U.S. policy, us."),
+    ]
+    for doc_id, source, text in texts:
+        add_doc(con, doc_id=doc_id, source=source, text=text)
+    df = concept_counts(con, ["C++", "C#", "node.js", "U.S."]).set_index("concept")
+    assert df.loc["C++", "count"] == 3 and df.loc["C++", "n_docs"] == 2  # not every "c"
+    assert df.loc["C#", "count"] == 1
+    assert df.loc["node.js", "count"] == 1  # not "node js"
+    assert df.loc["U.S.", "count"] == 1  # not "us"
+
+
+def test_fit_uses_documents_by_default_occurrences_as_option():
+    # occurrences and documents rank the concepts differently, so the two fits differ
+    counts = pd.DataFrame(
+        {
+            "concept": ["a", "b", "c", "d"],
+            "count": [5000, 40, 900, 12],
+            "n_docs": [10, 30, 700, 11],
+        }
+    )
+    acc = pd.DataFrame({"concept": ["a", "b", "c", "d"], "accuracy": [0.3, 0.45, 0.8, 0.2]})
+    fit = fit_concept_accuracy(counts, acc)
+    assert fit.basis == "documents"
+    slope, intercept = np.polyfit(np.log10(counts["n_docs"]), acc["accuracy"], 1)
+    assert fit.slope == pytest.approx(slope) and fit.intercept == pytest.approx(intercept)
+    assert fit.data["frequency"].tolist() == [10, 30, 700, 11]
+    occ = fit_concept_accuracy(counts, acc, frequency="occurrences")
+    slope2, _ = np.polyfit(np.log10(counts["count"]), acc["accuracy"], 1)
+    assert occ.basis == "occurrences" and occ.slope == pytest.approx(slope2)
+    assert abs(occ.slope - fit.slope) > 0.01
+
+
+def test_default_rare_threshold_selects_the_long_tail(con):
+    df = concept_counts(con, ["cat", "new york", "café", "dog"])  # counts 4, 3, 2, 0
+    t = default_rare_threshold(df)
+    rare = rare_concepts(df, max_count=t)
+    assert rare and rare[0] == "dog"
+    assert len(rare) <= len(df["concept"].unique()) // 2
+    everywhere = concept_counts(con, ["cat", "new york", "café"])  # all occur: counts 4, 3, 2
+    t = default_rare_threshold(everywhere)
+    assert rare_concepts(everywhere, max_count=t) == ["café"]  # not empty by default
+    assert default_rare_threshold(everywhere.iloc[0:0]) == 0

@@ -62,6 +62,27 @@ def test_13gram_found_with_span_12gram_not(con):
     assert res.eval_too_short == 1 and res.eval_matched == [0]
 
 
+def test_an_ngram_shared_by_several_eval_texts_counts_for_each(con):
+    # 25 distinct items + a duplicate of item 0 (26 texts): the corpus copies every item's
+    # 13 words, so all 26 evaluation texts are found, the duplicate included
+    items = [f"item {k} " + " ".join(f"w{k}x{j}" for j in range(13)) for k in range(25)]
+    evals = items + [items[0]]
+    for k, text in enumerate(items):
+        add_doc(con, doc_id=f"copy{k}", source="eval-copies", text="prefix words " + text)
+    res = find_contamination(con, evals, n=13)
+    assert len(res.eval_matched) == 26 and res.eval_matched == list(range(26))
+    flagged = res.flagged.set_index("doc_id")
+    assert flagged.loc["copy0", "eval_ids"] == [0, 25]
+    assert flagged.loc["copy1", "eval_ids"] == [1]
+    # an n-gram present in two different texts (a shared passage) names both
+    shared = " ".join(WORDS[:14])
+    idx = build_eval_index([shared + " one", "two " + shared], n=13)
+    assert len(idx.hashes) == len(set(idx.hashes.tolist()))
+    pos = [int(i) for i in range(len(idx.hashes)) if idx.owner_ptr[i + 1] - idx.owner_ptr[i] == 2]
+    assert len(pos) == 2  # the two 13-grams of the shared 14 words
+    assert idx.owners_of(pos) == [0, 1]
+
+
 def test_n_is_configurable(con):
     res = find_contamination(con, EVAL, n=12)
     assert "miss12" in set(res.flagged["doc_id"])

@@ -93,3 +93,35 @@ def test_candidate_edges_and_components_closed_form():
     sig = np.array([[1, 2, 3, 4], [1, 2, 3, 9], [7, 7, 7, 7]], dtype=np.uint32)
     kept = mh.verify_edges(sig, np.array([[0, 1], [0, 2]]), 0.75)
     assert kept.tolist() == [[0, 1]]
+
+
+def test_lsh_detection_probability_and_the_documented_figures():
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from analytics.signals import minhash as mh
+    from analytics.signals.registry import get_signal
+
+    b, r = 9, 13
+    j = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(mh.detection_probability(j, bands=b, rows=r), 1 - (1 - j**r) ** b)
+    j50 = mh.jaccard_at_probability(0.5, bands=b, rows=r)
+    assert mh.detection_probability(j50, bands=b, rows=r) == pytest.approx(0.5)
+    grid = np.linspace(0.8, 0.9, 100_001)
+    mean = float(np.mean(1 - (1 - grid**r) ** b))  # independent of the quadrature
+    assert mh.mean_detection_probability(0.8, 0.9, bands=b, rows=r) == pytest.approx(mean, 1e-6)
+    # the default signal's LSH and what the README says about it, number by number
+    lsh = get_signal("near_dup").lsh_summary()
+    assert (lsh["bands"], lsh["rows"]) == get_signal("near_dup").bands_rows
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    para = readme[readme.index("**Near-duplicate threshold") :].split("\n- ")[0]
+    para = " ".join(para.split())
+    assert f"{lsh['num_perm']} MinHash permutations" in para
+    assert f"{lsh['bands']} bands x {lsh['rows']} rows" in para
+    assert f"1 - (1 - J^{lsh['rows']})^{lsh['bands']}" in para
+    assert f"passes 50% at J = {lsh['j50']:.2f}" in para
+    assert f"J = 0.8 is found {lsh['p_threshold']:.0%}" in para
+    assert f"at J = 0.9 {lsh['p_hi']:.0%}" in para
+    assert re.search(rf"0\.8-0\.9 {lsh['p_mean']:.0%} of the time", para), para

@@ -53,3 +53,41 @@ def test_demo_build_only(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads(mixscope("info", "--json", ws=tmp_path / "demo").stdout)
     assert int(info["totals"]["documents"]) > 10_000
+
+
+def test_progress_is_printed_as_lines_while_it_happens_when_not_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from dashboard.cli import progress as prog
+
+    buf = io.StringIO()
+    out = Console(file=buf, force_terminal=False, width=200)
+    clock = [0.0]
+    monkeypatch.setattr(prog.time, "monotonic", lambda: clock[0])
+    seen = []
+    with prog.progress_callback(out=out) as cb:
+        for done in range(0, 101):
+            clock[0] += 0.01
+            cb("scan", done, 100)
+            seen.append(buf.getvalue().count("\n"))
+        clock[0] += 30.0  # a slow stretch: a line at least every 10 s while it moves
+        cb("write", 1, 1000)
+        clock[0] += 11.0
+        cb("write", 2, 1000)
+    lines = buf.getvalue().splitlines()
+    # lines appear during the work (not all at the end): one at the start, every 10%
+    assert seen[0] == 1 and seen[50] >= 5 and seen[50] < seen[-1]
+    assert lines[0].startswith("scan: 0/100 (0%)")
+    assert "scan: 100/100 (100%)" in lines[len([x for x in lines if x.startswith("scan")]) - 1]
+    assert len([x for x in lines if x.startswith("scan")]) == 11  # 0%, 10%, 20%, ..., 100%
+    assert [x.split(" ")[1] for x in lines if x.startswith("write")] == ["0/1,000", "2/1,000"]
+    assert "\x1b" not in buf.getvalue()  # plain text, no terminal control codes
+
+
+def test_cli_progress_lines_reach_a_pipe(tmp_path, jsonl_file):
+    r = mixscope("ingest", str(jsonl_file), "--source", "web", ws=tmp_path / "ws")
+    assert r.returncode == 0, r.stderr
+    assert any(line.endswith("s") and "/" in line and "(100%)" in line
+               for line in r.stderr.splitlines()), r.stderr  # fmt: skip

@@ -35,6 +35,11 @@ def open_page(monkeypatch):
     return make
 
 
+def sel(at, name: str):
+    """A selector below Run: keyed by the run, so each run gets fresh widgets."""
+    return at.selectbox(key=f"{name}:{at.selectbox(key='geo_run').value}")
+
+
 def numbers(at) -> dict[str, float]:
     """The 'numbers at the selection' table: metric label -> value."""
     for el in at.dataframe:
@@ -59,8 +64,8 @@ def stored(ws, run, step, layer, group, metric, variant) -> float:
 def test_defaults_show_the_final_layer_of_the_last_checkpoint(open_page, geometry_ws):
     at = open_page(geometry_ws, run="tiny")
     assert at.selectbox(key="geo_run").value == "tiny"
-    assert at.selectbox(key="geo_layer").value == 2
-    assert at.selectbox(key="geo_ckpt").value == "checkpoint-8"
+    assert sel(at, "geo_layer").value == 2
+    assert sel(at, "geo_ckpt").value == "checkpoint-8"
     shown = numbers(at)
     want = stored(geometry_ws, "tiny", 8, 2, "all", "rankme", "singular")
     assert shown["RankMe (singular values, uncentred, eps=1e-07)"] == pytest.approx(want)
@@ -75,10 +80,10 @@ def test_defaults_show_the_final_layer_of_the_last_checkpoint(open_page, geometr
 
 def test_select_layer_checkpoint_group_metric_by_key(open_page, geometry_ws):
     at = open_page(geometry_ws, run="tiny")
-    at.selectbox(key="geo_layer").select(1).run()
-    at.selectbox(key="geo_ckpt").select("checkpoint-4").run()
-    at.selectbox(key="geo_group").select("python-doc").run()
-    at.selectbox(key="geo_metric").select("alpha_req/covariance").run()
+    sel(at, "geo_layer").select(1).run()
+    sel(at, "geo_ckpt").select("checkpoint-4").run()
+    sel(at, "geo_group").select("python-doc").run()
+    sel(at, "geo_metric").select("alpha_req/covariance").run()
     assert not at.exception, [e.value for e in at.exception]
     shown = numbers(at)
     alpha = next(v for k, v in shown.items() if k.startswith("alpha-ReQ"))
@@ -94,7 +99,13 @@ def test_select_layer_checkpoint_group_metric_by_key(open_page, geometry_ws):
     assert qp["layer"] == "1" and qp["ckpt"] == "checkpoint-4" and qp["group"] == "python-doc"
     assert qp["metric"] == "alpha_req/covariance"
     # the phase table is shown for RankMe / alpha with the rule in a caption
-    assert any("Phases (analytics.geometry.phases)" in c.value for c in at.caption)
+    rule = next(c.value for c in at.caption if "Phases (analytics.geometry.phases)" in c.value)
+    assert "is mixed" in rule and "range over the steps after the collapse" in rule
+    # the conventions behind the numbers, where the numbers are shown
+    caps = " ".join(c.value for c in at.caption)
+    assert "first token is not predicted: its loss and its bytes are both left out" in caps
+    assert "keep at least 10 eigenvalues in the tail (min_tail)" in caps
+    assert "R^2 is the ordinary (unweighted) R^2 of that same line over the same points" in caps
     # CKA across layers, debiased
     at.radio(key="geo_cka_kind").set_value("layers").run()
     at.radio(key="geo_cka_value").set_value("debiased").run()
@@ -105,8 +116,8 @@ def test_url_opens_the_shared_view(open_page, geometry_ws):
     at = open_page(
         geometry_ws, run="tiny", layer="0", ckpt="checkpoint-2", metric="rankme/singular"
     )
-    assert at.selectbox(key="geo_layer").value == 0
-    assert at.selectbox(key="geo_ckpt").value == "checkpoint-2"
+    assert sel(at, "geo_layer").value == 0
+    assert sel(at, "geo_ckpt").value == "checkpoint-2"
     shown = numbers(at)
     assert shown["RankMe (singular values, uncentred, eps=1e-07)"] == pytest.approx(
         stored(geometry_ws, "tiny", 2, 0, "all", "rankme", "singular")
@@ -115,7 +126,7 @@ def test_url_opens_the_shared_view(open_page, geometry_ws):
 
 def test_pretrained_model_is_shown_per_layer(open_page, geometry_ws):
     at = open_page(geometry_ws, run="minilm")
-    assert at.selectbox(key="geo_layer").value == 6
+    assert sel(at, "geo_layer").value == 6
     assert "A single checkpoint (no training steps): the views are per layer." in [
         c.value for c in at.caption
     ]
@@ -164,3 +175,27 @@ def test_registered_run_can_be_computed_from_the_page(
     jobs = JobStore(ws.path).list()
     assert [j.args for j in jobs] == [["geometry", "tiny"]]
     JobStore(ws.path).cancel(jobs[0].id)
+
+
+def test_switching_run_refreshes_setting_and_layer_labels(open_page, geometry_ws):
+    from analytics.geometry import views
+
+    at = open_page(geometry_ws, run="tiny")
+    assert sel(at, "geo_layer").value == 2
+    assert "2 (final)" in sel(at, "geo_layer").options
+    at.selectbox(key="geo_run").select("minilm").run()
+    assert not at.exception, [e.value for e in at.exception]
+    layer = sel(at, "geo_layer")
+    # the new run's layers, labelled for the new run, its final layer chosen by default
+    assert layer.value == 6
+    assert "6 (final)" in layer.options and "2 (final)" not in layer.options
+    cfgs = views.configs(geometry_ws.cursor(), run="minilm")
+    cfg = sel(at, "geo_config")
+    assert len(cfg.options) == len(cfgs)
+    for label, n in zip(cfg.options, cfgs["n_checkpoints"], strict=True):
+        assert label.endswith(f"{n} checkpoint(s)")
+    assert cfg.value in set(cfgs["config"])
+    # and back: the old run's final layer again, labelled for it
+    at.selectbox(key="geo_run").select("tiny").run()
+    assert sel(at, "geo_layer").value == 2
+    assert "6 (final)" not in sel(at, "geo_layer").options

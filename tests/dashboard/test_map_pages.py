@@ -279,3 +279,26 @@ def test_search_within_a_cluster_is_exact(open_app, map_ws):
     at.number_input(key="search_k").set_value(100).run()
     res = table_with(at, "rank", "score", "doc_id")
     assert set(res["doc_id"]) == members  # every member, and only members
+
+
+def test_more_like_this_keeps_the_clicked_document(open_app, map_ws):
+    at = open_app(map_ws, "search", sq="python function object")
+    res = table_with(at, "rank", "score", "doc_id")
+    key = next(el.key for el in at.dataframe if el.key and el.key.startswith("search_table"))
+    at.session_state[key] = {"selection": {"rows": [3], "columns": [], "cells": []}}
+    at.run()
+    clicked = res.iloc[3]["doc_id"]
+    assert qp(at, "doc") == clicked
+    # the viewer under the results shows the document's own signals (none computed here)
+    assert any(c.value.startswith("signals (current version") for c in at.caption)
+    assert "No signal has scored this document (mixscope signals)." in [t.value for t in at.text]
+    at.button(key="search_more_like").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert qp(at, "like") == clicked
+    # the new table's row 3 is another document; the one clicked stays open
+    new = table_with(at, "rank", "score", "doc_id")
+    assert new.iloc[3]["doc_id"] != clicked
+    assert qp(at, "doc") == clicked
+    # the viewer under the results shows the document's own signals (none computed here)
+    assert any(c.value.startswith("signals (current version") for c in at.caption)
+    assert "No signal has scored this document (mixscope signals)." in [t.value for t in at.text]

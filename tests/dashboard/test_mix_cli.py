@@ -110,6 +110,20 @@ def test_reproduce_fails_loudly_when_the_corpus_changed(demo_workspace_copy, tmp
     assert r.returncode == 2 and "'licenses'" in r.stderr
 
 
+def test_reproduce_names_the_cli_flag_when_only_the_snapshot_changed(demo_workspace_copy, tmp_path):
+    ws = demo_workspace_copy
+    create(ws, "m", "--strategy", "uniform")
+    other = tmp_path / "other.jsonl"  # a source outside the mixture: same selections
+    other.write_text(json.dumps({"id": "o-1", "text": "Another source's text."}) + "\n")
+    r = mixscope("ingest", str(other), "--source", "zz-outside", ws=ws.path)
+    assert r.returncode == 0, r.stderr
+    r = mixscope("mix", "reproduce", "m@1", ws=ws.path)
+    assert r.returncode == 2 and "the corpus snapshot changed" in r.stderr
+    assert "pass --allow-snapshot-change to accept" in r.stderr and "strict=False" not in r.stderr
+    r = mixscope("mix", "reproduce", "m@1", "--allow-snapshot-change", ws=ws.path)
+    assert r.returncode == 0 and "changed (accepted)" in r.stderr, r.stderr
+
+
 @pytest.mark.slow
 def test_materialize_is_deterministic_and_atomic(demo_workspace_copy, tmp_path):
     ws = demo_workspace_copy

@@ -272,3 +272,44 @@ def test_regression_from_uploaded_proxy_runs(demo_workspace, monkeypatch):
     assert max(w, key=w.get) == "python-code" and sum(w.values()) == pytest.approx(1)
     at.number_input(key="mx_p0_budget").set_value(500_000).run()  # a rerun does not refit
     assert calls == ["regmix"] and plans(at)[0]["target_tokens"].sum() == 500_000
+
+
+def test_opening_a_link_sets_widgets_without_the_session_state_warning(
+    demo_workspace_copy, monkeypatch, caplog
+):
+    import logging
+
+    from streamlit.elements.lib import policies
+    from streamlit.runtime.state import get_session_state
+
+    ws = demo_workspace_copy
+    at = open_page(ws.path, monkeypatch, src=",".join(SOURCES))
+    at.selectbox(key="mx_p0_strategy").set_value("temperature").run()
+    at.number_input(key="mx_p0_T").set_value(3.0).run()
+    at.text_input(key="mx_save_name").input("warn-mix").run()
+    at.button(key="mx_save").click().run()
+    assert not at.exception and not at.error
+    # AppTest has no Runtime, where Streamlit checks the rule: let it check, and log afresh
+    monkeypatch.setattr(policies.runtime, "exists", lambda: True)
+    monkeypatch.setattr(policies, "get_session_state", get_session_state)
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    with caplog.at_level(logging.WARNING):
+        again = open_page(ws.path, monkeypatch, mix="warn-mix@1")
+    assert again.number_input(key="mx_p0_T").value == 3.0
+    assert not [r for r in caplog.records if "created with a default value" in r.getMessage()]
+
+
+def test_unimax_has_one_max_epochs_field(demo_workspace, monkeypatch):
+    from analytics.mixture import unimax_weights
+
+    at = open_page(demo_workspace.path, monkeypatch, src=",".join(SOURCES))
+    at.selectbox(key="mx_p0_strategy").set_value("unimax").run()
+    assert not at.exception
+    fields = [n for n in at.number_input if "epochs" in n.label.lower()]
+    assert [n.key for n in fields] == ["mx_p0_unimax_epochs"]
+    at.number_input(key="mx_p0_unimax_epochs").set_value(1.5).run()
+    at.number_input(key="mx_p0_budget").set_value(2_000_000).run()
+    (plan,) = plans(at)
+    want = unimax_weights(tokens_by_sql(demo_workspace), budget=2_000_000, max_epochs=1.5)
+    assert dict(zip(plan["group"], plan["weight"])) == pytest.approx(dict(want), abs=1e-9)
+    assert plan["epochs"].max() <= 1.5 * (1 + 1e-5)  # whole tokens round the last digits

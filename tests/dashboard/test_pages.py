@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from analytics import overview
 from analytics.filters import DocFilter
 
@@ -21,6 +23,25 @@ def test_overview_numbers_and_basis_switch(app, demo_workspace):
     shares = at.dataframe[0].value
     assert "documents" in shares.columns
     assert abs(shares["share"].sum() - 1) < 1e-9
+
+
+def chart(at, key):
+    for el in at.get("plotly_chart"):
+        if el.proto.id and key in el.proto.id or getattr(el, "key", None) == key:
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no chart with key {key}")
+
+
+def test_overview_length_boxes_one_per_source_with_names(app, demo_workspace):
+    at = app()
+    fig = chart(at, "ov_lengths")
+    sources = set(overview.facet_values(demo_workspace.cursor(), "source"))
+    boxes = [t for t in fig["data"] if t["type"] == "box"]
+    assert {b["name"] for b in boxes} == sources
+    # each box sits at its own category named after its source, not stacked at x=0
+    xs = [tuple(b.get("x", ())) for b in boxes]
+    assert all(x == (b["name"],) for x, b in zip(xs, boxes, strict=True))
+    assert len(set(xs)) == len(sources)
 
 
 def test_explore_filters_update_counts_and_url(app, demo_workspace):
@@ -60,3 +81,13 @@ def test_sql_page_runs_and_refuses(app):
     at.text_area(key="sql_text").set_value("SELECT * FROM read_csv('/etc/passwd')").run()
     at.button(key="sql_run").click().run()
     assert "Refused" in at.error[0].value
+
+
+def test_overview_is_also_served_at_slash_overview(app):
+    at = app()
+    pages = at._registered_pages.values()  # what st.navigation registered for URL look-ups
+    alias = [p for p in pages if p.get("url_pathname") == "overview"]
+    assert len(alias) == 1 and str(alias[0]["script_path"]).endswith("app_pages/overview.py")
+    at.switch_page("app_pages/overview.py").run()  # the page registered as "overview"
+    assert not at.exception and at.title[0].value == "Overview"
+    assert metric(at, "Documents")

@@ -191,9 +191,19 @@ def test_concepts_counts_and_fit(signals_ws, tmp_path):
     assert totals["zzqxv"] == 0
     text_out = " ".join(r.stdout.split() + r.stderr.split())
     assert "1 of 4 concepts never occur" in text_out
+    # the fit's frequency is documents containing the concept, by default
+    ndocs = counts.groupby("concept")["n_docs"].sum()
+    x = np.log10([ndocs["Python"], ndocs["function"], ndocs["the"]])
+    slope, _ = np.polyfit(x, [0.5, 0.6, 0.9], 1)
+    assert f"{slope:.4f}" in text_out and "frequency = documents" in text_out
+    r = mixscope(
+        "concepts", concepts, "--accuracy", acc, "--frequency", "occurrences", ws=signals_ws.path
+    )
     x = np.log10([totals["Python"], totals["function"], totals["the"]])
     slope, _ = np.polyfit(x, [0.5, 0.6, 0.9], 1)
-    assert f"{slope:.4f}" in text_out
+    assert f"{slope:.4f}" in " ".join(r.stdout.split()) and "frequency = occurrences" in r.stdout
+    r = mixscope("concepts", concepts, "--frequency", "tokens", ws=signals_ws.path)
+    assert r.returncode == 2 and "frequency must be one of documents, occurrences" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ the small signals workspace; expected numbers come from independent SQL / Python
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -52,6 +53,19 @@ def df(at, *columns):
     raise AssertionError(f"no table with columns {columns}")
 
 
+def displayed(at, *columns):
+    """The first table with these columns as the page shows it (a Styler's display values)."""
+    import pyarrow as pa
+
+    for el in at.dataframe:
+        value = getattr(el.value, "data", el.value)
+        if all(c in value.columns for c in columns):
+            styler = el.proto.arrow_data.styler
+            assert styler.display_values, "the table has no display values (no formatting)"
+            return pa.ipc.open_stream(styler.display_values).read_all().to_pandas()
+    raise AssertionError(f"no table with columns {columns}")
+
+
 def qp(at, key) -> str:
     value = at.query_params[key]
     return value if isinstance(value, str) else value[0]
@@ -92,6 +106,24 @@ def test_explore_signal_condition_from_url(open_app, signals_ws):
     assert "signal.c4_quality.c4_pass.eq.true" in qp(at, "c")
 
 
+def test_explore_signals_expander_counts_the_conditions_it_applies(open_app, signals_ws):
+    def label(at):
+        return next(e.label for e in at.expander if e.label.startswith("Signals"))
+
+    at = open_app(signals_ws, "explore", c="signal.gopher_repetition.gopher_rep_pass.eq.true")
+    assert label(at) == "Signals · 1 condition active"
+    at.toggle(key="ex_sig_keep_c4_quality").set_value(True).run()
+    assert label(at) == "Signals · 2 conditions active"
+    assert len(qp(at, "c").split("|")) == 2
+    at.multiselect(key="ex_sig_in_detected_lang").set_value(["de"]).run()
+    assert label(at) == "Signals · 3 conditions active"
+    at.toggle(key="ex_sig_keep_gopher_repetition").set_value(False).run()
+    at.toggle(key="ex_sig_keep_c4_quality").set_value(False).run()
+    at.multiselect(key="ex_sig_in_detected_lang").set_value([]).run()
+    assert label(at) == "Signals"
+    assert not at.exception
+
+
 def test_explore_language_multiselect(open_app, signals_ws):
     at = open_app(signals_ws, "explore")
     at.multiselect(key="ex_sig_in_detected_lang").set_value(["de", "fr"]).run()
@@ -100,6 +132,67 @@ def test_explore_language_multiselect(open_app, signals_ws):
     )
     assert metric(at, "Documents") == f"{want:,}"
     assert qp(at, "c") == "signal.language.detected_lang.in.de,fr"
+
+
+def test_explore_viewer_shows_the_documents_own_signals(open_app, signals_ws):
+    at = open_app(signals_ws, "explore", doc="syn/a")
+    shown = "\n".join(t.value for t in at.text)
+    for sig, pass_col, reason_col in (
+        ("gopher_quality", "gopher_quality_pass", "gopher_quality_reason"),
+        ("c4_quality", "c4_pass", "c4_reason"),
+        ("fineweb_quality", "fineweb_pass", "fineweb_reason"),
+    ):
+        ok, reason = (
+            signals_ws.cursor()
+            .execute(f"SELECT {pass_col}, {reason_col} FROM signal_{sig} WHERE doc_id = 'syn/a'")
+            .fetchall()[0]
+        )
+        assert (f"{sig}: pass" if ok else f"{sig}: FAIL ({reason})") in shown
+    lang, conf = (
+        signals_ws.cursor()
+        .execute(
+            "SELECT detected_lang, detected_lang_conf FROM signal_language WHERE doc_id = 'syn/a'"
+        )
+        .fetchall()[0]
+    )
+    assert f"language: {lang} (confidence {conf:.2f})" in shown
+    cluster, size = (
+        signals_ws.cursor()
+        .execute(
+            "SELECT exact_dup_cluster, exact_dup_size FROM signal_exact_dup WHERE doc_id = 'syn/a'"
+        )
+        .fetchall()[0]
+    )
+    assert f"exact_dup: cluster {cluster}, {size} documents" in shown
+    nums = df(at, "signal", "column", "value")
+    ratio = scalar(
+        signals_ws, "SELECT compression_ratio FROM signal_compression WHERE doc_id = 'syn/a'"
+    )
+    row = nums[(nums["signal"] == "compression") & (nums["column"] == "compression_ratio")]
+    assert row["value"].tolist() == [f"{ratio:.4g}"]
+    # the document's columns keep their types: numbers are numbers, not strings
+    fields = json.loads(at.json[0].value)
+    n_tokens = scalar(signals_ws, "SELECT n_tokens FROM documents WHERE doc_id = 'syn/a'")
+    assert fields["n_tokens"] == n_tokens and isinstance(fields["n_tokens"], int)
+    assert fields["doc_id"] == "syn/a"
+
+
+def test_explore_viewer_highlights_the_text_term_escaped(open_app, signals_ws):
+    doc = scalar(
+        signals_ws,
+        "SELECT min(doc_id) FROM documents WHERE contains(text, '<') AND contains(text, '>')",
+    )
+    assert doc, "the fixture has a document with markup characters"
+    at = open_app(signals_ws, "explore", doc="syn/a", q="COMMITTEE")
+    body = " ".join(h.proto.body for h in at.get("html"))
+    assert "<mark>committee</mark>" in body  # case-insensitive, the document's own casing
+    assert body.count("<mark>") == 1
+    # markup in the document (or the term) is shown escaped, never rendered
+    at = open_app(signals_ws, "explore", doc=doc, q="<")
+    body = " ".join(h.proto.body for h in at.get("html"))
+    assert "<mark>&lt;</mark>" in body
+    text = scalar(signals_ws, "SELECT text FROM document_text WHERE doc_id = ?", [doc])
+    assert body.count("<mark>") == min(text.count("<"), 50)
 
 
 def test_explore_without_signals_offers_the_job(open_app, tmp_path_factory, tmp_path):
@@ -151,6 +244,27 @@ def test_signals_page_impact_duplicates_and_age(open_app, signals_ws):
     assert (
         age["tokens_before"] + age["tokens_after"] + age["tokens_undated"] == age["tokens"]
     ).all()
+    # the near-duplicate threshold explained with the LSH actually used
+    from analytics.signals.views import near_dup_lsh
+
+    lsh = near_dup_lsh(signals_ws.cursor())
+    cap = next(c.value for c in at.caption if c.value.startswith("Near duplicates: MinHash"))
+    assert f"{lsh['bands']} bands x {lsh['rows']} rows" in cap
+    assert f"half the time at J = {lsh['j50']:.2f}" in cap
+    assert f"{lsh['p_mean']:.0%} on average" in cap
+    assert any(
+        "Compression ratio = compressed bytes / raw UTF-8 bytes" in c.value for c in at.caption
+    )
+    # what the table shows: a source with no dated token says so, never "None" / "nan"
+    shown = displayed(at, "share_before").set_index("source")
+    undated = age.index[age["tokens_before"] + age["tokens_after"] == 0]
+    assert len(undated) > 0
+    for src in undated:
+        assert shown.loc[src, "share_before"] == "no dated tokens"
+        assert shown.loc[src, "share_after"] == "no dated tokens"
+    assert shown.loc["synthetic", "share_before"] == "100.0%"
+    cells = shown.astype(str).to_numpy().ravel().tolist()
+    assert not {"None", "nan", "NaN", "<NA>"} & set(cells)
 
 
 def ws_failing_any_rule(ws) -> tuple[int, int]:
@@ -227,13 +341,26 @@ def test_concepts_page_counts_fit_and_rare(open_app, signals_ws):
         "concept,accuracy\npython,0.5\nfunction,0.6\nthe,0.9\nzzqxv,0.1"
     ).run()
     assert not at.exception and not at.error
-    x = np.log10([table.loc[c, "count"] for c in ("Python", "function", "the")])
+    # fitted against the number of documents containing each concept (the default)
+    x = np.log10([table.loc[c, "documents"] for c in ("Python", "function", "the")])
     slope, intercept = np.polyfit(x, [0.5, 0.6, 0.9], 1)
     assert metric(at, "Slope (accuracy per 10x frequency)") == f"{slope:.4f}"
     assert metric(at, "Concepts in the fit") == "3"
     y = np.array([0.5, 0.6, 0.9])
     r2 = 1 - ((y - (slope * x + intercept)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
     assert metric(at, "R²") == f"{r2:.3f}"
+    # ... or against occurrences
+    at.radio(key="cc_freq_basis").set_value("occurrences").run()
+    x = np.log10([table.loc[c, "count"] for c in ("Python", "function", "the")])
+    slope, _ = np.polyfit(x, [0.5, 0.6, 0.9], 1)
+    assert metric(at, "Slope (accuracy per 10x frequency)") == f"{slope:.4f}"
+    # every concept occurs: the default rare threshold still exports the long tail
+    at.text_area(key="cc_text").input("Python\nfunction\nthe").run()
+    at.button(key="cc_run").click().run()
+    table = df(at, "concept", "rank").set_index("concept")
+    rarest = table["count"].idxmin()
+    assert rarest in df(at, "rare concept")["rare concept"].tolist()
+    assert "the" not in df(at, "rare concept")["rare concept"].tolist()
 
 
 # ---------------------------------------------------------------------- Contamination

@@ -214,3 +214,54 @@ def test_data_age_closed_form(signals_ws):
     assert age.set_index("source").loc["synthetic", "share_before"] == 1.0
     with pytest.raises(ValueError, match="expected a date"):
         data_age(cur, cutoff="June")
+
+
+def test_document_signals_match_independent_sql(signals_ws):
+    from analytics.signals.views import document_signal_summary, document_signals
+
+    cur = signals_ws.cursor()
+    vals = document_signals(cur, "syn/a")
+    summary = document_signal_summary(vals)
+    # one verdict per quality filter, with the stored pass and reason
+    filters = summary["filters"].set_index("signal")
+    for sig, pass_col, reason_col in (
+        ("gopher_quality", "gopher_quality_pass", "gopher_quality_reason"),
+        ("gopher_repetition", "gopher_rep_pass", "gopher_rep_reason"),
+        ("c4_quality", "c4_pass", "c4_reason"),
+        ("fineweb_quality", "fineweb_pass", "fineweb_reason"),
+    ):
+        ok, reason = cur.execute(
+            f"SELECT {pass_col}, {reason_col} FROM signal_{sig} WHERE doc_id = 'syn/a'"
+        ).fetchall()[0]
+        assert filters.loc[sig, "passed"] == ok
+        rule = filters.loc[sig, "failing_rule"]
+        assert (rule is None or rule != rule) if ok else rule == reason
+    # the duplicate clusters: syn/a and its normalised copy syn/c share an exact cluster
+    dups = summary["duplicates"].set_index("signal")
+    cluster, size = cur.execute(
+        "SELECT exact_dup_cluster, exact_dup_size FROM signal_exact_dup WHERE doc_id = 'syn/a'"
+    ).fetchall()[0]
+    assert dups.loc["exact_dup", "cluster"] == cluster and dups.loc["exact_dup", "size"] == size
+    assert size >= 2
+    lang, conf = cur.execute(
+        "SELECT detected_lang, detected_lang_conf FROM signal_language WHERE doc_id = 'syn/a'"
+    ).fetchall()[0]
+    assert summary["language"] == (lang, pytest.approx(conf))
+    # the numbers behind the verdicts, as stored
+    numbers = summary["numbers"].set_index(["signal", "column"])["value"]
+    ratio = cur.execute(
+        "SELECT compression_ratio FROM signal_compression WHERE doc_id = 'syn/a'"
+    ).fetchall()[0][0]
+    assert numbers[("compression", "compression_ratio")] == pytest.approx(ratio)
+    assert ("gopher_quality", "gopher_n_words") in numbers.index
+    assert ("gopher_quality", "gopher_quality_pass") not in numbers.index
+    # a failing document names its failing rule
+    doc, reason = cur.execute(
+        "SELECT doc_id, gopher_quality_reason FROM signal_gopher_quality "
+        "WHERE NOT gopher_quality_pass ORDER BY doc_id LIMIT 1"
+    ).fetchall()[0]
+    failing = document_signal_summary(document_signals(cur, doc))["filters"].set_index("signal")
+    assert not failing.loc["gopher_quality", "passed"]
+    assert failing.loc["gopher_quality", "failing_rule"] == reason
+    # an unknown document has no signal rows
+    assert document_signals(cur, "no/such/doc").empty
