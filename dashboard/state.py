@@ -95,3 +95,10 @@ def _meta(key: tuple) -> dict[str, str]:
 
 def cached_meta() -> dict[str, str]:
     return _meta(snapshot_key())
+
+
+def is_demo() -> bool:
+    """Whether this workspace is the demo's (pages then show what the demo ships)."""
+    from analytics.demo import is_demo_workspace
+
+    return bool(cached(is_demo_workspace))

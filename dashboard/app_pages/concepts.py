@@ -6,6 +6,7 @@ import io
 import pandas as pd
 import streamlit as st
 
+from analytics.demo import demo_concepts
 from analytics.signals.concepts import (
     FREQUENCY_BASES,
     ConceptError,
@@ -64,6 +65,13 @@ if st.button("Count concepts", type="primary", key="cc_run"):
         show_error(exc)
 
 concepts = st.session_state.get("cc_concepts")
+if not concepts and not pasted.strip() and upload is None and state.is_demo():
+    concepts = demo_concepts()
+    if concepts:
+        st.caption(
+            f"Showing the demo's shipped list of {len(concepts)} concepts "
+            "(data/demo_concepts.txt); paste or upload your own to replace it."
+        )
 if not concepts:
     st.info("Paste or upload concepts, then press **Count concepts**.")
     st.stop()

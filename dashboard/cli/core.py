@@ -348,6 +348,10 @@ def demo(
     if build_only:
         console.print(f"demo workspace ready at {ws.path}")
         return
+    from analytics.demo import queue_demo_contamination
+
+    if queue_demo_contamination(ws):
+        console.print("queued a contamination scan of the demo's evaluation set", markup=False)
     if series:
         from dashboard.cli.geometry import queue_demo_series_job
 

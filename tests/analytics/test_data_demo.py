@@ -316,3 +316,40 @@ def test_bench_parquet_roundtrip(bench, tiny_demo, tmp_path) -> None:
     t = pf.read()
     assert t.schema.field("date").type == pa.date32()
     assert t.column("id").to_pylist()[40].endswith("~r1")
+
+
+def test_demo_ships_an_eval_set_whose_copied_items_match_and_novel_ones_do_not(
+    demo_workspace, tmp_path
+):
+    """The Contamination page's first-visit content: the shipped eval set scanned as the
+    demo's queued job does it (the real CLI), 16 copied passages found, 10 novel ones not."""
+    import json
+    import subprocess
+    import sys
+
+    from analytics.demo import DEMO_EVAL, queue_demo_contamination
+    from analytics.jobs import JobStore
+
+    items = [json.loads(line) for line in DEMO_EVAL.read_text().splitlines()]
+    copied = [i for i, it in enumerate(items) if it["id"].startswith("copied-")]
+    assert len(copied) == 16 and len(items) == 26
+    ws = demo_workspace
+    job_id = queue_demo_contamination(ws, start_worker=False)
+    assert job_id and queue_demo_contamination(ws, start_worker=False) == job_id  # queued once
+    job = JobStore(ws.path).get(job_id)
+    report = tmp_path / "r.json"
+    args = [a if not a.endswith(".json") else str(report) for a in job.args]
+    r = subprocess.run(
+        [sys.executable, "-m", "dashboard.cli", *args, "--workspace", str(ws.path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(report.read_text())["eval_matched"] == copied
+    JobStore(ws.path).cancel(job_id)
+
+
+def test_demo_concepts_are_shipped_and_clean():
+    from analytics.demo import demo_concepts
+
+    concepts = demo_concepts()
+    assert len(concepts) >= 30 and "C++" not in concepts and "c++" in concepts

@@ -319,6 +319,17 @@ def test_signals_job_from_the_page(open_app, tmp_path_factory, tmp_path):
 
 
 # ---------------------------------------------------------------------- Concepts
+def test_concepts_page_shows_the_demo_list_on_first_visit(open_app, demo_workspace):
+    from analytics.demo import demo_concepts
+
+    at = open_app(demo_workspace, "concepts")
+    assert not at.exception and not at.error
+    table = df(at, "concept", "rank")
+    assert set(table["concept"]) == set(demo_concepts())
+    assert table.set_index("concept").loc["god", "count"] > 100  # the KJV is in the demo
+    assert any("shipped list" in c.value for c in at.caption)
+
+
 def test_concepts_page_counts_fit_and_rare(open_app, signals_ws):
     at = open_app(signals_ws, "concepts")
     at.button(key="cc_run").click().run()
