@@ -125,6 +125,17 @@ class JobStore:
         _write_json(d / "job.json", data)
         return job
 
+    def record_cli(self, args: list[str]) -> Job:
+        """Record a command started in a terminal as a running job of this process, so the
+        Jobs page lists it (with progress, and cancel by SIGINT) like a queued job."""
+        job = self.submit(args[0] if args else "cli", list(args), submitted_by="terminal")
+        self._update(job.id, status="running", started=_now(), pid=os.getpid())
+        return job
+
+    def finish_cli(self, job_id: str, rc: int, error: str | None = None) -> None:
+        status = "done" if rc == 0 else ("cancelled" if rc == 130 else "failed")
+        self._update(job_id, status=status, finished=_now(), returncode=rc, error=error)
+
     def get(self, job_id: str) -> Job:
         d = self._dir(job_id)
         data = _read_json(d / "job.json")

@@ -59,8 +59,56 @@ def _usage_error(exc) -> None:
     _fail(f"{exc.format_message()} (expected usage: `{where} --help`)", 2)
 
 
+#: commands that write the workspace or run long: recorded on the Jobs page when started in
+#: a terminal (queued jobs are recorded by the queue itself)
+RECORDED = {"ingest", "signals", "embed", "map", "geometry", "demo-series", "compact"}
+
+
+def _workspace_arg(argv: list[str]) -> Path:
+    from analytics.workspace import default_workspace_dir
+
+    for i, a in enumerate(argv):
+        if a in ("--workspace", "-w") and i + 1 < len(argv):
+            return Path(argv[i + 1]).expanduser()
+        if a.startswith("--workspace="):
+            return Path(a.split("=", 1)[1]).expanduser()
+    return default_workspace_dir()
+
+
 def main() -> None:
-    """Entry point: user errors print one clear line and exit 2, never a traceback.
+    """Entry point. A workspace-writing or long command started in a terminal is recorded
+    as a job of its workspace (the Jobs page lists it with its progress); see `_main`."""
+    from analytics.jobs import JOB_ENV, JobStore
+
+    argv = sys.argv[1:]
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if os.environ.get(JOB_ENV) or not words or not RECORDED.intersection(words):
+        return _main()
+    if "--help" in argv:
+        return _main()
+    ws_path = _workspace_arg(argv)
+    if not (ws_path / "workspace.json").exists() and words[0] != "ingest":
+        return _main()
+    try:
+        store = JobStore(ws_path)
+        job = store.record_cli(argv)
+    except OSError:
+        return _main()
+    os.environ[JOB_ENV] = str(store.root / job.id)
+    rc, error = 1, None
+    try:
+        _main()
+        rc = 0
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        error = None if rc == 0 else "see the terminal that ran it"
+        raise
+    finally:
+        store.finish_cli(job.id, rc, error)
+
+
+def _main() -> None:
+    """User errors print one clear line and exit 2, never a traceback.
 
     Usage errors (unknown option, missing argument, bad value) come from typer's click as
     its own exception classes; they are caught here too. A DuckDB error that reaches this
