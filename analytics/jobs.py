@@ -90,6 +90,7 @@ class Job:
     worker_pid: int | None = None
     error: str | None = None
     submitted_by: str | None = None
+    after: list[str] = field(default_factory=list)  # jobs that must finish first
     progress: dict = field(default_factory=dict)
 
     @property
@@ -110,13 +111,22 @@ class JobStore:
         return self.root / job_id
 
     # ------------------------------------------------------------------ submit / read
-    def submit(self, kind: str, args: list[str], *, submitted_by: str | None = None) -> Job:
+    def submit(
+        self,
+        kind: str,
+        args: list[str],
+        *,
+        submitted_by: str | None = None,
+        after: list[str] | None = None,
+    ) -> Job:
+        """Queue a job; `after` names jobs that must finish (done) before it starts."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         job = Job(
             id=f"{stamp}-{uuid.uuid4().hex[:6]}",
             kind=kind,
             args=list(args),
             submitted_by=submitted_by,
+            after=list(after or []),
         )
         d = self._dir(job.id)
         d.mkdir(parents=True)
@@ -198,8 +208,22 @@ class JobStore:
 
     # ------------------------------------------------------------------ worker
     def next_queued(self) -> Job | None:
-        for job in sorted(self.list(), key=lambda j: j.id):
-            if job.status == "queued":
+        """The oldest queued job whose predecessors are done (one whose predecessor failed
+        or was cancelled fails in turn, saying which)."""
+        jobs = {j.id: j for j in self.list()}
+        for job in sorted(jobs.values(), key=lambda j: j.id):
+            if job.status != "queued":
+                continue
+            before = [jobs.get(a) for a in job.after]
+            broken = [a for a, b in zip(job.after, before, strict=True)
+                      if b is None or b.status in ("failed", "cancelled")]  # fmt: skip
+            if broken:
+                self._update(
+                    job.id, status="failed", finished=_now(),
+                    error=f"not run: the job it waits for ({broken[0]}) did not finish",
+                )  # fmt: skip
+                continue
+            if all(b is not None and b.status == "done" for b in before):
                 return job
         return None
 
@@ -273,7 +297,8 @@ class JobStore:
                     running[job.id] = self.start(job)
                     continue
                 if not running and exit_when_idle and self.next_queued() is None:
-                    return ran
+                    if not any(j.status == "queued" for j in self.list()):
+                        return ran
                 time.sleep(0.1 if running else poll_s)
 
     def ensure_worker(self) -> None:

@@ -199,3 +199,26 @@ def postgres_server(tmp_path_factory):
         stdout=subprocess.DEVNULL,
     )
     shutil.rmtree(root, ignore_errors=True)
+
+
+def tree_digest(path) -> dict[str, str]:
+    """Every file under a directory with its content hash, for "nothing changed" checks. In a
+    workspace the SQLite catalog's bytes move without any commit (WAL checkpoints), so it is
+    represented by the lake's last snapshot id instead; spill files (.tmp) and the lock file
+    are not content."""
+    import hashlib
+
+    path = Path(path)
+    out = {}
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path)
+        if not p.is_file() or ".tmp" in rel.parts or p.name == ".write.lock":
+            continue
+        if p.name.startswith("catalog.sqlite"):
+            continue
+        out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    if (path / "workspace.json").exists():
+        from analytics.workspace import Workspace
+
+        out["<snapshot>"] = str(Workspace(path).snapshot_id())
+    return out

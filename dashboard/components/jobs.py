@@ -13,14 +13,15 @@ def store() -> JobStore:
     return JobStore(state.workspace().path)
 
 
-def submit(kind: str, args: list[str]) -> Job:
-    """Queue a CLI job for this workspace and make sure a worker runs it."""
+def submit(kind: str, args: list[str], *, after: list[str] | None = None) -> Job:
+    """Queue a CLI job for this workspace (after the jobs `after`, if any) and make sure a
+    worker runs it."""
     s = store()
     try:
         user = st.context.headers.get("X-Forwarded-User")
     except Exception:  # no request context (tests, bare mode)
         user = None
-    job = s.submit(kind, args, submitted_by=user or st.session_state.get("role"))
+    job = s.submit(kind, args, submitted_by=user or st.session_state.get("role"), after=after)
     s.ensure_worker()
     st.session_state.setdefault("my_jobs", []).append(job.id)
     return job

@@ -77,9 +77,9 @@ def new_map_box(*, model_key: str) -> None:
 
 
 def queue(commands: list[list[str]]) -> None:
-    ids = []
-    for args in commands:
-        job = submit(args[0], args)
+    ids: list[str] = []
+    for args in commands:  # each step runs after the previous one (embed, then map)
+        job = submit(args[0], args, after=ids[-1:])
         ids.append(job.id)
     st.session_state.setdefault(_JOBS, []).extend(ids)
     st.success(f"Queued {len(ids)} job(s): {', '.join(ids)}. Progress below and on the Jobs page.")

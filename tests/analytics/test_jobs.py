@@ -79,3 +79,22 @@ def test_cancelling_a_running_job_leaves_the_workspace_unchanged(tmp_path, jsonl
     runner.wait(timeout=120)
     assert store.get(job.id).status == "cancelled"
     assert fingerprint(ws) == before
+
+
+def test_jobs_run_in_parallel_and_wait_for_their_predecessors(tmp_path):
+    """Two independent jobs run at once; a job queued `after` another starts only when it
+    is done, and fails (without running) when its predecessor failed."""
+    store = JobStore(tmp_path)
+    a = store.submit("t", ["--help"])
+    b = store.submit("t", ["--help"])
+    c = store.submit("t", ["--help"], after=[a.id])
+    d = store.submit("t", ["--no-such-option"])
+    e = store.submit("t", ["--help"], after=[d.id])
+    assert store.work(max_parallel=3) == 4
+    jobs = {j.id: j for j in store.list()}
+    assert jobs[a.id].status == jobs[b.id].status == jobs[c.id].status == "done"
+    assert jobs[c.id].started >= jobs[a.id].finished
+    assert jobs[b.id].started <= jobs[a.id].finished  # a and b overlapped
+    assert jobs[d.id].status == "failed"
+    assert jobs[e.id].status == "failed" and "did not finish" in jobs[e.id].error
+    assert jobs[e.id].started is None

@@ -3,7 +3,6 @@ an existing folder by accident, whatever --overwrite says."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 
@@ -12,16 +11,12 @@ import pytest
 from analytics.paths import OutputPathError, check_output_dir, check_output_path
 from analytics.workspace import Workspace
 from dashboard.cli import main
+from tests.conftest import tree_digest
 from tests.dashboard.test_hostile_cli import assert_one_line_error, run_main
 
 
 def fingerprint(path):
-    """Every file under `path` with its size and content hash (the workspace's identity)."""
-    out = {}
-    for p in sorted(path.rglob("*")):
-        if p.is_file() and ".tmp" not in p.relative_to(path).parts:
-            out[str(p.relative_to(path))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return tree_digest(path)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,8 @@ def forbidden_targets(ws_path, tmp):
 
 
 NAMES = [
-    "the workspace", "the database", "inside the workspace", "the backups folder",
+    "the workspace", "the catalog", "the workspace file", "inside the workspace",
+    "the backups folder",
     "the exports folder itself", "a folder holding the workspace", "an existing file",
     "a non-empty folder without --overwrite", "the workspace via a relative path",
 ]  # fmt: skip

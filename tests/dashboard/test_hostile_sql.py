@@ -20,7 +20,7 @@ def _files(path):
     return sorted(
         (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
         for p in path.rglob("*")
-        if p.is_file() and ".tmp" not in p.parts
+        if p.is_file() and ".tmp" not in p.parts and not p.name.startswith("catalog.sqlite-")
     )
 
 
@@ -55,13 +55,13 @@ def test_wide_rows_under_the_memory_limit_are_cut_at_the_byte_cap(demo_workspace
 
 def test_in_process_byte_cap(demo_workspace):
     df, truncated = run_query(
-        demo_workspace.cursor(),
+        demo_workspace.user_cursor(),
         "SELECT i, repeat('x', 100000) AS s FROM range(500) t(i)",
         max_bytes=2 * 1024**2,
         user=True,
     )
     assert truncated and df.attrs["truncated"] == "bytes" and 10 <= len(df) <= 21
-    df, truncated = run_query(demo_workspace.cursor(), "SELECT * FROM range(50)", max_rows=10)
+    df, truncated = run_query(demo_workspace.user_cursor(), "SELECT * FROM range(50)", max_rows=10)
     assert truncated and df.attrs["truncated"] == "rows" and len(df) == 10
 
 
@@ -99,12 +99,12 @@ def test_server_settings_and_paths_are_refused(demo_workspace, sql):
     with pytest.raises(QueryRefused, match="Refused"):
         check_user_sql(sql)
     with pytest.raises(QueryRefused):
-        run_query(demo_workspace.cursor(), sql, user=True)
+        run_query(demo_workspace.user_cursor(), sql, user=True)
 
 
 def test_catalog_of_tables_is_still_allowed(demo_workspace):
     df, _ = run_query(
-        demo_workspace.cursor(),
+        demo_workspace.user_cursor(),
         "SELECT table_name FROM duckdb_tables() WHERE table_name = 'documents'",
         user=True,
     )
@@ -121,7 +121,7 @@ def test_catalog_of_tables_is_still_allowed(demo_workspace):
 )
 def test_duckdb_errors_in_user_sql_are_one_line_query_errors(demo_workspace, sql, wanted):
     for call in (
-        lambda: run_query(demo_workspace.cursor(), sql, user=True),
+        lambda: run_query(demo_workspace.user_cursor(), sql, user=True),
         lambda: run_user_query(demo_workspace.path, sql),
     ):
         with pytest.raises(QueryError, match=wanted) as info:
