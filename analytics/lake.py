@@ -68,10 +68,12 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def configure_remote(con: duckdb.DuckDBPyConnection) -> None:
-    """Load httpfs and create secrets from the environment (see the module docstring)."""
+def configure_remote(con: duckdb.DuckDBPyConnection, *, scope: str | None = None) -> None:
+    """Load httpfs and create secrets from the environment (see the module docstring).
+    `scope` limits the secrets to one prefix (the locked reader's lake data path)."""
     load_extension(con, "httpfs")
     env = os.environ
+    scoped = f", SCOPE {_lit(scope)}" if scope else ""
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if key and secret:
         opts = [f"KEY_ID {_lit(key)}", f"SECRET {_lit(secret)}"]
@@ -88,16 +90,18 @@ def configure_remote(con: duckdb.DuckDBPyConnection) -> None:
                 "URL_STYLE 'path'",
                 f"USE_SSL {'true' if u.scheme == 'https' else 'false'}",
             ]
-        con.execute(f"CREATE OR REPLACE SECRET mixscope_s3 (TYPE s3, {', '.join(opts)})")
+        con.execute(f"CREATE OR REPLACE SECRET mixscope_s3 (TYPE s3, {', '.join(opts)}{scoped})")
     gkey, gsecret = env.get("GCS_ACCESS_KEY_ID"), env.get("GCS_SECRET_ACCESS_KEY")
     if gkey and gsecret:
         con.execute(
             f"CREATE OR REPLACE SECRET mixscope_gcs (TYPE gcs, KEY_ID {_lit(gkey)}, "
-            f"SECRET {_lit(gsecret)})"
+            f"SECRET {_lit(gsecret)}{scoped})"
         )
     if env.get("HF_TOKEN"):
         token = _lit(env["HF_TOKEN"])
-        con.execute(f"CREATE OR REPLACE SECRET mixscope_hf (TYPE huggingface, TOKEN {token})")
+        con.execute(
+            f"CREATE OR REPLACE SECRET mixscope_hf (TYPE huggingface, TOKEN {token}{scoped})"
+        )
 
 
 def postgres_dsn(url: str) -> str:

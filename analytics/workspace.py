@@ -94,7 +94,7 @@ class Snapshot:
     ):
         con = duckdb.connect(":memory:")
         try:
-            ws._attach(con, read_only=True, snapshot=at)
+            ws._attach(con, read_only=True, snapshot=at, scoped=locked)
             con.execute(f"SET threads={int(threads)}")
             con.execute("SET memory_limit=?", [memory_limit])
             if locked:
@@ -271,11 +271,13 @@ class Workspace:
         snapshot: int | None = None,
         alias: str = ALIAS,
         use: bool = True,
+        scoped: bool = False,
     ) -> None:
+        """ATTACH the lake. `scoped`: object-store credentials only for the lake's prefix."""
         load_extension(con, "ducklake")
         load_extension(con, "sqlite_scanner" if self.uses_sqlite else "postgres_scanner")
         if is_remote(self.data_path):
-            configure_remote(con)
+            configure_remote(con, scope=self.data_path if scoped else None)
         opts = [f"DATA_PATH {_lit(self.data_path)}"]
         if not is_remote(self.data_path):
             # a local lake lives inside the workspace directory: keep it relocatable

@@ -136,3 +136,23 @@ def test_postgres_catalog_refuses_a_password_in_the_url(tmp_path):
 
     with pytest.raises(WorkspaceError, match="PGPASSWORD"):
         Workspace.open(tmp_path / "ws", create=True, catalog="postgresql://u:secret@127.0.0.1:1/db")
+
+
+def test_lake_data_on_s3(s3, tmp_path):
+    """--data s3://bucket/prefix/: the lake's Parquet files live on the object store."""
+    client, bucket = s3
+    src = tmp_path / "docs.parquet"
+    DOCS.to_parquet(src)
+    ws = Workspace.open(tmp_path / "ws", create=True, data=f"s3://{bucket}/lake/")
+    ingest(ws, [str(src)], source="web", copy_text=True)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert any(k.startswith("lake/main/documents/") and k.endswith(".parquet") for k in keys)
+    assert not (tmp_path / "ws" / "data").exists()
+    cur = ws.cursor()
+    assert scalar(cur, "SELECT count(*) FROM documents") == 40
+    assert fetch_texts(cur, ["w7"]) == {"w7": DOCS.text[7]}
+    # the locked reader of user SQL reads the lake's own files there, and nothing else
+    want = int(DOCS.url.str.len().sum())
+    assert scalar(ws.user_cursor(), "SELECT sum(length(url)) FROM documents") == want
+    with pytest.raises(Exception, match="(?i)permission|disabled"):
+        ws.user_cursor().execute(f"SELECT * FROM read_parquet('s3://{bucket}/other.parquet')")
