@@ -104,6 +104,7 @@ def main() -> None:
         error = None if rc == 0 else "see the terminal that ran it"
         raise
     finally:
+        os.environ.pop(JOB_ENV, None)  # (main may run in-process, as in tests)
         store.finish_cli(job.id, rc, error)
 
 

@@ -319,7 +319,7 @@ def test_bench_parquet_roundtrip(bench, tiny_demo, tmp_path) -> None:
 
 
 def test_demo_ships_an_eval_set_whose_copied_items_match_and_novel_ones_do_not(
-    demo_workspace, tmp_path
+    demo_workspace_copy, tmp_path
 ):
     """The Contamination page's first-visit content: the shipped eval set scanned as the
     demo's queued job does it (the real CLI), 16 copied passages found, 10 novel ones not."""
@@ -333,7 +333,7 @@ def test_demo_ships_an_eval_set_whose_copied_items_match_and_novel_ones_do_not(
     items = [json.loads(line) for line in DEMO_EVAL.read_text().splitlines()]
     copied = [i for i, it in enumerate(items) if it["id"].startswith("copied-")]
     assert len(copied) == 16 and len(items) == 26
-    ws = demo_workspace
+    ws = demo_workspace_copy
     job_id = queue_demo_contamination(ws, start_worker=False)
     assert job_id and queue_demo_contamination(ws, start_worker=False) == job_id  # queued once
     job = JobStore(ws.path).get(job_id)

@@ -12,7 +12,7 @@ from analytics.query import check_user_sql, run_query, run_user_query
 BOMBS = [
     "SELECT i, repeat('x', 10000000) AS s FROM range(150) t(i)",  # 150 rows x 10 MB
     "SELECT list(repeat('y', 1000)) FROM range(3000000)",  # one huge list
-    "SELECT string_agg(text, '') FROM documents, range(40)",
+    "SELECT string_agg(repeat(doc_id, 200), '') FROM documents, range(40)",
 ]
 
 

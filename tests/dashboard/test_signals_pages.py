@@ -180,7 +180,7 @@ def test_explore_viewer_shows_the_documents_own_signals(open_app, signals_ws):
 def test_explore_viewer_highlights_the_text_term_escaped(open_app, signals_ws):
     doc = scalar(
         signals_ws,
-        "SELECT min(doc_id) FROM documents WHERE contains(text, '<') AND contains(text, '>')",
+        "SELECT min(doc_id) FROM document_text WHERE contains(text, '<') AND contains(text, '>')",
     )
     assert doc, "the fixture has a document with markup characters"
     at = open_app(signals_ws, "explore", doc="syn/a", q="COMMITTEE")
