@@ -44,6 +44,7 @@ import duckdb
 from analytics import __version__
 from analytics.db import one, scalar
 from analytics.errors import WorkspaceError
+from analytics.jobs import _alive as alive
 from analytics.lake import configure_remote, is_remote, load_extension, postgres_dsn
 from analytics.migrations import LATEST_VERSION, MIGRATIONS, statements
 
@@ -541,7 +542,7 @@ class Workspace:
                 pid = int(m.name.split(".")[-1])
             except ValueError:
                 continue
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not alive(pid):
                 dead.append(m)
         if dead and self.uses_sqlite:
             con.execute(f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)")
@@ -623,12 +624,3 @@ def _tell_waiting(holder: dict) -> None:
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
