@@ -24,6 +24,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,14 @@ class JobStore:
         return job
 
     def finish_cli(self, job_id: str, rc: int, error: str | None = None) -> None:
+        """Close a terminal command's record. A user mistake caught before any work started
+        (exit 2 with no progress reported: bad option, missing file) leaves no record
+        behind, so the workspace is as it was; one caught mid-run is listed as failed."""
+        if rc == 2 and not (self._dir(job_id) / "progress.json").exists():
+            shutil.rmtree(self._dir(job_id), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.root.rmdir()  # only if no other job is there
+            return
         status = "done" if rc == 0 else ("cancelled" if rc == 130 else "failed")
         self._update(job_id, status=status, finished=_now(), returncode=rc, error=error)
 

@@ -30,5 +30,13 @@ def test_a_terminal_ingest_is_recorded_with_its_outcome(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 2
-    failed = [j for j in JobStore(ws).list() if j.status == "failed"]
-    assert len(failed) == 1 and failed[0].returncode == 2
+    assert [j.id for j in JobStore(ws).list()] == [job.id]  # a mistake leaves no record
+    src.write_text(src.read_text() + "{not json\n")
+    mid = subprocess.run(
+        [sys.executable, "-m", "dashboard.cli", "ingest", str(src), "--source", "t",
+         "--workspace", str(ws)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert mid.returncode == 2 and "line 6" in mid.stderr, mid.stderr
+    # the file is checked before any work starts: a mistake, not a failed job
+    assert [j.id for j in JobStore(ws).list()] == [job.id]
