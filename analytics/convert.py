@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from analytics.db import table_exists
 from analytics.errors import WorkspaceError
 from analytics.ingest.formats import LEN_BUCKET_SQL
 from analytics.migrations import LATEST_VERSION
@@ -125,10 +126,7 @@ def convert_single_file(path, *, progress: Progress | None = None) -> ConvertRep
 
 
 def _copy_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'ws' AND table_name = ?",
-        [table],
-    ).fetchone()[0]
+    exists = table_exists(con, table, database="ws")
     if table == "documents":
         con.execute("INSERT INTO documents BY NAME SELECT * EXCLUDE (text) FROM old.documents")
         con.execute("INSERT INTO texts SELECT doc_id, text FROM old.documents")

@@ -19,3 +19,26 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Non
     """The first column of the first row of `sql`, or None."""
     row = one(con, sql, params)
     return row[0] if row else None
+
+
+def table_exists(
+    con: duckdb.DuckDBPyConnection, table: str, *, database: str | None = None
+) -> bool:
+    """True when `table` (or a view of that name) exists in `database` (default: the
+    connection's current database; temporary tables do not count).
+
+    A zero-row probe of the qualified name: over a DuckLake catalog this costs a few
+    milliseconds, where listing `duckdb_tables()` or `information_schema` walks every
+    attached catalog (60-90 ms on a workspace). A failed probe does not abort an open
+    transaction."""
+    db = database or scalar(con, "SELECT current_database()")
+    name = ".".join(_quote(p) for p in (db, "main", table))
+    try:
+        con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        return False
+    return True
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

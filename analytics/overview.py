@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from analytics.db import table_exists
 from analytics.errors import MixscopeError
 from analytics.filters import DocFilter
 from analytics.query import run_query
@@ -32,11 +33,7 @@ def facet_only(flt: DocFilter) -> bool:
 
 
 def _has_rollup(cur: duckdb.DuckDBPyConnection) -> bool:
-    rows = cur.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND table_name = 'doc_rollup'"
-    ).fetchall()
-    return bool(rows[0][0])
+    return table_exists(cur, "doc_rollup")
 
 
 def _rollup(cur: duckdb.DuckDBPyConnection, flt: DocFilter) -> bool:

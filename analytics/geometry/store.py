@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from analytics.db import one, scalar
+from analytics.db import one, scalar, table_exists
 
 from .checkpoints import Checkpoint, checkpoint_fingerprint, discover_checkpoints, require_tokenizer
 from .errors import ArchitectureError, CheckpointError, GeometryInputError, ProbeError
@@ -68,13 +68,7 @@ def ensure_schema(con: Any) -> None:
 
 def has_tables(con: Any, *tables: str) -> bool:
     """True when every named table exists in the connection's current database."""
-    names = {
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-    }
-    return all(t in names for t in tables)
+    return all(table_exists(con, t) for t in tables)
 
 
 def config_id(probe: str, params: Mapping[str, Any]) -> str:

@@ -50,6 +50,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from analytics.db import table_exists
 from analytics.errors import MixscopeError
 from analytics.filters import Condition, DocFilter, register_condition
 
@@ -213,22 +214,13 @@ def selection_id(doc_ids: Sequence[str] | pa.Array | Iterable[str]) -> str:
     return h.hexdigest()[:SELECTION_ID_CHARS]
 
 
-def _table_exists(cur: duckdb.DuckDBPyConnection, table: str) -> bool:
-    rows = cur.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-        "AND database_name = current_database()",
-        [table],
-    ).fetchall()
-    return bool(rows and rows[0][0])
-
-
 def selection_info(cur: duckdb.DuckDBPyConnection, sid: str) -> dict[str, Any] | None:
     """{selection_id, n_docs, origin, created_at} of a stored (or kept) selection, or None."""
     kept = kept_selection(str(sid))
     if kept is not None:
         return {"selection_id": sid, "n_docs": len(kept), "origin": {"kept": True},
                 "created_at": None}  # fmt: skip
-    if not _HEX_ID.match(str(sid)) or not _table_exists(cur, "selections"):
+    if not _HEX_ID.match(str(sid)) or not table_exists(cur, "selections"):
         return None
     rows = cur.execute(
         "SELECT selection_id, n_docs, origin, created_at FROM selections WHERE selection_id = ?",
@@ -246,7 +238,7 @@ def selection_doc_ids(cur: duckdb.DuckDBPyConnection, sid: str) -> list[str]:
     kept = kept_selection(str(sid))
     if kept is not None:
         return list(kept)
-    if not _HEX_ID.match(str(sid)) or not _table_exists(cur, "selection_docs"):
+    if not _HEX_ID.match(str(sid)) or not table_exists(cur, "selection_docs"):
         return []
     rows = cur.execute(
         "SELECT doc_id FROM selection_docs WHERE selection_id = ? ORDER BY doc_id", [sid]

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.db import table_exists
+
 from .errors import SelectionError, StrategyInputError
 from .manifest import Manifest, Order, build_manifest, build_phase
 from .plan import plan_table
@@ -89,21 +91,13 @@ def as_where(flt: Any) -> Where | None:
 # ----------------------------------------------------------------------------- derived values
 
 
-def _table_exists(con: Any, table: str) -> bool:
-    try:
-        table_columns(con, table)
-    except SelectionError:
-        return False
-    return True
-
-
 def latest_map_id(con: Any) -> str | None:
     """The map whose clusters ``cluster`` refers to: the newest in ``maps`` (else any in
     ``doc_clusters``); None when no map was computed."""
-    if not _table_exists(con, "doc_clusters"):
+    if not table_exists(con, "doc_clusters"):
         return None
     rows: list[tuple] = []
-    if _table_exists(con, "maps"):
+    if table_exists(con, "maps"):
         rows = con.execute(
             "SELECT map_id FROM maps WHERE map_id IN (SELECT DISTINCT map_id FROM doc_clusters) "
             "ORDER BY created_at DESC NULLS LAST, map_id DESC LIMIT 1"

@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analytics.db import table_exists
 from analytics.signals.base import Signal, SignalError
 from analytics.signals.registry import resolve_signals, signal_names
 from analytics.signals.store import (
@@ -33,7 +34,6 @@ from analytics.signals.store import (
     insert_arrow,
     query_reader,
     sub_cursor,
-    table_exists,
     update_catalog,
 )
 

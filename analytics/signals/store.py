@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analytics.db import table_exists
 from analytics.signals.base import Signal, SignalError, canonical_json
 from analytics.signals.registry import SIGNALS, signal_names
 from analytics.signals.schema import CATALOG_DDL, signal_ddl
@@ -75,13 +76,6 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, signals: list[Signal]) -> None
     for sig in signals:
         for sql in signal_ddl(type(sig)):
             con.execute(sql)
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    rows = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]
-    ).fetchall()
-    return bool(rows and rows[0][0])
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, version: str, data: pa.Table) -> int:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 import typer
 from rich.table import Table
 
+from analytics.db import table_exists
 from analytics.errors import MixscopeError
 from analytics.paths import check_output_dir, check_output_path, is_empty_dir
 from analytics.workspace import Workspace
@@ -90,11 +91,7 @@ def load_ref(ref: str, workspace: Path | None):
 
 
 def _has_mixtures_table(cur) -> bool:
-    rows = cur.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mixtures' "
-        "AND table_catalog = current_database()"
-    ).fetchall()
-    return bool(rows and rows[0][0])
+    return table_exists(cur, "mixtures")
 
 
 def parse_value(text: str) -> Any:

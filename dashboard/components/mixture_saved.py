@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from analytics.db import table_exists
 from analytics.errors import MixscopeError
 from analytics.filters import DocFilter
 from analytics.mixture import (
@@ -75,11 +76,7 @@ class Draft:
 
 
 def _has_table(cur) -> bool:
-    rows = cur.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'mixtures' "
-        "AND table_catalog = current_database()"
-    ).fetchall()
-    return bool(rows[0][0])
+    return table_exists(cur, "mixtures")
 
 
 def saved_list(cur) -> pd.DataFrame:

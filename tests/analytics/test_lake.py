@@ -123,3 +123,18 @@ def test_workspace_is_relocatable(tmp_path):
     os.rename(tmp_path / "a", tmp_path / "b")
     moved = Workspace.open(tmp_path / "b")
     assert fetch_texts(moved.cursor(), ["d1"]) == {"d1": DOCS[1]["text"]}
+
+
+def test_table_exists_sees_lake_tables_not_temp_ones_and_keeps_the_transaction(tmp_path):
+    from analytics.db import table_exists
+
+    ws = Workspace.open(tmp_path / "ws", create=True)
+    with ws.write(job="t") as con:
+        assert table_exists(con, "documents")
+        assert not table_exists(con, "no_such_table")
+        assert not table_exists(con, 'odd"name')
+        con.execute("CREATE TEMP TABLE scratch AS SELECT 1 AS x")
+        assert not table_exists(con, "scratch")  # temporary tables do not count
+        con.execute("CREATE TABLE kept AS SELECT 1 AS x")  # the failed probes did not abort
+    cur = ws.cursor()
+    assert table_exists(cur, "kept") and not table_exists(cur, "scratch")
