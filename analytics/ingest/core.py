@@ -215,6 +215,10 @@ def ingest(
             "filename AS _file",
             f"{row_expr} AS _frow",
             f"{_q(text_field)} AS text",
+            f"strlen({_q(text_field)}) AS n_bytes",
+            f"length({_q(text_field)}) AS n_chars",
+            # blank: nothing but whitespace (anchored, so it stops at the first other char)
+            f"regexp_full_match({_q(text_field)}, '\\s*') AS _blank",
             f"{col('id')} AS given_id",
             f"{id_expr} AS doc_id",
         ]
@@ -256,14 +260,7 @@ def ingest(
             con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
         except duckdb.Error as exc:
             raise _reader_error(exc, files, fmt) from exc
-        _validate_stage(con, fields, fmt, files)
-
-        n_read, n_empty, n_unique = one(
-            con,
-            """SELECT count(*), count(*) FILTER (WHERE length(trim(text)) = 0),
-                      count(DISTINCT doc_id) FILTER (WHERE length(trim(text)) > 0)
-               FROM temp._stage""",
-        )
+        n_read, n_empty, n_unique = _validate_stage(con, fields, fmt, files)
         if progress:
             progress("read", n_read, n_read)
             progress("dedupe", 0, n_read)
@@ -271,12 +268,12 @@ def ingest(
         # One row per doc id (its first occurrence); the window only runs when the input
         # really holds duplicates. Then keep the ids the workspace does not have yet.
         if not has_dups:
-            keep = "SELECT rowid AS _row, doc_id FROM temp._stage WHERE length(trim(text)) > 0"
+            keep = "SELECT rowid AS _row, doc_id FROM temp._stage WHERE NOT _blank"
         else:
             keep = """SELECT _row, doc_id FROM (
                           SELECT rowid AS _row, doc_id,
                                  row_number() OVER (PARTITION BY doc_id ORDER BY rowid) AS rn
-                          FROM temp._stage WHERE length(trim(text)) > 0)
+                          FROM temp._stage WHERE NOT _blank)
                       WHERE rn = 1"""
         con.execute(
             f"CREATE TEMP TABLE _new AS SELECT k._row FROM ({keep}) k "
@@ -338,7 +335,7 @@ def ingest(
             con.execute(
                 """CREATE TEMP TABLE _ins AS
                    SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title,
-                          strlen(n.text) AS n_bytes, length(n.text) AS n_chars,
+                          n.n_bytes, n.n_chars,
                           t.n_tokens, n.metadata, ? AS ingest_id, f.file_id, n._frow
                    FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row
                    JOIN ingest_files f ON f.uri = n._file AND f.ingest_id = ?
@@ -402,21 +399,37 @@ def ingest(
 
 def _validate_stage(
     con: duckdb.DuckDBPyConnection, fields: dict, fmt: str | None, files: list[Path]
-) -> None:
-    n = scalar(con, "SELECT count(*) FROM temp._stage")
+) -> tuple[int, int, int]:
+    """Check the staged rows; return (read, blank, distinct ids among the non-blank).
+
+    One aggregate pass counts every problem; only a problem found is then located (which
+    file, which line) by a second, targeted query."""
+    bad_date = (
+        "date IS NULL AND _raw_date IS NOT NULL AND trim(_raw_date) <> ''"
+        if fields["date"]
+        else "false"
+    )
+    n, n_blank, n_unique, no_text, no_id, n_ids, no_source, n_bad_date = one(
+        con,
+        f"""SELECT count(*), count(*) FILTER (WHERE _blank),
+                   count(DISTINCT doc_id) FILTER (WHERE NOT _blank),
+                   count(*) FILTER (WHERE text IS NULL), count(*) FILTER (WHERE given_id IS NULL),
+                   count(DISTINCT given_id), count(*) FILTER (WHERE source IS NULL),
+                   count(*) FILTER (WHERE {bad_date})
+            FROM temp._stage""",
+    )
     if n == 0:
         where = files[0] if len(files) == 1 else "the input"
         raise IngestError(f"{where}: holds no documents.")
-    row = one(con, "SELECT _file FROM temp._stage WHERE text IS NULL LIMIT 1")
-    if row:
+    if no_text:
+        row = one(con, "SELECT _file FROM temp._stage WHERE text IS NULL LIMIT 1")
         raise IngestError(_missing_message(_as_path(row[0]), fields["text"], fmt, "text"))
     if fields["id"]:
-        row = one(con, "SELECT _file FROM temp._stage WHERE given_id IS NULL LIMIT 1")
-        if row:
+        if no_id:
+            row = one(con, "SELECT _file FROM temp._stage WHERE given_id IS NULL LIMIT 1")
             raise IngestError(_missing_message(_as_path(row[0]), fields["id"], fmt, "id"))
-        distinct, total = one(con, "SELECT count(DISTINCT given_id), count(*) FROM temp._stage")
         row = None
-        if distinct < total:  # only then can an id carry two different texts
+        if n_ids < n:  # only then can an id carry two different texts
             row = one(
                 con,
                 """SELECT given_id, count(*), min(_file), max(_file) FROM temp._stage
@@ -427,21 +440,16 @@ def _validate_stage(
                 f"{row[2]}: id {row[0]!r} (field {fields['id']!r}) appears {row[1]} times "
                 "with different texts; ids must be unique."
             )
-    if fields["source"]:
+    if fields["source"] and no_source:
         row = one(con, "SELECT _file FROM temp._stage WHERE source IS NULL LIMIT 1")
-        if row:
-            raise IngestError(_missing_message(_as_path(row[0]), fields["source"], fmt, "source"))
-    if fields["date"]:
-        row = one(
-            con,
-            "SELECT _file, _raw_date FROM temp._stage WHERE date IS NULL AND _raw_date IS NOT NULL "
-            "AND trim(_raw_date) <> '' LIMIT 1",
+        raise IngestError(_missing_message(_as_path(row[0]), fields["source"], fmt, "source"))
+    if n_bad_date:
+        row = one(con, f"SELECT _file, _raw_date FROM temp._stage WHERE {bad_date} LIMIT 1")
+        raise IngestError(
+            f"{row[0]}: field {fields['date']!r} holds {row[1]!r}, which is not a date; "
+            "expected ISO dates (YYYY-MM-DD) or timestamps."
         )
-        if row:
-            raise IngestError(
-                f"{row[0]}: field {fields['date']!r} holds {row[1]!r}, which is not a date; "
-                "expected ISO dates (YYYY-MM-DD) or timestamps."
-            )
+    return int(n), int(n_blank), int(n_unique)
 
 
 def _missing_message(path: Path, name: str, fmt: str | None, role: str) -> str:
