@@ -170,7 +170,10 @@ def dsir_select(
             "buckets": int(buckets),
             "ngrams": int(ngrams),
             "eps": DSIR_EPS,
-            "sampling": "gumbel top-k" if sampling == "gumbel" else "top-k (no noise)",
+            "sampling": sampling,
+            "resampling": "Gumbel top-k without replacement, to a token budget"
+            if sampling == "gumbel"
+            else "top-k by log weight (no noise), to a token budget",
             "seed": int(seed),
             "requested_budget": int(budget),
             "min_words": int(min_words),
