@@ -207,6 +207,36 @@ def show_cmd(
                 f"{g.epochs:.3f}{warn}",
             )
         console.print(table)
+    _show_runs(ref, workspace)
+
+
+def _show_runs(ref: str, workspace: Path | None) -> None:
+    """The runs linked to a saved mixture version (lineage), under `mix show`."""
+    from analytics.mixture.lineage import resolve, runs_of
+
+    if _is_file_ref(ref):
+        return
+    name, version = parse_ref(ref)
+    cur = Workspace.open(workspace).cursor()
+    with user_errors():
+        v = resolve(cur, name, version)
+    runs = runs_of(cur, name, v)
+    if runs.empty:
+        console.print(
+            f"runs trained on {name}@{v}: none linked (`mixscope checkpoints add RUN PATH "
+            f"--mixture {name}@{v}`)"
+        )
+        return
+    table = Table("run", "kind", "checkpoints", "path", "linked", title=f"runs on {name}@{v}")
+    for r in runs.itertuples(index=False):
+        table.add_row(
+            r.run,
+            r.kind,
+            str(int(r.checkpoints)),
+            r.checkpoint_path or "",
+            str(r.linked_at)[:19],
+        )
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------- create
