@@ -58,9 +58,13 @@ def test_features_equal_reference_get_ngram_counts():
         "The cat sat on the mat. The CAT sat!",
         "def f(x):\n    return x ** 2  # square",
         "Ünïcödé wörds, ça va? 日本語 テキスト",
+        "a² + b² = c²; x₁ ½ Ⅳ ٣ ﬁ İstanbul ß",  # characters where regex and re differ
         "",
         "a",
     ]
+    # and a slice of every demo source (18 scripts and styles), cut to 2,000 characters
+    df = pd.read_parquet(DEMO, columns=["text", "source"])
+    texts += df.groupby("source").head(12)["text"].str.slice(0, 2000).tolist()
     for buckets in (10_000, 97):
         for n in (1, 2, 3):
             ours = hashed_ngram_features(texts, buckets=buckets, ngrams=n, per_document=True)

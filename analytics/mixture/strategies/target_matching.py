@@ -23,11 +23,11 @@ resampling) is :mod:`analytics.mixture.strategies.dsir`, built on
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import regex
 
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights, check_tokens, normalise
@@ -36,9 +36,12 @@ from ._registry import register_strategy
 
 DEFAULT_BUCKETS = 10_000
 DEFAULT_NGRAMS = 2
-#: NLTK's WordPunctTokenizer pattern (RegexpTokenizer flags UNICODE | MULTILINE | DOTALL)
+#: NLTK's WordPunctTokenizer pattern (RegexpTokenizer flags UNICODE | MULTILINE | DOTALL),
+#: compiled like NLTK (>= 3.9) compiles it: with the ``regex`` engine, whose ``\w`` is
+#: Unicode's word class (stdlib ``re`` also counts e.g. "²" as a word character, so
+#: tokens would differ on such text)
 TOKEN_PATTERN = r"\w+|[^\w\s]+"
-_TOKEN_RE = re.compile(TOKEN_PATTERN, re.UNICODE | re.MULTILINE | re.DOTALL)
+_TOKEN_RE = regex.compile(TOKEN_PATTERN, regex.UNICODE | regex.MULTILINE | regex.DOTALL)
 #: the reference's log-ratio epsilon: log(p_target + 1e-8) - log(q_raw + 1e-8)
 DSIR_EPS = 1e-8
 _MEMO_MAX = 2_000_000
