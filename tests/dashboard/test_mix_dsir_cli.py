@@ -137,3 +137,34 @@ def test_dsir_bad_input_is_one_line_exit_2(demo_workspace_copy, tmp_path):
         assert msg in r.stderr, (extra, r.stderr)
     listed = json.loads(mixscope("mix", "list", "--json", ws=ws.path).stdout)
     assert not [x for x in listed if x["name"] == "bad"]
+
+
+def test_dsir_from_the_mixtures_page_runs_as_a_job(demo_workspace_copy, tmp_path, monkeypatch):
+    import time
+
+    from analytics.jobs import JobStore
+    from analytics.mixture import load_mixture
+    from tests.dashboard.test_mix_page import open_page
+
+    ws = demo_workspace_copy
+    target = _target(tmp_path, ws)
+    at = open_page(ws.path, monkeypatch, src=SOURCES)
+    at.text_input(key="mx_dsir_path").input(str(target)).run()
+    at.text_input(key="mx_dsir_name").input("page-dsir").run()
+    at.number_input(key="mx_dsir_budget").set_value(30_000).run()
+    at.number_input(key="mx_dsir_seed").set_value(5).run()
+    at.button(key="mx_dsir_go").click().run()
+    assert not at.exception and "Queued job" in at.success[-1].value
+    store = JobStore(ws.path)
+    for _ in range(900):
+        job = store.list()[0]
+        if job.status in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert job.status == "done", store.log(job.id)
+    assert job.args[:5] == ["mix", "create", "page-dsir", "--strategy", "dsir"]
+    m = load_mixture(ws.cursor(), "page-dsir", 1)
+    p = m.phases[0].groups[0].method.params
+    assert p["seed"] == 5 and p["requested_budget"] == 30_000
+    assert p["filter"] == {"src": SOURCES}
+    assert p["target"]["sha256"] == hashlib.sha256(target.read_bytes()).hexdigest()
