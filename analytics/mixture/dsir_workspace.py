@@ -168,6 +168,15 @@ def dsir_from_workspace(
     ).fetchone()
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise StrategyInputError(f"budget: expected a positive number of tokens, got {budget!r}")
+    for field, value, low in (
+        ("min_words", min_words, 0),
+        ("buckets", buckets, 2),
+        ("ngrams", ngrams, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise StrategyInputError(f"{field}: expected an integer >= {low}, got {value!r}")
+    if sampling not in ("gumbel", "top_k"):
+        raise StrategyInputError(f"sampling: expected 'gumbel' or 'top_k', got {sampling!r}")
     if budget > int(pool):
         raise StrategyInputError(
             f"budget: {budget:,} tokens is more than the {int(pool):,} tokens of the candidate "

@@ -130,6 +130,7 @@ def test_dsir_bad_input_is_one_line_exit_2(demo_workspace_copy, tmp_path):
         (["--target", str(target), "--budget", str(10**13)], "more than"),
         (["--target", str(target), "--budget", "1000", "--group-by", "source"], "--group-by"),
         (["--target", str(target), "--budget", "1000", "--append-to", "nope@3"], "nope"),
+        (["--target", str(target), "--budget", "1000", "--min-words", "-1"], "min_words"),
     ]
     for extra, msg in cases:
         r = mixscope("mix", "create", "bad", "--strategy", "dsir", *extra, ws=ws.path)
