@@ -306,6 +306,85 @@ def create_dsir_manifest(
     )
 
 
+def add_dsir_group(
+    con: Any,
+    base: Manifest,
+    res: MixtureWeights,
+    *,
+    phase: str,
+    weight: float,
+    flt: Any = None,
+    locator_template: str | None = "{group}",
+) -> Manifest:
+    """``base`` with the DSIR selection ``res`` added as one more group of its phase
+    ``phase``, taking ``weight`` of that phase's budget; the other groups keep their relative
+    weights (scaled by 1 - ``weight``), and every target-token and epoch figure is re-planned
+    (:func:`plan_table`). A selected document may also belong to another group of the phase:
+    it is then drawn by both (DSIR upsamples on-target documents)."""
+    from .builder import lake_snapshot_id, locators_for
+
+    if not isinstance(weight, (int, float)) or not 0 < float(weight) < 1:
+        raise StrategyInputError(f"dsir weight: expected a number in (0, 1), got {weight!r}")
+    names = [p.name for p in base.phases]
+    if phase not in names:
+        raise StrategyInputError(f"phase: {phase!r} is not a phase of the base; it has {names}")
+    snap = snapshot_hash(con)
+    if base.corpus_snapshot_hash != snap:
+        raise StrategyInputError(
+            "append: the base mixture was made on another corpus snapshot; re-create it "
+            "on the current corpus first"
+        )
+    (gid,) = list(res)
+    ph = base.phases[names.index(phase)]
+    if any(g.id == gid for g in ph.groups):
+        raise StrategyInputError(f"phase {phase!r} already has a group {gid!r}")
+    sel, stats = dsir_selection(con, list(res.extras["selection"]["doc_id"]), flt=flt)
+    w = float(weight)
+    tokens = {g.id: g.tokens for g in ph.groups} | {gid: stats["tokens"]}
+    docs = {g.id: g.documents for g in ph.groups} | {gid: stats["documents"]}
+    weights = {g.id: g.weight * (1 - w) for g in ph.groups} | {gid: w}
+    caps_e = {g.id: g.caps.max_epochs for g in ph.groups} | {gid: None}
+    caps_f = {g.id: g.caps.max_fraction for g in ph.groups} | {gid: None}
+    plan = plan_table(
+        tokens, docs, weights, ph.budget_tokens, max_epochs=caps_e, max_fraction=caps_f
+    ).set_index("group")
+    groups = []
+    for g in ph.groups:
+        row = plan.loc[g.id]
+        groups.append(
+            g.model_dump(mode="json")
+            | {
+                "weight": float(row["weight"]),
+                "target_tokens": int(row["target_tokens"]),
+                "epochs": float(row["epochs"]),
+            }
+        )
+    row = plan.loc[gid]
+    groups.append(
+        {
+            "id": gid,
+            "locators": locators_for([gid], locator_template).get(gid, []),
+            "documents": int(stats["documents"]),
+            "tokens": int(stats["tokens"]),
+            "selection": sel.model_dump(mode="json"),
+            "weight": float(row["weight"]),
+            "target_tokens": int(row["target_tokens"]),
+            "epochs": float(row["epochs"]),
+            "caps": {},
+            "method": res.method_block(),
+        }
+    )
+    new = ph.model_dump(mode="json") | {"groups": groups}
+    phases = [new if p.name == phase else p.model_dump(mode="json") for p in base.phases]
+    return build_manifest(
+        phases=phases,
+        tokenizer=base.tokenizer,
+        seed=base.seed,
+        corpus_snapshot_hash=snap,
+        corpus_snapshot_id=lake_snapshot_id(con),
+    )
+
+
 def dsir_groups(manifest: Manifest) -> list[tuple[str, Any]]:
     """``(phase name, group)`` of every DSIR group of ``manifest``."""
     return [(p.name, g) for p in manifest.phases for g in p.groups if g.method.name == "dsir"]
@@ -397,6 +476,7 @@ def selection_log_weights(res: MixtureWeights) -> pd.DataFrame:
 __all__ = [
     "DSIR_SQL",
     "TargetTexts",
+    "add_dsir_group",
     "candidate_features",
     "create_dsir_manifest",
     "dsir_from_workspace",

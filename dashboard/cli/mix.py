@@ -327,6 +327,8 @@ def dsir_create(
     min_words: int,
     buckets: int,
     append_to: str | None,
+    into_phase: str | None,
+    dsir_weight: float | None,
     phase_name: str,
     locator_template: str,
     note: str | None,
@@ -345,6 +347,10 @@ def dsir_create(
         raise MixscopeError(
             "--group-by: --strategy dsir selects documents, not groups; leave --group-by out"
         )
+    if (into_phase is None) != (dsir_weight is None):
+        raise MixscopeError("--into-phase and --dsir-weight: give both (or neither)")
+    if into_phase is not None and append_to is None:
+        raise MixscopeError("--into-phase: needs --append-to NAME@VERSION (the base mixture)")
     cur = ws.cursor()
     with user_errors():
         flt = filter_from_url(where_from_url)
@@ -356,10 +362,16 @@ def dsir_create(
                 cur, flt, target=tgt, budget=budget, seed=seed, buckets=buckets,
                 min_words=min_words, group=f"dsir:{Path(tgt.path).stem}"[:128], progress=cb,
             )  # fmt: skip
-        manifest = dw.create_dsir_manifest(
-            cur, res, flt=flt, seed=seed, phase_name=phase,
-            locator_template=locator_template, base=base,
-        )  # fmt: skip
+        if into_phase is not None:
+            manifest = dw.add_dsir_group(
+                cur, base, res, phase=into_phase, weight=float(dsir_weight), flt=flt,
+                locator_template=locator_template,
+            )  # fmt: skip
+        else:
+            manifest = dw.create_dsir_manifest(
+                cur, res, flt=flt, seed=seed, phase_name=phase,
+                locator_template=locator_template, base=base,
+            )  # fmt: skip
         if out is not None:
             out = check_output_path(out, workspaces=[ws.path], kind="file")
             write_manifest(manifest, out)
@@ -371,7 +383,13 @@ def dsir_create(
         f"{d['selected_documents']:,} of {d['eligible']:,} documents "
         f"({d['selected_tokens']:,} tokens for a {budget:,}-token budget) like "
         f"{tgt.path} (sha256 {tgt.sha256[:12]}), seed {seed}, {buckets} buckets"
-        + (f", phase {phase!r} after {append_to}" if append_to else "")
+        + (
+            f", as a group of phase {into_phase!r} of {append_to} (weight {dsir_weight:g})"
+            if into_phase
+            else f", phase {phase!r} after {append_to}"
+            if append_to
+            else ""
+        )
     )
     top = sorted(d["selected_tokens_by_source"].items(), key=lambda kv: -kv[1])[:5]
     console.print(
@@ -455,6 +473,22 @@ def create_cmd(
             "(NAME@VERSION) instead of as a mixture of its own.",
         ),
     ] = None,
+    into_phase: Annotated[
+        str | None,
+        typer.Option(
+            "--into-phase",
+            help="dsir with --append-to: add the selection as one more group of this phase "
+            "of the base mixture (with --dsir-weight) instead of as a new phase.",
+        ),
+    ] = None,
+    dsir_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--dsir-weight",
+            help="dsir with --into-phase: the DSIR group's share of the phase budget (0-1); "
+            "the other groups keep their relative weights.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the manifest to this .yaml/.json.")
     ] = None,
@@ -469,13 +503,16 @@ def create_cmd(
     if strategy == "dsir":
         dsir_create(
             ws, name, budget=budget, target=target, where_from_url=where_from_url, seed=seed,
-            min_words=min_words, buckets=buckets, append_to=append_to, phase_name=phase_name,
+            min_words=min_words, buckets=buckets, append_to=append_to, into_phase=into_phase,
+            dsir_weight=dsir_weight, phase_name=phase_name,
             locator_template=locator_template, note=note, out=out, workspace=workspace,
             group_by=group_by,
         )  # fmt: skip
         return
-    if target is not None or append_to is not None:
-        raise MixscopeError("--target/--append-to: only with --strategy dsir")
+    if any(x is not None for x in (target, append_to, into_phase, dsir_weight)):
+        raise MixscopeError(
+            "--target/--append-to/--into-phase/--dsir-weight: only with --strategy dsir"
+        )
     if group_by is None:
         raise MixscopeError("--group-by: required (what to mix over: source, domain, ...)")
     with user_errors():
@@ -795,6 +832,7 @@ def _reproduce_dsir(ws: Workspace, m, target: list[str] | None) -> None:
             rows = dw.reproduce_dsir(con, m, targets=overrides, progress=cb)
     for r in rows.itertuples(index=False):
         console.print(
-            f"[green]re-selected[/green] DSIR phase {r.phase!r}: the same {r.documents:,} "
+            f"[green]re-selected[/green] DSIR group {r.group!r} of phase {r.phase!r}: the same "
+            f"{r.documents:,} "
             f"documents from {r.target} (seed and target hash as recorded)"
         )

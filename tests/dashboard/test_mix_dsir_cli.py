@@ -9,6 +9,8 @@ import hashlib
 import json
 import re
 
+import pytest
+
 from tests.dashboard.test_cli import mixscope
 
 SOURCES = "python-doc,fortunes-en,austen"
@@ -116,6 +118,25 @@ def test_dsir_create_reproduce_materialize(demo_workspace_copy, tmp_path):
     assert [p["name"] for p in m2["phases"]] == ["main", "anneal"]
     assert m2["phases"][1]["groups"][0]["method"]["name"] == "dsir"
     assert mixscope("mix", "reproduce", "two-phase", ws=ws.path).returncode == 0
+
+    # ... or as one more group of base's phase, taking 25% of its budget
+    r = mixscope(
+        "mix", "create", "in-group", "--strategy", "dsir", "--target", str(moved),
+        "--budget", "20000", "--append-to", "base@1", "--into-phase", "main",
+        "--dsir-weight", "0.25", "--where-from-url", f"src={SOURCES}", ws=ws.path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    base = json.loads(mixscope("mix", "show", "base@1", "--format", "json", ws=ws.path).stdout)
+    m3 = json.loads(mixscope("mix", "show", "in-group", "--format", "json", ws=ws.path).stdout)
+    (ph3,) = m3["phases"]
+    got = {g["id"]: g for g in ph3["groups"]}
+    dsir_id = next(k for k, g in got.items() if g["method"]["name"] == "dsir")
+    assert got[dsir_id]["weight"] == pytest.approx(0.25)
+    for g in base["phases"][0]["groups"]:
+        assert got[g["id"]]["weight"] == pytest.approx(0.75 * g["weight"])
+    assert sum(g["target_tokens"] for g in got.values()) == ph3["budget_tokens"] == 50_000
+    r = mixscope("mix", "reproduce", "in-group", ws=ws.path)
+    assert r.returncode == 0 and "re-selected" in r.stderr, r.stderr
 
 
 def test_dsir_bad_input_is_one_line_exit_2(demo_workspace_copy, tmp_path):
