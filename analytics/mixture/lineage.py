@@ -7,7 +7,7 @@ a note and free-form JSON ``metrics``. A run can be linked to several mixture ve
 multi-stage training) and a version to many runs.
 
 The API other code calls (e.g. a proxy swarm registering its runs), all inside a
-``ws.write(...)`` transaction::
+``ws.write(job=...)`` transaction::
 
     from analytics.mixture.lineage import link_run
     link_run(con, "web-mix", 2, "proxy-07", kind="proxy", metrics={"bpb/python-doc": 1.21})
