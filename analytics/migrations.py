@@ -61,6 +61,11 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
         "corpus maps: maps, doc_clusters, cluster_labels, selections",
         lambda: schema_of("analytics.maps.schema")() + schema_of("analytics.maps.filtering")(),
     ),
+    (
+        6,
+        "mixture lineage: runs and checkpoints trained on each mixture version",
+        schema_of("analytics.mixture.lineage"),
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

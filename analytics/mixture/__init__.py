@@ -59,6 +59,7 @@ from .store import diff_manifests, list_mixtures, load_mixture, save_mixture
 from .strategies import (
     STRATEGIES,
     dsir_log_importance,
+    dsir_select,
     fit_mixing_law,
     fit_regmix,
     hashed_ngram_features,
@@ -85,6 +86,7 @@ __all__ = [
     "unimax_weights",
     "hashed_ngram_features",
     "dsir_log_importance",
+    "dsir_select",
     "kl_divergence",
     "target_matching_weights",
     "quality_diversity_sampling",

@@ -16,6 +16,7 @@ from dashboard.components.geometry_jobs import (
     demo_series_box,
     follow_geometry_jobs,
 )
+from dashboard.components.geometry_mixtures import compare_by_mixture
 from dashboard.components.geometry_select import url_select
 from dashboard.components.text import md
 
@@ -359,3 +360,6 @@ with tab_info:
     regs = state.cached(views.run_checkpoints, run=run)
     with st.expander("Registered checkpoints"):
         st.dataframe(regs, hide_index=True, width="stretch", key="geo_regs")
+
+st.divider()
+compare_by_mixture()

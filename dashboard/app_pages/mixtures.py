@@ -5,6 +5,7 @@ import streamlit as st
 from analytics.mixture import builder as mb
 from dashboard import state
 from dashboard.components import (
+    mixture_dsir,
     mixture_export,
     mixture_groups,
     mixture_phase,
@@ -42,6 +43,8 @@ if counts is not None:
     if phases is not None:
         draft = mixture_saved.Draft(flt=flt, group_by=group_by, phases=phases, seed=int(seed))
 
+mixture_dsir.dsir_panel(flt)
+
 st.divider()
 mixture_saved.save_panel(draft)
 mixture_export.export_panel(draft)
@@ -49,3 +52,4 @@ saved_ref = st.session_state.get("mx_loaded_ref") if opened or st.query_params.g
 mixture_export.materialize_panel(saved_ref)
 st.divider()
 mixture_saved.library_panel(opened)
+mixture_dsir.runs_panel(opened[0] if opened else None)

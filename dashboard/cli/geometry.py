@@ -68,14 +68,25 @@ def checkpoints_add(
         Path | None,
         typer.Option(help="Read the tokenizer from here (when checkpoints don't hold one)."),
     ] = None,
+    mixture: Annotated[
+        str | None,
+        typer.Option(
+            "--mixture",
+            help="The saved mixture the run was trained on, NAME@VERSION (lineage: `mix show` "
+            "and the Mixtures page list the run).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Register checkpoints under RUN (adding to an existing run merges; idempotent)."""
     from analytics.geometry.store import add_run
 
     ws = Workspace.open(workspace)
+    if mixture is not None:
+        _check_mixture(ws, mixture)  # before any checkpoint is read
     with ws.write(job=f"checkpoints add {run}") as con:
         df = add_run(con, run, paths, tokenizer=tokenizer)
+        linked = _link(con, mixture, run, paths) if mixture is not None else None
     table = Table("checkpoint", "step", "tokens (B)", "model", "hidden", "layers", "path")
     for r in df.to_dict(orient="records"):
         table.add_row(
@@ -98,6 +109,64 @@ def checkpoints_add(
         f"[green]run {run}[/green]: {len(df)} checkpoint(s) registered. Next: "
         f"`mixscope geometry {run}`"
     )
+    if linked:
+        console.print(f"linked run {run} to mixture {linked} (trained on it)")
+
+
+def _check_mixture(ws: Workspace, ref: str) -> str:
+    """``NAME@VERSION`` of a saved mixture version, or one-line error (exit 2)."""
+    from analytics.mixture import MixtureError
+    from analytics.mixture.lineage import parse_ref, resolve
+
+    try:
+        name, version = parse_ref(ref)
+        return f"{name}@{resolve(ws.cursor(), name, version)}"
+    except MixtureError as exc:
+        raise MixscopeError(f"--mixture: {exc}") from None
+
+
+def _link(con, ref: str, run: str, paths: list[str], *, kind: str = "trained") -> str:
+    from analytics.mixture import MixtureError
+    from analytics.mixture.lineage import link_run, parse_ref
+
+    try:
+        name, version = parse_ref(ref)
+        v = link_run(
+            con, name, version, run, kind=kind, checkpoint_path=", ".join(map(str, paths)) or None
+        )
+    except MixtureError as exc:
+        raise MixscopeError(f"--mixture: {exc}") from None
+    return f"{name}@{v}"
+
+
+@checkpoints_app.command("link")
+def checkpoints_link(
+    run: Annotated[str, typer.Argument(help="Run name (registered or not, e.g. a proxy run).")],
+    mixture: Annotated[
+        str, typer.Option("--mixture", help="The saved mixture it was trained on: NAME@VERSION.")
+    ],
+    kind: Annotated[str, typer.Option(help="trained or proxy.")] = "trained",
+    unlink: Annotated[bool, typer.Option(help="Remove the link instead.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Record (or with --unlink remove) that RUN was trained on mixture NAME@VERSION."""
+    from analytics.mixture.lineage import parse_ref, unlink_run
+
+    ws = Workspace.open(workspace)
+    ref = _check_mixture(ws, mixture)
+    if unlink:
+        name, version = parse_ref(ref)
+        with ws.write(job=f"checkpoints link {run} --unlink") as con:
+            n = unlink_run(con, name, int(version), run)
+        if not n:
+            raise MixscopeError(f"run {run} is not linked to mixture {ref}")
+        console.print(f"unlinked run {run} from mixture {ref}")
+        return
+    if kind not in ("trained", "proxy"):
+        raise MixscopeError(f"--kind: expected trained or proxy, got {kind!r}")
+    with ws.write(job=f"checkpoints link {run}") as con:
+        _link(con, ref, run, [], kind=kind)
+    console.print(f"linked run {run} to mixture {ref} ({kind})")
 
 
 @checkpoints_app.command("list")

@@ -204,6 +204,36 @@ def show_cmd(
                 f"{g.epochs:.3f}{warn}",
             )
         console.print(table)
+    _show_runs(ref, workspace)
+
+
+def _show_runs(ref: str, workspace: Path | None) -> None:
+    """The runs linked to a saved mixture version (lineage), under `mix show`."""
+    from analytics.mixture.lineage import resolve, runs_of
+
+    if _is_file_ref(ref):
+        return
+    name, version = parse_ref(ref)
+    cur = Workspace.open(workspace).cursor()
+    with user_errors():
+        v = resolve(cur, name, version)
+    runs = runs_of(cur, name, v)
+    if runs.empty:
+        console.print(
+            f"runs trained on {name}@{v}: none linked (`mixscope checkpoints add RUN PATH "
+            f"--mixture {name}@{v}`)"
+        )
+        return
+    table = Table("run", "kind", "checkpoints", "path", "linked", title=f"runs on {name}@{v}")
+    for r in runs.itertuples(index=False):
+        table.add_row(
+            r.run,
+            r.kind,
+            str(int(r.checkpoints)),
+            r.checkpoint_path or "",
+            str(r.linked_at)[:19],
+        )
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------- create
@@ -283,24 +313,108 @@ def strategy_weights(
     )
 
 
+def dsir_create(
+    ws: Workspace,
+    name: str,
+    *,
+    budget: int,
+    target: Path | None,
+    where_from_url: str | None,
+    seed: int,
+    min_words: int,
+    buckets: int,
+    append_to: str | None,
+    into_phase: str | None,
+    dsir_weight: float | None,
+    phase_name: str,
+    locator_template: str,
+    note: str | None,
+    out: Path | None,
+    workspace: Path | None,
+    group_by: str | None,
+) -> None:
+    """``mix create NAME --strategy dsir --target FILE --budget TOKENS``: a DSIR selection
+    saved as a mixture (one phase, one group) or appended as a phase to ``--append-to``."""
+    from analytics.mixture import dsir_workspace as dw
+    from analytics.mixture import save_mixture, write_manifest
+
+    if target is None:
+        raise MixscopeError("--target: --strategy dsir needs a file of target texts")
+    if group_by is not None:
+        raise MixscopeError(
+            "--group-by: --strategy dsir selects documents, not groups; leave --group-by out"
+        )
+    if (into_phase is None) != (dsir_weight is None):
+        raise MixscopeError("--into-phase and --dsir-weight: give both (or neither)")
+    if into_phase is not None and append_to is None:
+        raise MixscopeError("--into-phase: needs --append-to NAME@VERSION (the base mixture)")
+    cur = ws.cursor()
+    with user_errors():
+        flt = filter_from_url(where_from_url)
+        tgt = dw.read_target(target)
+        base = load_ref(append_to, workspace) if append_to else None
+        phase = phase_name if append_to or phase_name != "main" else "dsir"
+        with progress_callback() as cb:
+            res = dw.dsir_from_workspace(
+                cur, flt, target=tgt, budget=budget, seed=seed, buckets=buckets,
+                min_words=min_words, group=f"dsir:{Path(tgt.path).stem}"[:128], progress=cb,
+            )  # fmt: skip
+        if into_phase is not None:
+            manifest = dw.add_dsir_group(
+                cur, base, res, phase=into_phase, weight=float(dsir_weight), flt=flt,
+                locator_template=locator_template,
+            )  # fmt: skip
+        else:
+            manifest = dw.create_dsir_manifest(
+                cur, res, flt=flt, seed=seed, phase_name=phase,
+                locator_template=locator_template, base=base,
+            )  # fmt: skip
+        if out is not None:
+            out = check_output_path(out, workspaces=[ws.path], kind="file")
+            write_manifest(manifest, out)
+        with ws.write(job=f"mix create {name}") as con:
+            version = save_mixture(con, name, manifest, note=note)
+    d = res.diagnostics
+    console.print(
+        f"[green]saved[/green] mixture {name}@{version}: DSIR selected "
+        f"{d['selected_documents']:,} of {d['eligible']:,} documents "
+        f"({d['selected_tokens']:,} tokens for a {budget:,}-token budget) like "
+        f"{tgt.path} (sha256 {tgt.sha256[:12]}), seed {seed}, {buckets} buckets"
+        + (
+            f", as a group of phase {into_phase!r} of {append_to} (weight {dsir_weight:g})"
+            if into_phase
+            else f", phase {phase!r} after {append_to}"
+            if append_to
+            else ""
+        )
+    )
+    top = sorted(d["selected_tokens_by_source"].items(), key=lambda kv: -kv[1])[:5]
+    console.print(
+        "selected tokens by source: "
+        + ", ".join(f"{k} {v / max(1, d['selected_tokens']):.0%}" for k, v in top)
+    )
+    if out is not None:
+        console.print(f"manifest written to {out}")
+
+
 @mix_app.command("create")
 def create_cmd(
     name: Annotated[str, typer.Argument(help="Name to save the mixture under (a new version).")],
+    budget: Annotated[int, typer.Option("--budget", help="Token budget of the phase.")],
     group_by: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--group-by",
             help="source, domain, lang, year(date), cluster, a signal column, bin(col, width), "
-            "json(metadata, key) ...",
+            "json(metadata, key) ... (required, except with --strategy dsir)",
         ),
-    ],
-    budget: Annotated[int, typer.Option("--budget", help="Token budget of the phase.")],
+    ] = None,
     strategy: Annotated[
         str,
         typer.Option(
             "--strategy",
             help="natural, uniform, temperature, unimax, manual, target_matching, "
-            "quality_diversity, regmix, mixing_law.",
+            "quality_diversity, regmix, mixing_law, or dsir (select documents like --target).",
         ),
     ] = "natural",
     param: Annotated[
@@ -333,6 +447,45 @@ def create_cmd(
         typer.Option(help="Trainer-side path of each group's data; {group} = the group id."),
     ] = "{group}",
     note: Annotated[str | None, typer.Option(help="A note saved with this version.")] = None,
+    target: Annotated[
+        Path | None,
+        typer.Option(
+            "--target",
+            help="dsir: the target texts (JSONL with a 'text' field, or plain text with "
+            "blank lines between texts).",
+        ),
+    ] = None,
+    min_words: Annotated[
+        int,
+        typer.Option(help="dsir: never select documents with fewer words (reference: 100)."),
+    ] = 100,
+    buckets: Annotated[
+        int, typer.Option(help="dsir: hashed n-gram buckets (reference: 10000).")
+    ] = 10_000,
+    append_to: Annotated[
+        str | None,
+        typer.Option(
+            "--append-to",
+            help="dsir: save the selection as a phase appended to this mixture's phases "
+            "(NAME@VERSION) instead of as a mixture of its own.",
+        ),
+    ] = None,
+    into_phase: Annotated[
+        str | None,
+        typer.Option(
+            "--into-phase",
+            help="dsir with --append-to: add the selection as one more group of this phase "
+            "of the base mixture (with --dsir-weight) instead of as a new phase.",
+        ),
+    ] = None,
+    dsir_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--dsir-weight",
+            help="dsir with --into-phase: the DSIR group's share of the phase budget (0-1); "
+            "the other groups keep their relative weights.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the manifest to this .yaml/.json.")
     ] = None,
@@ -344,6 +497,21 @@ def create_cmd(
 
     ws = Workspace.open(workspace)
     cur = ws.cursor()
+    if strategy == "dsir":
+        dsir_create(
+            ws, name, budget=budget, target=target, where_from_url=where_from_url, seed=seed,
+            min_words=min_words, buckets=buckets, append_to=append_to, into_phase=into_phase,
+            dsir_weight=dsir_weight, phase_name=phase_name,
+            locator_template=locator_template, note=note, out=out, workspace=workspace,
+            group_by=group_by,
+        )  # fmt: skip
+        return
+    if any(x is not None for x in (target, append_to, into_phase, dsir_weight)):
+        raise MixscopeError(
+            "--target/--append-to/--into-phase/--dsir-weight: only with --strategy dsir"
+        )
+    if group_by is None:
+        raise MixscopeError("--group-by: required (what to mix over: source, domain, ...)")
     with user_errors():
         flt = filter_from_url(where_from_url)
         b.check_group_by(cur, group_by)
@@ -576,6 +744,14 @@ def reproduce_cmd(
             "report, per group, what would change.",
         ),
     ] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target",
+            help="DSIR phases: PHASE=FILE (or FILE for every DSIR phase) when the target file "
+            "is no longer at the path the manifest records.",
+        ),
+    ] = None,
 ) -> None:
     """Recompute every group's selection on the manifest's snapshot (time travel) and check
     it matches the manifest's hashes."""
@@ -614,3 +790,46 @@ def reproduce_cmd(
     )
     for u in report.unverified:
         console.print(f"[yellow]unverified[/yellow] {u}: no selection recorded")
+    _reproduce_dsir(ws, m, target)
+
+
+def _reproduce_dsir(ws: Workspace, m, target: list[str] | None) -> None:
+    """Re-run the DSIR phases of ``m`` from their target files on the manifest's snapshot."""
+    from analytics.mixture import dsir_workspace as dw
+
+    groups = dw.dsir_groups(m)
+    if not groups:
+        if target:
+            raise MixscopeError("--target: the mixture has no DSIR phase")
+        return
+    overrides: dict[str, str] = {}
+    for item in target or []:
+        phase, sep, path = item.partition("=")
+        if sep:
+            overrides[phase] = path
+        else:
+            overrides.update({p: item for p, _ in groups})
+    missing = [
+        (p, g)
+        for p, g in groups
+        if p not in overrides
+        and not Path(str(g.method.params.get("target", {}).get("path"))).is_file()
+    ]
+    if missing:
+        for p, g in missing:
+            console.print(
+                f"[yellow]not re-run[/yellow] DSIR of phase {p!r}: target file "
+                f"{g.method.params.get('target', {}).get('path')} not found (pass --target "
+                f"{p}=FILE); its documents were checked by their hash above"
+            )
+        return
+    with user_errors():
+        con = ws.snapshot(at=m.corpus_snapshot_id).cursor()
+        with progress_callback() as cb:
+            rows = dw.reproduce_dsir(con, m, targets=overrides, progress=cb)
+    for r in rows.itertuples(index=False):
+        console.print(
+            f"[green]re-selected[/green] DSIR group {r.group!r} of phase {r.phase!r}: the same "
+            f"{r.documents:,} "
+            f"documents from {r.target} (seed and target hash as recorded)"
+        )

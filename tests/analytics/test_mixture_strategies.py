@@ -38,6 +38,7 @@ def test_registry_has_every_strategy():
         "quality_diversity",
         "regmix",
         "mixing_law",
+        "dsir",
     }
     assert STRATEGIES.get("unimax") is unimax_weights
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):
@@ -186,11 +187,14 @@ def test_target_matching_recovers_known_weights():
 def test_dsir_log_importance_by_hand():
     from analytics.mixture import dsir_log_importance
 
-    # 2 buckets, smoothing 1: p_target = (3+1, 0+1)/5 = (.8, .2); q_raw = (1+1, 1+1)/4 = (.5, .5)
-    # doc counts (2, 1): 2 ln(.8/.5) + 1 ln(.2/.5)
+    # 2 buckets, as data-selection does: p_target = (3, 0)/3 = (1, 0); q_raw = (1, 1)/2;
+    # log ratio per bucket = log(p + 1e-8) - log(q + 1e-8)
+    # doc counts (2, 1): 2 * that of bucket 0 + 1 * that of bucket 1
+    e = 1e-8
+    r0, r1 = math.log(1 + e) - math.log(0.5 + e), math.log(e) - math.log(0.5 + e)
     got = dsir_log_importance(np.array([[2, 1], [0, 3]]), [3, 0], [1, 1])
-    assert got[0] == pytest.approx(2 * math.log(1.6) + math.log(0.4))
-    assert got[1] == pytest.approx(3 * math.log(0.4))
+    assert got[0] == pytest.approx(2 * r0 + r1)
+    assert got[1] == pytest.approx(3 * r1)
     sparse = hashed_ngram_features(["alpha beta", "gamma"], per_document=True)
     assert dsir_log_importance(sparse, np.ones(10_000), np.ones(10_000)) == pytest.approx(
         [0.0, 0.0]

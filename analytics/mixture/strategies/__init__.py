@@ -7,6 +7,7 @@ weight summing to 1, on a **token** basis, with ``method``/``params``/``diagnost
 from __future__ import annotations
 
 from ._registry import STRATEGIES, register_strategy
+from .dsir import dsir_select, gumbel_top_k_budget
 from .mixing_law import fit_mixing_law
 from .natural import natural_weights
 from .quality_diversity import quality_diversity_sampling, quality_diversity_weights
@@ -30,6 +31,8 @@ __all__ = [
     "unimax_weights",
     "hashed_ngram_features",
     "dsir_log_importance",
+    "dsir_select",
+    "gumbel_top_k_budget",
     "kl_divergence",
     "target_matching_weights",
     "quality_diversity_sampling",

@@ -1,8 +1,12 @@
 """Target matching on hashed n-gram distributions (DSIR-style, Xie et al. 2023).
 
-Features: lower-cased word unigrams and bigrams hashed into ``buckets`` (default 10,000)
-with scikit-learn's ``HashingVectorizer`` (signed 32-bit MurmurHash3, ``abs(h) % buckets``,
-no alternate sign), so counts are stable across processes and machines.
+Features (:func:`hashed_ngram_features`) are exactly those of the reference implementation,
+the ``data-selection`` package's ``HashedNgramDSIR`` (``get_ngram_counts``): the text is
+lower-cased and split by NLTK's ``WordPunctTokenizer`` (regex ``\\w+|[^\\w\\s]+``); every
+word and every run of 2..``ngrams`` adjacent words joined by one space is hashed with
+``int(sha256(utf-8).hexdigest(), 16) % buckets`` (default 10,000 buckets). SHA-256 makes the
+counts stable across processes, machines and Python versions; mixscope hashes each distinct
+n-gram once (a bounded memo) and builds a sparse matrix instead of hashing every occurrence.
 
 Group-level matching: with q_g the (smoothed) bucket distribution of group g and p the
 target's bucket distribution, find w on the simplex minimising
@@ -10,14 +14,20 @@ KL(p || sum_g w_g q_g) = sum_b p_b log(p_b / m_b). The problem is convex in w; i
 maximum-likelihood estimate of mixture proportions with fixed components, solved here by the
 EM / multiplicative update w_g <- w_g * sum_b q_gb p_b / m_b, which never increases the KL
 and keeps w on the simplex.
+
+Document-level selection (true DSIR: per-document importance weights and Gumbel top-k
+resampling) is :mod:`analytics.mixture.strategies.dsir`, built on
+:func:`dsir_log_importance` below.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import regex
 
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights, check_tokens, normalise
@@ -25,25 +35,56 @@ from analytics.mixture.weights import MixtureWeights, check_tokens, normalise
 from ._registry import register_strategy
 
 DEFAULT_BUCKETS = 10_000
-TOKEN_PATTERN = r"(?u)\b\w+\b"
+DEFAULT_NGRAMS = 2
+#: NLTK's WordPunctTokenizer pattern (RegexpTokenizer flags UNICODE | MULTILINE | DOTALL),
+#: compiled like NLTK (>= 3.9) compiles it: with the ``regex`` engine, whose ``\w`` is
+#: Unicode's word class (stdlib ``re`` also counts e.g. "²" as a word character, so
+#: tokens would differ on such text)
+TOKEN_PATTERN = r"\w+|[^\w\s]+"
+_TOKEN_RE = regex.compile(TOKEN_PATTERN, regex.UNICODE | regex.MULTILINE | regex.DOTALL)
+#: the reference's log-ratio epsilon: log(p_target + 1e-8) - log(q_raw + 1e-8)
+DSIR_EPS = 1e-8
+_MEMO_MAX = 2_000_000
 
 
-def _vectorizer(buckets: int):
-    try:
-        from sklearn.feature_extraction.text import HashingVectorizer
-    except ImportError as exc:  # pragma: no cover - sklearn is a core dependency
-        raise ImportError(
-            "hashed_ngram_features needs scikit-learn: pip install scikit-learn"
-        ) from exc
-    return HashingVectorizer(
-        n_features=buckets,
-        ngram_range=(1, 2),
-        lowercase=True,
-        token_pattern=TOKEN_PATTERN,
-        alternate_sign=False,
-        norm=None,
-        dtype=np.float64,
-    )
+class _BucketMemo(dict):
+    """n-gram -> bucket, computing ``int(sha256(ngram).hexdigest(), 16) % buckets`` once."""
+
+    def __init__(self, buckets: int) -> None:
+        super().__init__()
+        self.buckets = buckets
+
+    def __missing__(self, key: str) -> int:
+        b = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest(), "big") % self.buckets
+        self[key] = b
+        return b
+
+
+_MEMOS: dict[int, _BucketMemo] = {}
+
+
+def _memo(buckets: int) -> _BucketMemo:
+    m = _MEMOS.get(buckets)
+    if m is None or len(m) > _MEMO_MAX:
+        m = _MEMOS[buckets] = _BucketMemo(buckets)
+    return m
+
+
+def ngram_bucket(ngram: str, buckets: int = DEFAULT_BUCKETS) -> int:
+    """The bucket of one n-gram (words joined by one space), as the reference hashes it."""
+    return int(hashlib.sha256(ngram.encode("utf-8")).hexdigest(), 16) % int(buckets)
+
+
+def wordpunct_tokens(text: str) -> list[str]:
+    """The reference's tokens of ``text``: WordPunctTokenizer of the lower-cased text."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def _ngrams(words: list[str], n: int) -> list[str]:
+    out = list(words)
+    for i in range(2, n + 1):
+        out += [" ".join(words[j : j + i]) for j in range(len(words) - i + 1)]
+    return out
 
 
 def hashed_ngram_features(
@@ -51,27 +92,49 @@ def hashed_ngram_features(
     *,
     buckets: int = DEFAULT_BUCKETS,
     per_document: bool = False,
+    ngrams: int = DEFAULT_NGRAMS,
 ) -> Any:
-    """Hashed unigram+bigram counts of ``texts``.
+    """Hashed n-gram counts of ``texts``, featurised exactly as ``data-selection`` does.
 
-    Tokens are runs of word characters (regex ``\\b\\w+\\b``) of the lower-cased text; every
-    unigram and every adjacent-pair bigram is hashed into ``buckets`` bins.
+    Tokens: ``WordPunctTokenizer`` (``\\w+|[^\\w\\s]+``) of the lower-cased text; every
+    unigram and every 2..``ngrams``-gram (words joined by one space) is hashed with SHA-256
+    into ``buckets`` bins (see the module docstring).
 
     Returns a 1-D ``int64`` array of length ``buckets`` summed over all texts, or with
     ``per_document=True`` a ``scipy.sparse.csr_matrix`` (n_texts x buckets) of counts.
     """
-    if not isinstance(buckets, (int, np.integer)) or buckets < 2:
+    import scipy.sparse as sp
+
+    if isinstance(buckets, bool) or not isinstance(buckets, (int, np.integer)) or buckets < 2:
         raise StrategyInputError(f"buckets: expected an integer >= 2, got {buckets!r}")
+    if isinstance(ngrams, bool) or not isinstance(ngrams, (int, np.integer)) or ngrams < 1:
+        raise StrategyInputError(f"ngrams: expected an integer >= 1, got {ngrams!r}")
     if isinstance(texts, str):
         raise StrategyInputError("texts: expected an iterable of strings, got a single string")
-    texts = list(texts)
+    memo = _memo(int(buckets))
+    get = memo.__getitem__
+    indptr = [0]
+    indices: list[int] = []
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise StrategyInputError(f"texts[{i}]: expected a string, got {type(t).__name__}")
-    mat = _vectorizer(int(buckets)).transform(texts).astype(np.int64)
-    if per_document:
-        return mat.tocsr()
-    return np.asarray(mat.sum(axis=0)).ravel().astype(np.int64)
+        words = _TOKEN_RE.findall(t.lower())
+        grams = (
+            words + [a + " " + b for a, b in zip(words, words[1:])]
+            if ngrams == 2
+            else (_ngrams(words, int(ngrams)))
+        )
+        indices.extend(map(get, grams))
+        indptr.append(len(indices))
+    idx = np.asarray(indices, dtype=np.int64)
+    if not per_document:
+        return np.bincount(idx, minlength=int(buckets)).astype(np.int64)
+    mat = sp.csr_matrix(
+        (np.ones(len(idx), dtype=np.int64), idx, np.asarray(indptr, dtype=np.int64)),
+        shape=(len(indptr) - 1, int(buckets)),
+    )
+    mat.sum_duplicates()
+    return mat
 
 
 def _as_counts(x: Any, *, name: str, length: int | None = None) -> np.ndarray:
@@ -109,24 +172,23 @@ def dsir_log_importance(
     target_features: Any,
     raw_features: Any,
     *,
-    smoothing: float = 1.0,
+    eps: float = DSIR_EPS,
 ) -> np.ndarray:
-    """DSIR log importance weight of each document.
+    """DSIR log importance weight of each document, as ``HashedNgramDSIR`` computes it.
 
-    log w(x) = sum_b count_b(x) [log p_target(b) - log q_raw(b)], with p_target and q_raw the
-    bucket distributions of the target and raw (candidate pool) features after additive
-    ``smoothing`` (default 1, so no bucket has probability 0). ``doc_features``: the
-    (n_docs x buckets) counts of :func:`hashed_ngram_features` with ``per_document=True``
-    (sparse or dense). Returns a float64 array of length n_docs; sampling documents with
-    probability proportional to exp(log w) (e.g. Gumbel top-k) is DSIR's resampling step.
+    log w(x) = sum_b count_b(x) [log(p_target(b) + eps) - log(q_raw(b) + eps)], with p_target
+    and q_raw the bucket counts of the target and of the raw (candidate pool) texts divided
+    by their totals, and ``eps`` = 1e-8 as in the reference (``fit_importance_estimator``).
+    ``doc_features``: the (n_docs x buckets) counts of :func:`hashed_ngram_features` with
+    ``per_document=True`` (sparse or dense). Returns a float64 array of length n_docs;
+    sampling documents with probability proportional to exp(log w) (Gumbel top-k) is
+    DSIR's resampling step.
     """
     target = _as_counts(target_features, name="target_features")
     raw = _as_counts(raw_features, name="raw_features", length=target.shape[0])
-    if not np.isfinite(smoothing) or smoothing <= 0:
-        raise StrategyInputError(f"smoothing: expected a finite number > 0, got {smoothing!r}")
-    p = (target + smoothing) / (target + smoothing).sum()
-    q = (raw + smoothing) / (raw + smoothing).sum()
-    diff = np.log(p) - np.log(q)
+    if not np.isfinite(eps) or eps <= 0:
+        raise StrategyInputError(f"eps: expected a finite number > 0, got {eps!r}")
+    diff = np.log(target / target.sum() + eps) - np.log(raw / raw.sum() + eps)
     if getattr(doc_features, "shape", (0, 0))[-1] != target.shape[0]:
         raise StrategyInputError(
             f"doc_features: expected {target.shape[0]} buckets per document, "
