@@ -139,7 +139,12 @@ def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def current_versions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """name -> most recently computed version, for registered signals with a table."""
+    """name -> most recently computed version, for registered signals with a table.
+
+    Registers the workspace's external signals (imported, classifiers) first."""
+    from analytics.signals.external import sync_external
+
+    sync_external(con)
     cat = catalog(con)
     out: dict[str, str] = {}
     signal_names()

@@ -135,6 +135,9 @@ def run(
                 progress=lambda stage, d, t: None if stage == "scan" else cb(stage, d, t),
                 finalize=True,
             )
+            from analytics.signals.external import record_run
+
+            record_run(con, {s.name: s.version for s in signals}, computed, seconds, n_jobs=jobs)
     except KeyboardInterrupt:
         console.print(
             f"[red]interrupted[/red]: {done:,} documents scored before the last checkpoint "
@@ -351,3 +354,6 @@ def concepts(
     if out is not None:
         counts.to_csv(out, index=False)
         console.print(f"counts written to {out}")
+
+
+from dashboard.cli import signals_external  # noqa: E402,F401  (signals import/classify/throughput)
