@@ -11,7 +11,11 @@ from pathlib import Path
 
 TRAIN = [
     ("The theorem is proved by induction on the number of vertices of the graph.", 4.0, "science"),
-    ("Photosynthesis converts light energy into chemical energy stored in glucose.", 4.5, "science"),
+    (
+        "Photosynthesis converts light energy into chemical energy stored in glucose.",
+        4.5,
+        "science",
+    ),
     ("Students learn the causes of the French Revolution and its consequences.", 3.5, "history"),
     ("The empire collapsed after a century of wars, famine and plague.", 3.0, "history"),
     ("lol click here for free coupons!!! best deals buy now", 0.0, "spam"),

@@ -94,13 +94,13 @@ def make_class(name: str, origin: str, definition: dict[str, Any]) -> type[Exter
         from analytics.signals.classifier import ClassifierSignal
 
         base = ClassifierSignal
-    cols = tuple(Column(c["name"], c["type"], c.get("description", "")) for c in definition["columns"])
+    cols = tuple(
+        Column(c["name"], c["type"], c.get("description", "")) for c in definition["columns"]
+    )
     what = definition.get("provenance", {}).get("source") or definition.get("params", {}).get(
         "model", ""
     )
-    desc = (
-        f"imported from {what}" if origin == "import" else f"classifier outputs of {what}"
-    )
+    desc = f"imported from {what}" if origin == "import" else f"classifier outputs of {what}"
     return type(
         f"External_{name}",
         (base,),
@@ -227,7 +227,9 @@ def define(
     definition = {
         "version": version,
         "origin": origin,
-        "columns": [{"name": c.name, "type": c.type, "description": c.description} for c in columns],
+        "columns": [
+            {"name": c.name, "type": c.type, "description": c.description} for c in columns
+        ],
         "params": json.loads(canonical_json(params)),
         "provenance": json.loads(canonical_json(provenance)),
     }

@@ -238,15 +238,11 @@ def _scalar_columns(
         ).fetchall()
         if not typ or not str(typ[0][0]).startswith("STRUCT"):
             return _json_columns(con)
-        fields = con.execute(
-            "SELECT unnest(struct_keys(metadata)) FROM _sig_import LIMIT 1"
-        ).fetchall()
+        fields = con.execute("SELECT struct_keys(metadata) FROM _sig_import LIMIT 1").fetchall()
         rows = []
-        for (f,) in fields:
-            t = con.execute(
-                f"SELECT typeof(metadata.{_q(f)}) FROM _sig_import LIMIT 1"
-            ).fetchall()[0][0]
-            rows.append((f, t))
+        for f in fields[0][0] if fields else []:
+            t = con.execute(f"SELECT typeof(metadata.{_q(f)}) FROM _sig_import LIMIT 1")
+            rows.append((f, t.fetchall()[0][0]))
     else:
         rows = con.execute(
             "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = "
@@ -255,7 +251,7 @@ def _scalar_columns(
     for f, t in rows:
         if f in skip or f == "_line":
             continue
-        kind = _SCALAR.get(str(t).upper())
+        kind = _SCALAR.get(str(t).upper()) or ("DOUBLE" if str(t).startswith("DECIMAL") else None)
         if kind is None:
             continue
         src = f"metadata.{_q(f)}" if prefix else _q(f)
@@ -438,11 +434,12 @@ def import_signal(
             + ", ".join(sorted(present - {"_line", "v"}))
         )
     nulls = con.execute(
-        f"SELECT min(_line) FROM _sig_import WHERE "
-        + " OR ".join(f"{_q(k)} IS NULL" for k in keys)
+        "SELECT min(_line) FROM _sig_import WHERE " + " OR ".join(f"{_q(k)} IS NULL" for k in keys)
     ).fetchall()[0][0]
     if nulls is not None:
-        raise ImportError_(f"{_where(path, nulls, kind)}: the key field {'/'.join(keys)} is missing")
+        raise ImportError_(
+            f"{_where(path, nulls, kind)}: the key field {'/'.join(keys)} is missing"
+        )
 
     if format in _SPAN_FIELD:
         specs = _span_columns(con, path, format, reduce)

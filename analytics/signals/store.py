@@ -129,7 +129,13 @@ def update_catalog(con: duckdb.DuckDBPyConnection, sig: Signal) -> int:
 
 
 def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The catalog (empty frame when no signal was ever computed)."""
+    """The catalog (empty frame when no signal was ever computed).
+
+    Registers the workspace's external signals (imported, classifiers) first, so every
+    reader of the catalog sees them in the registry."""
+    from analytics.signals.external import sync_external
+
+    sync_external(con)
     if not table_exists(con, "signals_catalog"):
         return pd.DataFrame(columns=["name", "version", "params", "computed_at", "n_docs"])
     return con.execute(
@@ -139,12 +145,7 @@ def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def current_versions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """name -> most recently computed version, for registered signals with a table.
-
-    Registers the workspace's external signals (imported, classifiers) first."""
-    from analytics.signals.external import sync_external
-
-    sync_external(con)
+    """name -> most recently computed version, for registered signals with a table."""
     cat = catalog(con)
     out: dict[str, str] = {}
     signal_names()

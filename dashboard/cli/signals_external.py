@@ -19,7 +19,9 @@ from dashboard.cli.signals import DEFAULT_CHUNK, signals_app, stdout
 
 @signals_app.command("import")
 def import_cmd(
-    path: Annotated[str, typer.Argument(help="File or glob (local, s3://, gs://, hf://, https://).")],
+    path: Annotated[
+        str, typer.Argument(help="File or glob (local, s3://, gs://, hf://, https://).")
+    ],
     fmt: Annotated[
         str,
         typer.Option(
@@ -30,8 +32,10 @@ def import_cmd(
     ],
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Signal name; its columns are NAME_<field>. Default: the "
-                     "file's base name."),  # fmt: skip
+        typer.Option(
+            "--name",
+            help="Signal name; its columns are NAME_<field>. Default: the file's base name.",
+        ),  # fmt: skip
     ] = None,
     key: Annotated[
         str | None,
@@ -43,13 +47,18 @@ def import_cmd(
     ] = None,
     reduce: Annotated[
         str,
-        typer.Option(help="Spans -> one value per document: weighted (by span length), mean, "
-                     "max, min, sum, first, count."),  # fmt: skip
+        typer.Option(
+            help="Spans -> one value per document: weighted (by span length), mean, "
+            "max, min, sum, first, count."
+        ),  # fmt: skip
     ] = "weighted",
     strict: Annotated[
         bool,
-        typer.Option("--strict", help="Refuse the import when any key matches no document "
-                     "(default: import the matching rows and say how many did not match)."),  # fmt: skip
+        typer.Option(
+            "--strict",
+            help="Refuse the import when any key matches no document "
+            "(default: import the matching rows and say how many did not match).",
+        ),  # fmt: skip
     ] = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Store a new version of an imported signal NAME.")
@@ -90,16 +99,23 @@ def import_cmd(
 def classify_cmd(
     model: Annotated[
         str,
-        typer.Option("--model", help="Hugging Face sequence classifier (local directory or hub "
-                     "id) or fastText .bin/.ftz file."),  # fmt: skip
+        typer.Option(
+            "--model",
+            help="Hugging Face sequence classifier (local directory or hub "
+            "id) or fastText .bin/.ftz file.",
+        ),  # fmt: skip
     ],
-    name: Annotated[str, typer.Option("--name", help="Signal name (columns NAME_score, or "
-                                      "NAME_label + NAME_prob).")],  # fmt: skip
+    name: Annotated[
+        str,
+        typer.Option("--name", help="Signal name (columns NAME_score, or NAME_label + NAME_prob)."),
+    ],  # fmt: skip
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16 (GPU).")] = "float32",
     max_length: Annotated[
-        int | None, typer.Option(help="Truncate texts to this many tokens (default: the "
-                                 "model's limit, at most 512).")  # fmt: skip
+        int | None,
+        typer.Option(
+            help="Truncate texts to this many tokens (default: the model's limit, at most 512)."
+        ),  # fmt: skip
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 32,
     replace: Annotated[
