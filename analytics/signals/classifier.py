@@ -181,7 +181,8 @@ class FastTextClassifier:
         ]
 
     def predict(self, texts: list[str], batch_size: int = 0) -> dict[str, list]:
-        lines = [t.replace("\n", " ").replace("\r", " ") for t in texts]
+        # one line each, ending in a newline, as fastText's own predict() passes them
+        lines = [t.replace("\n", " ").replace("\r", " ") + "\n" for t in texts]
         # the low-level call: fasttext-wheel's `predict` breaks on NumPy 2 (np.array copy=False)
         labels, probs = self.model.f.multilinePredict(lines, 1, 0.0, "strict")
         return {

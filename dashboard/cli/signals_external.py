@@ -128,15 +128,19 @@ def classify_cmd(
 ) -> None:
     """Score every document with a classifier model (FineWeb-Edu style); resumable."""
     from analytics.signals import count_pending, run_signals
-    from analytics.signals.classifier import define_classifier
+    from analytics.signals.classifier import cached_classifier, define_classifier, resolve_device
     from analytics.signals.external import in_own_transaction, record_throughput
 
     if checkpoint_every < 1:
         raise MixscopeError("--checkpoint-every must be at least 1")
     ws = Workspace.open(workspace)
+    # load (and check) the model before taking the workspace's write lock
+    cached_classifier(model, resolve_device(device), dtype, max_length)
     with ws.write(job=f"signals classify {name}: define") as con:
-        sig = define_classifier(con, name=name, model=model, device=device, dtype=dtype,
-                                max_length=max_length, batch_size=batch_size, replace=replace)  # fmt: skip
+        sig = define_classifier(
+            con, name=name, model=model, device=device, dtype=dtype,
+            max_length=max_length, batch_size=batch_size, replace=replace,
+        )  # fmt: skip
     pending = count_pending(ws.cursor(), [sig])
     console.print(f"{pending:,} documents to score with {model} on {type(sig).run_device}")
     done, secs = 0, 0.0
