@@ -87,7 +87,8 @@ def bench_import(ws, tmp: Path, rows: int) -> None:
         print(
             f"import {label}: {n:,} rows ({res.matched:,} matched) in {took:.2f} s = "
             f"{n / took:,.0f} rows/s (of which {res.seconds:.2f} s inside the transaction, the "
-            "rest opening the lake and committing); bare DuckDB read {bare:.2f} s = {n / bare:,.0f} rows/s; "
+            "rest opening the lake and committing); "
+            f"bare DuckDB read {bare:.2f} s = {n / bare:,.0f} rows/s; "
             f"ratio import/bare time = {took / bare:.1f}x (import speed = {bare / took:.2f}x "
             "the bare read, including matching keys, writing the signal and committing)"
         )
@@ -112,8 +113,8 @@ def bench_classifier(ws, tmp: Path, n_docs: int, device: str, dtype: str, batch:
     AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(model_dir)
     dev = resolve_device(device)
     cur = ws.cursor()
-    ids = [r[0] for r in cur.execute(
-        f"SELECT doc_id FROM documents ORDER BY hash(doc_id) LIMIT {n_docs}").fetchall()]  # fmt: skip
+    sql = f"SELECT doc_id FROM documents ORDER BY hash(doc_id) LIMIT {int(n_docs)}"
+    ids = [r[0] for r in cur.execute(sql).fetchall()]
     texts = list(fetch_texts(cur, ids).values())
 
     # raw: tokenizer + model over the same texts, batches of the same size, order as given
