@@ -137,7 +137,8 @@ def run(
             )
             from analytics.signals.external import record_run
 
-            record_run(con, {s.name: s.version for s in signals}, computed, seconds, n_jobs=jobs)
+            spent = {r.name: seconds[r.name] + float(r.seconds) for r in final.itertuples()}
+            record_run(con, {s.name: s.version for s in signals}, computed, spent, n_jobs=jobs)
     except KeyboardInterrupt:
         console.print(
             f"[red]interrupted[/red]: {done:,} documents scored before the last checkpoint "
