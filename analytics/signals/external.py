@@ -154,7 +154,11 @@ def definitions(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
 
 def sync_external(con: duckdb.DuckDBPyConnection) -> None:
     """Make the registry hold exactly the external signals of `con`'s workspace."""
-    defs = definitions(con)
+    register_definitions(definitions(con))
+
+
+def register_definitions(defs: dict[str, dict[str, Any]]) -> None:
+    """Make the registry hold exactly the external signals `defs` (from `definitions`)."""
     builtin = set(builtin_names())
     for name in [n for n in SIGNALS if is_external(n) and n not in defs]:
         del SIGNALS[name]

@@ -167,3 +167,22 @@ def test_signals_page_import_and_classify_jobs_and_throughput(open_app, ws, tmp_
     assert tp.loc["topic", "docs_per_s"] == pytest.approx(row[0] / row[1])
     assert tp.loc["topic", "hours_100m"] == pytest.approx(1e8 / (row[0] / row[1]) / 3600)
     assert tp.loc["topic", "hours_workspace"] == pytest.approx(n / (row[0] / row[1]) / 3600)
+
+
+def test_explore_condition_on_an_imported_signal_in_a_fresh_process(open_app, ws, tmp_path):
+    """The link carries a condition on an imported column; the server process has never
+    seen the signal (registry cleared), yet Explore counts exactly the matching documents."""
+    from analytics.signals.registry import SIGNALS
+
+    ids = ids_of(ws, 12)
+    path = dolma_file(tmp_path / "s.jsonl", ids)
+    r = mixscope("signals", "import", path, "--format", "dolma-attributes", "--name", "q", ws=ws)
+    assert r.returncode == 0, r.stderr
+    SIGNALS.pop("q", None)
+    at = open_app(ws, "overview")
+    at.query_params["c"] = "signal.q.q_score.ge.1.5"
+    at.switch_page("app_pages/explore.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    want = sum(i / 4 >= 1.5 for i in range(12))  # the scores written: i / 4
+    docs = next(m.value for m in at.metric if m.label == "Documents")
+    assert docs == f"{want:,}"
