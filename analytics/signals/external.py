@@ -76,7 +76,10 @@ class ExternalSignal(Signal):
         return str(self.definition["version"])
 
     def __reduce__(self):  # picklable for worker processes, although the class is dynamic
-        return (_rebuild, (self.name, self.origin, self.definition))
+        run = {
+            k: getattr(type(self), k) for k in ("run_device", "run_batch_size") if hasattr(self, k)
+        }
+        return (_rebuild, (self.name, self.origin, self.definition, run))
 
     def compute(self, batch):  # imported signals are not computed here
         raise SignalError(
@@ -115,11 +118,15 @@ def make_class(name: str, origin: str, definition: dict[str, Any]) -> type[Exter
     )
 
 
-def _rebuild(name: str, origin: str, definition: dict[str, Any]) -> ExternalSignal:
+def _rebuild(
+    name: str, origin: str, definition: dict[str, Any], run: dict[str, Any] | None = None
+) -> ExternalSignal:
     cls = SIGNALS.get(name)
     if cls is None or getattr(cls, "definition", None) != definition:
         cls = make_class(name, origin, definition)
         SIGNALS[name] = cls
+    for key, value in (run or {}).items():
+        setattr(cls, key, value)
     return cls()
 
 

@@ -156,3 +156,28 @@ def test_bad_models_and_names(ws, models, tmp_path):
     with pytest.raises(SignalError, match="clashes with the existing classifier signal"):
         with ws.write(job="define") as con:
             define_classifier(con, name="edu", model=str(models["cls"]))
+
+
+def test_signal_pickles_into_a_fresh_process(ws, models):
+    """A worker process (process-pool engine) rebuilds the dynamic class from the pickle and
+    computes the same scores."""
+    import multiprocessing
+    import pickle
+
+    import pyarrow as pa
+
+    sig, _ = classify(ws, "edu", models["reg"], batch_size=3)
+    batch = pa.table({"doc_id": ["a", "b"], "text": [tc.TRAIN[0][0], tc.TRAIN[4][0]]})
+    here = sig.compute(batch).column("edu_score").to_pylist()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        there = pool.apply(_compute_pickled, (pickle.dumps(sig), pickle.dumps(batch)))
+    assert there == pytest.approx(here, abs=1e-6)
+
+
+def _compute_pickled(sig_bytes, batch_bytes):
+    import pickle
+
+    sig = pickle.loads(sig_bytes)
+    assert type(sig).run_batch_size == 3
+    return sig.compute(pickle.loads(batch_bytes)).column("edu_score").to_pylist()
