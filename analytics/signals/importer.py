@@ -157,6 +157,12 @@ def _read_error(path: str, kind: str, exc: Exception) -> ImportError_:
         if bad:
             return ImportError_(bad)
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    from analytics.lake import is_remote
+
+    if is_remote(path):
+        from analytics.ingest.formats import remote_reason
+
+        msg = remote_reason(str(exc))
     return ImportError_(f"{path}: cannot be read as {kind}: {msg}")
 
 

@@ -77,7 +77,10 @@ def import_cmd(
         if not name[0].isalpha():
             name = "s_" + name
     ws = Workspace.open(workspace)
-    with progress_callback() as cb, ws.write(job=f"signals import {name}") as con:
+    from analytics.lake import is_remote
+
+    remote = is_remote(path)
+    with progress_callback() as cb, ws.write(job=f"signals import {name}", remote=remote) as con:
         res = import_signal(con, path, format=fmt, name=name, key=key, reduce=reduce,
                             strict=strict, replace=replace, progress=cb)  # fmt: skip
     table = Table("signal", "version", "columns", "rows", "matched", "unmatched")

@@ -271,3 +271,26 @@ def test_throughput_recorded(ws, tmp_path):
     assert t["hours_workspace"] == pytest.approx(N_DOCS / rate / 3600)
     assert t["hours_100m"] == pytest.approx(PROJECT_DOCS / rate / 3600)
     assert res.seconds >= t["seconds"] * 0.5
+
+
+def test_import_from_s3(ws, s3):
+    """Signal files on an object store (moto on 127.0.0.1) are read by DuckDB's httpfs."""
+    client, bucket = s3
+    ids = doc_ids(ws)[:7]
+    body = "".join(
+        json.dumps({"id": d, "attributes": {"x__y__s": [[0, 9, i + 0.5]]}}) + "\n"
+        for i, d in enumerate(ids)
+    )
+    client.put_object(Bucket=bucket, Key="attrs/part-0.jsonl", Body=body.encode())
+    with ws.write(job="import", remote=True) as con:
+        res = import_signal(con, f"s3://{bucket}/attrs/*.jsonl", format="dolma-attributes",
+                            name="remote")  # fmt: skip
+    assert res.matched == 7
+    df = view(ws)
+    assert [df.loc[d, "remote_s"] for d in ids] == [i + 0.5 for i in range(7)]
+    before = fingerprint(ws)
+    with pytest.raises(SignalError, match="cannot be read"):
+        with ws.write(job="import", remote=True) as con:
+            import_signal(con, f"s3://{bucket}/nothing-here.jsonl", format="dolma-attributes",
+                          name="gone")  # fmt: skip
+    assert fingerprint(ws) == before
