@@ -118,13 +118,13 @@ def _reader(path: str, kind: str, columns: dict[str, str] | None = None) -> str:
     """A DuckDB table function reading `path` (a literal: table functions take no parameters
     in every position; the path is quoted, never interpreted)."""
     if kind == "parquet":
-        return f"read_parquet({_lit(path)})"
+        return f"read_parquet({_lit(path)}, filename='_file')"
     if kind == "csv":
-        return f"read_csv({_lit(path)}, header=true)"
+        return f"read_csv({_lit(path)}, header=true, filename='_file')"
     cols = ""
     if columns:
         cols = ", columns={" + ", ".join(f"{_lit(k)}: {_lit(v)}" for k, v in columns.items()) + "}"
-    return f"read_json({_lit(path)}, format='newline_delimited'{cols})"
+    return f"read_json({_lit(path)}, format='newline_delimited', filename='_file'{cols})"
 
 
 def _first_bad_line(path: str) -> str | None:
@@ -175,10 +175,18 @@ def _stage(con: duckdb.DuckDBPyConnection, sql: str, path: str, kind: str) -> in
     return int(con.execute("SELECT count(*) FROM _sig_import").fetchall()[0][0])
 
 
-def _where(path: str, line: int | None, kind: str) -> str:
+def _where(con: duckdb.DuckDBPyConnection, path: str, line: int | None, kind: str) -> str:
+    """'FILE line N' of the staged row numbered `line` (rows are numbered in reading order
+    across the files of a glob; N counts within its own file)."""
     if line is None:
         return path
-    return f"{path} {'line' if kind == 'json' else 'row'} {line}"
+    got = con.execute(
+        "SELECT _file, ? - (SELECT min(_line) FROM _sig_import s WHERE s._file = i._file) + 1 "
+        "FROM _sig_import i WHERE _line = ?",
+        [line, line],
+    ).fetchone()
+    where, n = (got[0], got[1]) if got else (path, line)
+    return f"{where} {'line' if kind == 'json' else 'row'} {n}"
 
 
 def _span_columns(
@@ -212,7 +220,7 @@ def _span_columns(
         if bad:
             line, value = bad[0]
             raise ImportError_(
-                f"{_where(path, line, 'json')}: {what}.{key} = {value[:60]}: expected a list "
+                f"{_where(con, path, line, 'json')}: {what}.{key} = {value[:60]}: expected a list "
                 "of [start, end, score] spans"
             )
         sp = f"TRY_CAST(json_extract(v, {_lit(jpath)}) AS DOUBLE[][])"
@@ -255,7 +263,7 @@ def _scalar_columns(
             "'_sig_import' ORDER BY column_index"
         ).fetchall()
     for f, t in rows:
-        if f in skip or f == "_line":
+        if f in skip or f in ("_line", "_file"):
             continue
         kind = _SCALAR.get(str(t).upper()) or ("DOUBLE" if str(t).startswith("DECIMAL") else None)
         if kind is None:
@@ -339,9 +347,8 @@ def _match(
         ).fetchall()
         if dup:
             raise ImportError_(
-                f"{path}: key {keys[0]} = {str(dup[0][0])[:60]!r} appears {dup[0][2]} times "
-                f"(first at {'line' if kind == 'json' else 'row'} {dup[0][1]}); "
-                "expected one row per document"
+                f"{_where(con, path, dup[0][1], kind)}: key {keys[0]} = {str(dup[0][0])[:60]!r} "
+                f"appears {dup[0][2]} times in the input; expected one row per document"
             )
     else:
         fcol, rcol = (_q(k) for k in keys)
@@ -437,14 +444,14 @@ def import_signal(
     if missing:
         raise ImportError_(
             f"{path}: no field {missing[0]!r} (the --key); fields: "
-            + ", ".join(sorted(present - {"_line", "v"}))
+            + ", ".join(sorted(present - {"_line", "_file", "v"}))
         )
     nulls = con.execute(
         "SELECT min(_line) FROM _sig_import WHERE " + " OR ".join(f"{_q(k)} IS NULL" for k in keys)
     ).fetchall()[0][0]
     if nulls is not None:
         raise ImportError_(
-            f"{_where(path, nulls, kind)}: the key field {'/'.join(keys)} is missing"
+            f"{_where(con, path, nulls, kind)}: the key field {'/'.join(keys)} is missing"
         )
 
     if format in _SPAN_FIELD:

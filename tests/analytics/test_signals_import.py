@@ -223,6 +223,11 @@ def test_bad_input_commits_nothing(ws, tmp_path):
     # a value that is not a span list
     bad = json.dumps({"id": ids[1], "attributes": {"a": 0.5}}) + "\n"
     refused(write_lines(tmp_path / "s.jsonl", [good, bad]), r"s\.jsonl line 2: attributes\.a")
+    # in a glob of two files, the bad line is named in its own file
+    (tmp_path / "g").mkdir()
+    write_lines(tmp_path / "g" / "a.jsonl", [good])
+    write_lines(tmp_path / "g" / "b.jsonl", [good.replace(ids[0], ids[2]), bad])
+    refused(tmp_path / "g" / "*.jsonl", r"g/b\.jsonl line 2: attributes\.a")
     # no key matches
     none = json.dumps({"id": "zzz", "attributes": {"a": [[0, 1, 1.0]]}}) + "\n"
     refused(write_lines(tmp_path / "n.jsonl", [none]), r"none of its 1 keys")
