@@ -192,8 +192,9 @@ def _where(con: duckdb.DuckDBPyConnection, path: str, line: int | None, kind: st
 def _span_columns(
     con: duckdb.DuckDBPyConnection, path: str, fmt: str, reduce: str
 ) -> list[tuple[str, str, str, str]]:
-    """(source key, SQL expression over `_sig_import.v`, DuckDB type, description) per span
-    attribute, after checking that every value has the span layout."""
+    """(source key, SQL expression over the staged spans, DuckDB type, description) per span
+    attribute, after checking that every value has the span layout. Replaces the staged
+    JSON `v` by columns `_j<n>` (the attribute's JSON) and `_s<n>` (its spans as DOUBLE[][])."""
     keys = [
         r[0]
         for r in con.execute(
@@ -204,18 +205,27 @@ def _span_columns(
     what = _SPAN_FIELD[fmt]
     if not keys:
         raise ImportError_(f"{path}: no line has a non-empty {what!r} object")
-    out = []
     for key in keys:
         if '"' in key or "\\" in key:
             raise ImportError_(f"{path}: {what} name {key!r} contains a quote or backslash")
-        jpath = '$."' + key + '"'
+    # one JSON parse per row for all attributes, one cast per attribute
+    plist = "[" + ", ".join(_lit('$."' + k + '"') for k in keys) + "]"
+    cols = ", ".join(
+        f"_j[{n + 1}] AS _j{n}, TRY_CAST(_j[{n + 1}] AS DOUBLE[][]) AS _s{n}"
+        for n in range(len(keys))
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _sig_spans AS SELECT * EXCLUDE (v, _j), {cols} "
+        f"FROM (SELECT *, json_extract(v, {plist}) AS _j FROM _sig_import)"
+    )
+    con.execute("DROP TABLE _sig_import")
+    con.execute("ALTER TABLE _sig_spans RENAME TO _sig_import")
+    out = []
+    for n, key in enumerate(keys):
         bad = con.execute(
-            "SELECT _line, CAST(json_extract(v, ?) AS VARCHAR) FROM _sig_import "
-            "WHERE json_extract(v, ?) IS NOT NULL AND json_type(json_extract(v, ?)) <> 'NULL' "
-            "AND (TRY_CAST(json_extract(v, ?) AS DOUBLE[][]) IS NULL OR list_bool_or("
-            "list_transform(TRY_CAST(json_extract(v, ?) AS DOUBLE[][]), s -> len(s) <> 3))) "
-            "ORDER BY _line LIMIT 1",
-            [jpath] * 5,
+            f"SELECT _line, CAST(_j{n} AS VARCHAR) FROM _sig_import WHERE _j{n} IS NOT NULL "
+            f"AND json_type(_j{n}) <> 'NULL' AND (_s{n} IS NULL OR "
+            f"list_bool_or(list_transform(_s{n}, s -> len(s) <> 3))) ORDER BY _line LIMIT 1"
         ).fetchall()
         if bad:
             line, value = bad[0]
@@ -223,7 +233,7 @@ def _span_columns(
                 f"{_where(con, path, line, 'json')}: {what}.{key} = {value[:60]}: expected a list "
                 "of [start, end, score] spans"
             )
-        sp = f"TRY_CAST(json_extract(v, {_lit(jpath)}) AS DOUBLE[][])"
+        sp = f"_s{n}"
         expr = {
             "weighted": f"CASE WHEN len({sp}) = 1 THEN {sp}[1][3] ELSE "
             f"list_sum(list_transform({sp}, s -> (s[2] - s[1]) * s[3])) / "
