@@ -138,9 +138,14 @@ def builtin_names() -> list[str]:
     return [n for n in signal_names() if not is_external(n)]
 
 
-def definitions(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    """name -> the latest definition row of every external signal of the workspace."""
-    if not _table_exists(con, "signals_external"):
+def definitions(
+    con: duckdb.DuckDBPyConnection, *, exists: bool | None = None
+) -> dict[str, dict[str, Any]]:
+    """name -> the latest definition row of every external signal of the workspace
+    (`exists`: whether the caller already knows the table exists)."""
+    if exists is None:
+        exists = _table_exists(con, "signals_external")
+    if not exists:
         return {}
     rows = con.execute(
         "SELECT name, version, origin, CAST(columns AS VARCHAR), CAST(params AS VARCHAR), "

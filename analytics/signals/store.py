@@ -133,10 +133,15 @@ def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
     Registers the workspace's external signals (imported, classifiers) first, so every
     reader of the catalog sees them in the registry."""
-    from analytics.signals.external import sync_external
+    from analytics.signals.external import definitions, register_definitions
 
-    sync_external(con)
-    if not table_exists(con, "signals_catalog"):
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND table_name IN "
+        "('signals_catalog', 'signals_external')"
+    ).fetchall()
+    have = {r[0] for r in rows}
+    register_definitions(definitions(con, exists=True) if "signals_external" in have else {})
+    if "signals_catalog" not in have:
         return pd.DataFrame(columns=["name", "version", "params", "computed_at", "n_docs"])
     return con.execute(
         "SELECT name, version, CAST(params AS VARCHAR) AS params, computed_at, n_docs "
