@@ -102,6 +102,16 @@ def test_regression_head_scores_equal_raw_model(ws, models):
     got = ws.cursor().execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchone()
     assert got[0] == sum(v >= cut for v in values)
 
+    # and as a mixture grouping (buckets of the score), like a computed signal's column
+    import math
+
+    from analytics.mixture import builder as b
+
+    width = (max(values) - min(values)) / 2.7 or 1.0  # no value on a bucket edge
+    groups = b.group_table(ws.cursor(), None, group_by=f"bin(edu_score, {width!r})")
+    assert int(groups["documents"].sum()) == N_DOCS
+    assert len(groups) == len({math.floor(v / width) for v in values})
+
 
 def test_classification_head_label_and_prob(ws, models):
     import torch
