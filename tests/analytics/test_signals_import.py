@@ -145,10 +145,12 @@ def test_rpv2_quality_signals_reducers(ws, tmp_path, reduce, ref):
         assert df.loc[d, "rp_rps_lines_numerical_chars_fraction"] == pytest.approx(ref(sp))
 
 
-def test_datatrove_writer_output(ws, tmp_path):
-    """Documents written by datatrove's own JsonlWriter: metadata fields become columns."""
+@pytest.mark.parametrize("writer", ["jsonl", "parquet"])
+def test_datatrove_writer_output(ws, tmp_path, writer):
+    """Documents written by datatrove's own JsonlWriter / ParquetWriter: metadata fields
+    become columns."""
     from datatrove.data import Document
-    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
     ids = doc_ids(ws)
     docs = [
@@ -157,10 +159,13 @@ def test_datatrove_writer_output(ws, tmp_path):
         for i, d in enumerate(ids[:9])
     ]  # fmt: skip
     out = tmp_path / "dt"
-    with JsonlWriter(str(out), output_filename="part.jsonl.gz") as w:
+    cls, name = (
+        (JsonlWriter, "part.jsonl.gz") if writer == "jsonl" else (ParquetWriter, "part.parquet")
+    )
+    with cls(str(out), output_filename=name) as w:
         for doc in docs:
             w.write(doc)
-    files = list(out.glob("*.jsonl.gz"))
+    files = list(out.glob(f"*{name}"))  # the ParquetWriter prefixes a file counter
     assert len(files) == 1
     res = run_import(ws, files[0], format="datatrove", name="dt")
     assert res.matched == 9
