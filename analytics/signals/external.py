@@ -267,6 +267,22 @@ def define(
     SIGNALS[name] = cls
     for sql in signal_ddl(cls):
         con.execute(sql)
+    # a new version of an existing signal may bring new columns (older versions keep NULLs)
+    have = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+            "AND NOT internal AND database_name = current_database()",
+            [cls().table],
+        ).fetchall()
+    )
+    for col in columns:
+        if col.name not in have:
+            con.execute(f"ALTER TABLE {cls().table} ADD COLUMN {col.name} {col.type}")
+        elif str(have[col.name]).upper() != col.type:
+            raise SignalError(
+                f"column {col.name!r} of signal {name!r} was {have[col.name]} in an earlier "
+                f"version and is {col.type} now; pick another --name"
+            )
     return cls()
 
 

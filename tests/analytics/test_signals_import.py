@@ -256,10 +256,10 @@ def test_bad_input_commits_nothing(ws, tmp_path):
     run_import(ws, write_lines(tmp_path / "ok.jsonl", [good]), format="dolma-attributes", name="ok")
     with pytest.raises(SignalError, match="clashes with the existing imported signal"):
         run_import(ws, tmp_path / "ok.jsonl", format="dolma-attributes", name="ok")
-    two = good.replace("0.5", "0.75")
+    two = good.replace("0.5", "0.75").replace('"a"', '"a": [[0, 1, 0.75]], "b"')
     res = run_import(ws, write_lines(tmp_path / "ok2.jsonl", [two]), format="dolma-attributes",
                      name="ok", replace=True)  # fmt: skip
-    assert view(ws).loc[ids[0], "ok_a"] == pytest.approx(0.75)
+    assert view(ws).loc[ids[0], ["ok_a", "ok_b"]].tolist() == pytest.approx([0.75, 0.75])
     from analytics.signals import current_versions
 
     assert current_versions(ws.cursor())["ok"] == res.version
