@@ -17,7 +17,9 @@ https:// work as they do for ingest):
   a filter step): every scalar field of ``metadata`` becomes a column (numbers, booleans,
   strings such as ``filter_reason``).
 * ``parquet``: any table (Parquet; also CSV or JSONL by extension) with a key column: every
-  other scalar column becomes a column.
+  other scalar column becomes a column; a table of keys alone (e.g. RedPajama-V2's
+  duplicates files, a list of ids to drop) gives one BOOLEAN column ``<name>_listed``, true
+  for the listed documents (NULL for the others).
 
 Keys: ``key`` names the field holding the document id (default ``id``; ``doc_id`` for
 parquet), matched against the workspace's ``doc_id``; or ``FILE,ROW`` names two fields, a
@@ -475,6 +477,9 @@ def import_signal(
         specs = _scalar_columns(con, set(keys), prefix="metadata.")
     else:
         specs = _scalar_columns(con, set(keys))
+    if not specs and format == "parquet":
+        # a list of ids only (e.g. RedPajama-V2's duplicates files): a tag "listed in the file"
+        specs = [("listed", "TRUE", "BOOLEAN", f"listed in {path}")]
     if not specs:
         raise ImportError_(f"{path}: no numeric, boolean or text field to import besides the key")
     names = _column_names(name, [s[0] for s in specs], format)

@@ -194,6 +194,11 @@ def test_parquet_by_doc_id_and_by_file_row(ws, small_ws_path, tmp_path):
         f"COPY (SELECT 'small.parquet' AS file, row_number() OVER () - 1 AS row, "
         f"id || '!' AS tag FROM read_parquet('{corpus}')) TO '{p2}' (FORMAT parquet)"
     )
+    # a list of ids alone (RedPajama-V2's duplicates files) tags the listed documents
+    p3 = tmp_path / "dups.parquet"
+    duckdb.sql(f"COPY (SELECT unnest(?) AS doc_id) TO '{p3}' (FORMAT parquet)", params=[ids[:4]])
+    res = run_import(ws, p3, format="parquet", name="dups")
+    assert res.columns == ["dups_listed"] and res.matched == 4
     res = run_import(ws, p2, format="parquet", name="byrow", key="file,row")
     assert res.matched == N_DOCS
     df = view(ws)
@@ -201,6 +206,8 @@ def test_parquet_by_doc_id_and_by_file_row(ws, small_ws_path, tmp_path):
     for d in ids:
         assert df.loc[d, "pq_chars"] == ref[d]
         assert df.loc[d, "byrow_tag"] == d + "!"  # the row really is that document's row
+    listed = ws.cursor().execute("SELECT doc_id, dups_listed FROM signal_dups").fetchall()
+    assert dict(listed) == {d: True for d in ids[:4]}  # only the listed documents have a row
 
 
 def write_lines(path, lines):
