@@ -65,6 +65,9 @@ FILTER_KEYS = ("src", "dom", "lang", "from", "to", "tmin", "tmax", "q", "c")
 
 def current_filter() -> DocFilter:
     """The shared document filter, read from the URL (the Explore page writes it)."""
+    from analytics.signals.external import definitions, register_definitions
+
+    register_definitions(cached(definitions))  # imported/classifier signals for conditions
     params = {k: st.query_params[k] for k in FILTER_KEYS if k in st.query_params}
     try:
         return DocFilter.from_params(params)

@@ -80,7 +80,9 @@ def resolve_signals(
     """
     _load_builtin()
     params = dict(params or {})
-    items = list(SIGNALS) if names is None else list(names)
+    # all = every built-in signal; external ones (imported, classifiers) are named explicitly
+    builtin = [n for n, c in SIGNALS.items() if not getattr(c, "external", False)]
+    items = builtin if names is None else list(names)
     if isinstance(names, str):
         items = [names]
     unknown = [n for n in items if isinstance(n, str) and n not in SIGNALS]

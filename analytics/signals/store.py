@@ -123,8 +123,19 @@ def update_catalog(con: duckdb.DuckDBPyConnection, sig: Signal) -> int:
 
 
 def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The catalog (empty frame when no signal was ever computed)."""
-    if not table_exists(con, "signals_catalog"):
+    """The catalog (empty frame when no signal was ever computed).
+
+    Registers the workspace's external signals (imported, classifiers) first, so every
+    reader of the catalog sees them in the registry."""
+    from analytics.signals.external import definitions, register_definitions
+
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND table_name IN "
+        "('signals_catalog', 'signals_external')"
+    ).fetchall()
+    have = {r[0] for r in rows}
+    register_definitions(definitions(con, exists=True) if "signals_external" in have else {})
+    if "signals_catalog" not in have:
         return pd.DataFrame(columns=["name", "version", "params", "computed_at", "n_docs"])
     return con.execute(
         "SELECT name, version, CAST(params AS VARCHAR) AS params, computed_at, n_docs "

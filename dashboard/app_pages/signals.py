@@ -14,6 +14,7 @@ from analytics.signals.filtering import (
 )
 from dashboard import state
 from dashboard.components import signal_charts as charts
+from dashboard.components.signal_external import external_signals_section, throughput_table
 from dashboard.components.signal_jobs import run_signals_box
 
 st.title("Signals")
@@ -28,6 +29,7 @@ if not have:
         "language, toxicity, compression ratio, exact and near duplicates, URL domains):"
     )
     run_signals_box("sg_run", pick=True)
+    external_signals_section()
     st.stop()
 
 st.subheader("Coverage")
@@ -56,6 +58,10 @@ st.dataframe(
 )
 with st.expander("Compute signals for documents not yet scored"):
     run_signals_box("sg_run", pick=True)
+external_signals_section()
+
+st.subheader("Throughput and projected cost")
+throughput_table()
 
 tab_impact, tab_scatter, tab_age = st.tabs(["Filter impact", "Quality vs toxicity", "Data age"])
 

@@ -135,6 +135,10 @@ def run(
                 progress=lambda stage, d, t: None if stage == "scan" else cb(stage, d, t),
                 finalize=True,
             )
+            from analytics.signals.external import record_run
+
+            spent = {r.name: seconds[r.name] + float(r.seconds) for r in final.itertuples()}
+            record_run(con, {s.name: s.version for s in signals}, computed, spent, n_jobs=jobs)
     except KeyboardInterrupt:
         console.print(
             f"[red]interrupted[/red]: {done:,} documents scored before the last checkpoint "
@@ -351,3 +355,6 @@ def concepts(
     if out is not None:
         counts.to_csv(out, index=False)
         console.print(f"counts written to {out}")
+
+
+from dashboard.cli import signals_external  # noqa: E402,F401  (signals import/classify/throughput)
