@@ -13,8 +13,10 @@ per byte on the target, or the mean over groups):
 
 Each is scored by K-fold cross-validation: Spearman and R^2 of out-of-fold predictions.
 
-:func:`propose` minimises the predicted objective (the mean of the regressors' predictions
-by default, or one regressor's) over the simplex subject to
+:func:`propose` minimises the predicted objective (by default the mean prediction
+of the regressors that predict held-out runs better than their mean (positive CV R^2; else
+the one with the best held-out Spearman), or of all, or one regressor's) over the simplex
+subject to
 
 * a maximum number of epochs per group: w_g * budget <= max_epochs * available_g;
 * fixed weights: w_g = value for the given groups;
@@ -58,23 +60,32 @@ def _fit_lightgbm(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarr
 def _fit_mixing_law(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     from scipy.optimize import least_squares
 
-    g = x.shape[1]
+    n, g = x.shape
     spread = float(np.ptp(y)) or max(abs(float(y.min())), 1.0) * 1e-3
-    lam = math.sqrt(RIDGE * len(y)) * spread
+    lam = math.sqrt(RIDGE * n) * spread
+    center = lam * (np.eye(g) - 1.0 / g)
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        s = p[1:]
+        return np.concatenate([p[0] + np.exp(np.clip(x @ s, -50, 50)) - y, center @ s])
+
+    def jac(p: np.ndarray) -> np.ndarray:
+        e = np.exp(np.clip(x @ p[1:], -50, 50))
+        top = np.hstack([np.ones((n, 1)), e[:, None] * x])
+        return np.vstack([top, np.hstack([np.zeros((g, 1)), center])])
+
     best: tuple[float, np.ndarray] | None = None
-    for frac in (0.01, 0.1, 0.5, 1.0, 3.0):
+    feats = np.hstack([x, np.ones((n, 1))])
+    for frac in (0.05, 0.5, 2.0):
         c0 = float(y.min()) - frac * spread
-        feats = np.hstack([x, np.ones((len(y), 1))])
         s0, *_ = np.linalg.lstsq(feats, np.log(y - c0), rcond=None)
-        s0 = s0[:g] + s0[g]  # fold the intercept into s (weights sum to 1)
-        p0 = np.concatenate([[c0], s0])
-
-        def resid(p: np.ndarray) -> np.ndarray:
-            fit = p[0] + np.exp(np.clip(x @ p[1:], -50, 50)) - y
-            s = p[1:]
-            return np.concatenate([fit, lam * (s - s.mean())])
-
-        res = least_squares(resid, p0, method="trf")
+        p0 = np.concatenate([[c0], s0[:g] + s0[g]])  # intercept folded into s (sum r = 1)
+        lo = np.full(g + 1, -np.inf)
+        lo[0] = 0.0  # bits per byte are >= 0: the law's floor c too
+        hi = np.full(g + 1, np.inf)
+        hi[0] = float(y.min())
+        p0[0] = min(max(p0[0], 0.0), hi[0] * (1 - 1e-9))
+        res = least_squares(resid, p0, jac=jac, method="trf", max_nfev=200, bounds=(lo, hi))
         if best is None or res.cost < best[0]:
             best = (float(res.cost), res.x)
     assert best is not None
@@ -319,7 +330,7 @@ def propose(
     *,
     extra_starts: np.ndarray | None = None,
     n_candidates: int = 20_000,
-    n_polish: int = 5,
+    n_polish: int = 3,
     seed: int = 0,
 ) -> tuple[np.ndarray, int]:
     """The feasible mixture minimising ``predict`` (vectorised: (n, G) -> (n,)); returns
@@ -353,6 +364,13 @@ def propose(
     def f(x: np.ndarray) -> float:
         return float(predict(x[None, :])[0])
 
+    h = 1e-5
+
+    def grad(x: np.ndarray) -> np.ndarray:  # forward differences in one batched prediction
+        pts = np.vstack([x[None, :], x[None, :] + h * np.eye(g)])
+        v = np.asarray(predict(pts), dtype=np.float64)
+        return (v[1:] - v[0]) / h
+
     cons = [{"type": "eq", "fun": lambda x: float(np.sum(x) - 1.0)}]
     if c.kl_max is not None:
         cons.append(
@@ -360,8 +378,8 @@ def propose(
         )
     bounds = list(zip(c.lower.tolist(), c.upper.tolist()))
     for k in order[:n_polish]:
-        res = minimize(f, cand[k], method="SLSQP", bounds=bounds, constraints=cons,
-                       options={"maxiter": 300, "ftol": 1e-10})  # fmt: skip
+        res = minimize(f, cand[k], jac=grad, method="SLSQP", bounds=bounds, constraints=cons,
+                       options={"maxiter": 200, "ftol": 1e-10})  # fmt: skip
         x = np.clip(res.x, c.lower, c.upper)
         x = x / x.sum() if x.sum() > 0 else x
         if not c.violations(x, tol=1e-6):
@@ -371,13 +389,29 @@ def propose(
     return best_w, int(len(cand))
 
 
-def objective_predictor(
-    regs: Mapping[str, FittedRegressor], use: str = "mean"
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``mean`` of the regressors' predictions, or one regressor's."""
+def chosen_regressors(regs: Mapping[str, FittedRegressor], use: str = "auto") -> list[str]:
+    """Which regressors the proposal minimises (their mean): ``auto`` = those whose held-out
+    R^2 is positive (they predict better than the mean of the runs), else the one with the
+    best held-out Spearman; ``mean`` = all; or one name."""
     if use == "mean":
-        fns = [r.predict for r in regs.values()]
-        return lambda x: np.mean([fn(x) for fn in fns], axis=0)
+        return list(regs)
+    if use == "auto":
+        good = [n for n, r in regs.items() if np.isfinite(r.r2) and r.r2 > 0]
+        if good:
+            return good
+        ranked = sorted(regs, key=lambda n: -(regs[n].spearman if np.isfinite(regs[n].spearman)
+                                              else -np.inf))  # fmt: skip
+        return ranked[:1]
     if use not in regs:
-        raise StrategyInputError(f"regressor: {use!r} is not one of mean, {', '.join(regs)}")
-    return regs[use].predict
+        raise StrategyInputError(
+            f"regressor: {use!r} is not one of auto, mean, {', '.join(regs)}"
+        )
+    return [use]
+
+
+def objective_predictor(
+    regs: Mapping[str, FittedRegressor], use: str = "auto"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The mean prediction of :func:`chosen_regressors`."""
+    fns = [regs[n].predict for n in chosen_regressors(regs, use)]
+    return lambda x: np.mean([fn(x) for fn in fns], axis=0)

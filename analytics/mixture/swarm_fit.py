@@ -26,6 +26,7 @@ from .propose import (
     REGRESSORS,
     Constraints,
     FittedRegressor,
+    chosen_regressors,
     fit_regressors,
     kl,
     make_constraints,
@@ -49,7 +50,8 @@ class SwarmFit:
     constraints: Constraints
     proposal: dict[str, float]
     n_candidates: int
-    comparison: pd.DataFrame  # one row per mixture: predictions, mean, spread
+    comparison: pd.DataFrame  # one row per mixture: predictions, mean, spread, chosen
+    used: list[str]  # the regressors whose mean prediction the proposal minimises
 
     def scores(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -58,8 +60,9 @@ class SwarmFit:
         )  # fmt: skip
 
     def predicted(self, mixture: str = "proposal") -> float:
+        """The minimised prediction (mean of the chosen regressors) for ``mixture``."""
         row = self.comparison[self.comparison["mixture"] == mixture]
-        return float(row[self.use if self.use != "mean" else "mean"].iloc[0])
+        return float(row["chosen"].iloc[0])
 
     def method_block(self) -> dict[str, Any]:
         row = self.comparison[self.comparison["mixture"] == "proposal"].iloc[0]
@@ -69,6 +72,7 @@ class SwarmFit:
                 "swarm": self.swarm.name,
                 "objective": self.objective,
                 "regressor": self.use,
+                "regressors_used": self.used,
                 "constraints": self.constraints.describe(),
                 "sampler": self.swarm.params.get("sampler"),
                 "runs": int(len(self.swarm.swarm_runs())),
@@ -78,10 +82,14 @@ class SwarmFit:
                 "cv": "5-fold out-of-fold",
                 "predicted": {n: float(row[n]) for n in self.regressors},
                 "predicted_mean": float(row["mean"]),
+                "predicted_chosen": float(row["chosen"]),
                 "kl_to_natural": kl(
                     np.array([self.proposal[g] for g in self.swarm.groups]), self.swarm.natural
                 ),
                 "n_candidates": self.n_candidates,
+                "comparison": self.comparison.drop(columns=["measured"]).to_dict(
+                    orient="records"
+                ),
             },
         }
 
@@ -109,7 +117,7 @@ def fit_swarm(
     swarm: Swarm,
     *,
     objective: Sequence[str] | None = None,
-    use: str = "mean",
+    use: str = "auto",
     regressors: Sequence[str] = REGRESSORS,
     max_epochs: float | None = None,
     fixed: Mapping[str, float] | None = None,
@@ -125,6 +133,7 @@ def fit_swarm(
     cons = make_constraints(swarm.groups, swarm.available, budget=swarm.budget,
                             max_epochs=max_epochs, fixed=fixed, kl_max=kl_max)  # fmt: skip
     pred = objective_predictor(regs, use)
+    used = chosen_regressors(regs, use)
     best, n_cand = propose(pred, cons, extra_starts=w, n_candidates=n_candidates, seed=seed)
     proposal = dict(zip(swarm.groups, best.tolist()))
     mixes = {"proposal": proposal, **baseline_weights(swarm)}
@@ -141,7 +150,9 @@ def fit_swarm(
             "feasible": not cons.violations(vec, tol=1e-6),
             "measured": float(y[i_best]) if label == "best proxy run" else np.nan,
         })  # fmt: skip
-    return SwarmFit(swarm, obj, regs, use, cons, proposal, n_cand, pd.DataFrame(rows))
+    for r in rows:
+        r["chosen"] = float(np.mean([r[n] for n in used]))
+    return SwarmFit(swarm, obj, regs, use, cons, proposal, n_cand, pd.DataFrame(rows), used)
 
 
 def save_proposal(ws: Any, fit: SwarmFit, name: str, *, note: str | None = None) -> int:
@@ -201,7 +212,7 @@ def validate_proxy(
     obj = list(mparams.get("objective") or sw.objective)
     cons = mparams.get("constraints") or {}
     fit = fit_swarm(
-        sw, objective=obj, use=str(mparams.get("regressor", "mean")),
+        sw, objective=obj, use=str(mparams.get("regressor", "auto")),
         max_epochs=cons.get("max_epochs"), fixed=cons.get("fixed") or None,
         kl_max=cons.get("kl_max"), seed=int(sw.params.get("seed", 0)),
     )  # fmt: skip
@@ -241,6 +252,7 @@ def validate_proxy(
         rows.append({
             "mixture": label, "seed": s, "measured": measured,
             "predicted_mean": float(np.mean(list(p.values()))),
+            "predicted_chosen": float(np.mean([p[n] for n in fit.used])),
             **{f"predicted_{n}": v for n, v in p.items()},
             "final_train_loss": res["final_loss"], "seconds": res["seconds"],
         })  # fmt: skip
@@ -262,7 +274,7 @@ def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per mixture: mean measured objective over seeds, its margin to the proposal."""
     g = table.groupby("mixture", sort=False).agg(
         measured=("measured", "mean"), seeds=("seed", lambda s: ",".join(map(str, s))),
-        predicted=("predicted_mean", "mean"),
+        predicted=("predicted_chosen", "mean"),
     ).reset_index()  # fmt: skip
     prop = float(g.loc[g["mixture"] == "proposal", "measured"].iloc[0])
     g["proposal_margin"] = g["measured"] - prop  # > 0: the proposal is better (lower bpb)

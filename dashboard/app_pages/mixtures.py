@@ -10,6 +10,7 @@ from dashboard.components import (
     mixture_phase,
     mixture_saved,
     mixture_strategies,
+    mixture_swarm,
 )
 
 st.title("Mixtures")
@@ -49,3 +50,7 @@ saved_ref = st.session_state.get("mx_loaded_ref") if opened or st.query_params.g
 mixture_export.materialize_panel(saved_ref)
 st.divider()
 mixture_saved.library_panel(opened)
+st.divider()
+mixture_swarm.swarm_panel(
+    ", ".join(map(str, counts["group"].head(30))) if counts is not None else ""
+)

@@ -70,14 +70,16 @@ def _print_fit(fit) -> None:
         t.add_row(r.model, f"{r.spearman:.3f}", f"{r.r2:.3f}")
     console.print(t)
     cols = [c for c in fit.comparison.columns if c in fit.regressors]
-    t = Table("mixture", *cols, "mean", "spread", "KL to natural",
+    t = Table("mixture", *cols, "minimised", "spread", "KL to natural",
               title=f"predicted objective ({' + '.join(fit.objective)}; lower is better)")  # fmt: skip
     for r in fit.comparison.to_dict(orient="records"):
         t.add_row(
-            r["mixture"], *(f"{r[c]:.4f}" for c in cols), f"{r['mean']:.4f}",
+            r["mixture"], *(f"{r[c]:.4f}" for c in cols), f"{r['chosen']:.4f}",
             f"{r['max'] - r['min']:.4f}", f"{r['kl_to_natural']:.3f}",
         )  # fmt: skip
     console.print(t)
+    console.print(f"minimised: the mean of {', '.join(fit.used)} (--regressor {fit.use}); "
+                  "spread = max - min over all regressors", markup=False)  # fmt: skip
     top = sorted(fit.proposal.items(), key=lambda kv: -kv[1])[:8]
     console.print("proposal: " + ", ".join(f"{g} {w:.3f}" for g, w in top), markup=False)
 
@@ -138,7 +140,11 @@ def swarm_cmd(
     propose_: Annotated[
         bool, typer.Option("--propose/--no-propose", help="Fit, propose and save the mixture.")
     ] = True,
-    regressor: Annotated[str, typer.Option(help="mean, lightgbm, mixing_law or loglinear.")] = "mean",
+    regressor: Annotated[
+        str,
+        typer.Option(help="Minimise: auto (regressors with held-out R² > 0, else the best "
+                     "Spearman), mean (all), lightgbm, mixing_law or loglinear."),  # fmt: skip
+    ] = "auto",
     max_epochs: Annotated[float | None, typer.Option(help="Proposal: max epochs per group.")] = None,
     kl_max: Annotated[float | None, typer.Option(help="Proposal: KL bound to natural (nats).")] = None,
     fix: Annotated[list[str] | None, typer.Option(help="Proposal: GROUP=WEIGHT (repeatable).")] = None,
@@ -191,7 +197,11 @@ def swarm_fit_cmd(
     objective: Annotated[
         str | None, typer.Option(help="Comma-separated metrics averaged (default: the swarm's).")
     ] = None,
-    regressor: Annotated[str, typer.Option(help="mean, lightgbm, mixing_law or loglinear.")] = "mean",
+    regressor: Annotated[
+        str,
+        typer.Option(help="Minimise: auto (regressors with held-out R² > 0, else the best "
+                     "Spearman), mean (all), lightgbm, mixing_law or loglinear."),  # fmt: skip
+    ] = "auto",
     max_epochs: Annotated[float | None, typer.Option(help="Max epochs per group.")] = None,
     kl_max: Annotated[float | None, typer.Option(help="KL bound to natural (nats).")] = None,
     fix: Annotated[list[str] | None, typer.Option(help="GROUP=WEIGHT (repeatable).")] = None,
@@ -304,9 +314,11 @@ def validate_proxy_cmd(
         typer.echo(json.dumps({"runs": table.to_dict(orient="records"),
                                "summary": summ.to_dict(orient="records")}, indent=2))  # fmt: skip
         return
-    t = Table("mixture", "seed", "measured", "predicted (mean)", title=f"validate-proxy {ref}")
+    t = Table("mixture", "seed", "measured", "predicted", "predicted (all regressors)",
+              title=f"validate-proxy {ref}")  # fmt: skip
     for r in table.itertuples(index=False):
-        t.add_row(r.mixture, str(r.seed), f"{r.measured:.4f}", f"{r.predicted_mean:.4f}")
+        t.add_row(r.mixture, str(r.seed), f"{r.measured:.4f}", f"{r.predicted_chosen:.4f}",
+                  f"{r.predicted_mean:.4f}")  # fmt: skip
     console.print(t)
     for r in summ.itertuples(index=False):
         if r.mixture != "proposal":
