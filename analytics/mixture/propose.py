@@ -98,9 +98,7 @@ def _fit_loglinear(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndar
 
     feats = np.log(x + LOG_EPS)
     model = Ridge(alpha=RIDGE * len(y)).fit(feats, y)
-    return lambda z: np.asarray(
-        model.predict(np.log(np.atleast_2d(z) + LOG_EPS)), dtype=np.float64
-    )
+    return lambda z: np.asarray(model.predict(np.log(np.atleast_2d(z) + LOG_EPS)), dtype=np.float64)
 
 
 FITTERS: dict[str, Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]] = {
@@ -347,8 +345,10 @@ def propose(
     for base in (c.natural, uni):
         for conc in (1.0, float(g), 10.0 * g):
             parts.append(rng.dirichlet(np.maximum(conc * base, 1e-3), size=per))
-    cand = np.vstack([*parts, np.array(starts)] + ([extra_starts] if extra_starts is not None
-                                                    and len(extra_starts) else []))  # fmt: skip
+    cand = np.vstack(
+        [*parts, np.array(starts)]
+        + ([extra_starts] if extra_starts is not None and len(extra_starts) else [])
+    )
     cand = np.array([_toward_natural(_project_bounds(w, c.lower, c.upper), c) for w in cand])
     ok = np.array([not c.violations(w, tol=1e-6) for w in cand])
     cand = cand[ok]
@@ -378,8 +378,15 @@ def propose(
         )
     bounds = list(zip(c.lower.tolist(), c.upper.tolist()))
     for k in order[:n_polish]:
-        res = minimize(f, cand[k], jac=grad, method="SLSQP", bounds=bounds, constraints=cons,
-                       options={"maxiter": 200, "ftol": 1e-10})  # fmt: skip
+        res = minimize(
+            f,
+            cand[k],
+            jac=grad,
+            method="SLSQP",
+            bounds=bounds,
+            constraints=cons,
+            options={"maxiter": 200, "ftol": 1e-10},
+        )
         x = np.clip(res.x, c.lower, c.upper)
         x = x / x.sum() if x.sum() > 0 else x
         if not c.violations(x, tol=1e-6):
@@ -399,13 +406,12 @@ def chosen_regressors(regs: Mapping[str, FittedRegressor], use: str = "auto") ->
         good = [n for n, r in regs.items() if np.isfinite(r.r2) and r.r2 > 0]
         if good:
             return good
-        ranked = sorted(regs, key=lambda n: -(regs[n].spearman if np.isfinite(regs[n].spearman)
-                                              else -np.inf))  # fmt: skip
+        ranked = sorted(
+            regs, key=lambda n: -(regs[n].spearman if np.isfinite(regs[n].spearman) else -np.inf)
+        )
         return ranked[:1]
     if use not in regs:
-        raise StrategyInputError(
-            f"regressor: {use!r} is not one of auto, mean, {', '.join(regs)}"
-        )
+        raise StrategyInputError(f"regressor: {use!r} is not one of auto, mean, {', '.join(regs)}")
     return [use]
 
 

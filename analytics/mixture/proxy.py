@@ -58,8 +58,18 @@ class ProxyConfig:
     eval_batch: int = 16
 
     def check(self) -> ProxyConfig:
-        for name in ("steps", "n_layer", "n_embd", "n_head", "vocab_size", "block_size",
-                     "batch_size", "threads", "eval_max_chars", "eval_batch"):  # fmt: skip
+        for name in (
+            "steps",
+            "n_layer",
+            "n_embd",
+            "n_head",
+            "vocab_size",
+            "block_size",
+            "batch_size",
+            "threads",
+            "eval_max_chars",
+            "eval_batch",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise MixtureError(f"proxy {name}: expected an integer >= 1, got {v!r}")
@@ -263,9 +273,7 @@ def train_proxy(
     )
 
 
-def bits_per_byte(
-    model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig
-) -> dict[str, float]:
+def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) -> dict[str, float]:
     """Pooled bits per byte of ``texts`` (see the module docstring): ``bpb``, ``nats``,
     ``bytes``, ``tokens``, ``texts``."""
     import torch
@@ -304,9 +312,11 @@ def bits_per_byte(
             inp, lab, att = inp.to(device), lab.to(device), att.to(device)
             logits = model(input_ids=inp, attention_mask=att).logits.float()
             nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), lab.reshape(-1),
-                ignore_index=-100, reduction="sum",
-            )  # fmt: skip
+                logits.reshape(-1, logits.shape[-1]),
+                lab.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
             nats += float(nll)
     model.train()
     return {

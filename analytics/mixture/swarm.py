@@ -116,9 +116,11 @@ def heldout_docs(cur: Any, *, group_by: str, per_group: int, seed: int) -> pd.Da
     if not (isinstance(per_group, int) and per_group >= 1):
         raise StrategyInputError(f"heldout_per_group: expected an integer >= 1, got {per_group!r}")
     expr = group_expression(
-        group_by, columns=table_columns(cur, "documents"), derived=derived_columns(cur),
+        group_by,
+        columns=table_columns(cur, "documents"),
+        derived=derived_columns(cur),
         doc_ref='"documents"',
-    )  # fmt: skip
+    )
     return cur.execute(
         f"""SELECT h.doc_id, h.g AS "group", t.text FROM (
               SELECT doc_id, g, rn, n FROM (
@@ -146,9 +148,11 @@ def tokenizer_texts(
     from .selection import group_expression, table_columns
 
     expr = group_expression(
-        group_by, columns=table_columns(cur, "documents"), derived=derived_columns(cur),
+        group_by,
+        columns=table_columns(cur, "documents"),
+        derived=derived_columns(cur),
         doc_ref='"documents"',
-    )  # fmt: skip
+    )
     rows = cur.execute(
         f"""SELECT text FROM (
               SELECT t.text, d.g, sum(length(t.text)) OVER (PARTITION BY d.g ORDER BY
@@ -189,14 +193,18 @@ def proxy_task(task: Mapping[str, Any], progress: Callable[[int, int], None] | N
     texts = _read_texts(Path(task["data_dir"]))
     blocks = token_blocks(texts, tok, cfg.block_size)
     run = train_proxy(
-        blocks, cfg, vocab=len(tok), eos=tok.convert_tokens_to_ids(EOS), seed=int(task["seed"]),
+        blocks,
+        cfg,
+        vocab=len(tok),
+        eos=tok.convert_tokens_to_ids(EOS),
+        seed=int(task["seed"]),
         progress=progress,
-    )  # fmt: skip
+    )
     evals = json.loads(Path(task["eval_path"]).read_text(encoding="utf-8"))
     metrics = {m: bits_per_byte(run.model, tok, ts, cfg)["bpb"] for m, ts in evals.items()}
     return {
         "metrics": metrics,
-        "final_loss": float(np.mean(run.losses[-max(1, len(run.losses) // 10):])),
+        "final_loss": float(np.mean(run.losses[-max(1, len(run.losses) // 10) :])),
         "train_tokens": int(run.tokens),
         "seconds": float(run.seconds),
         "device": run.device,
@@ -332,9 +340,17 @@ def list_swarms(cur: Any) -> pd.DataFrame:
     """name, created_at, source, group_by, groups (count), runs, budget, objective."""
     if not has_swarms(cur):
         return pd.DataFrame(
-            columns=["name", "created_at", "source", "group_by", "groups", "runs", "budget",
-                     "objective"]
-        )  # fmt: skip
+            columns=[
+                "name",
+                "created_at",
+                "source",
+                "group_by",
+                "groups",
+                "runs",
+                "budget",
+                "objective",
+            ]
+        )
     return cur.execute(
         """SELECT s.name, s.created_at, s.source, s.group_by,
                   json_array_length(s.groups) AS groups,
@@ -380,10 +396,22 @@ def _insert_runs(con: Any, swarm: str, rows: Sequence[Mapping[str, Any]]) -> Non
     for r in rows:
         con.execute(
             "INSERT INTO proxy_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [swarm, r["run_id"], r["kind"], r.get("label"), r.get("seed"),
-             json.dumps(r["weights"]), json.dumps(r["metrics"]), r.get("final_loss"),
-             r.get("train_tokens"), r.get("seconds"), r.get("device"), r.get("mixture"), now],
-        )  # fmt: skip
+            [
+                swarm,
+                r["run_id"],
+                r["kind"],
+                r.get("label"),
+                r.get("seed"),
+                json.dumps(r["weights"]),
+                json.dumps(r["metrics"]),
+                r.get("final_loss"),
+                r.get("train_tokens"),
+                r.get("seconds"),
+                r.get("device"),
+                r.get("mixture"),
+                now,
+            ],
+        )
 
 
 def store_swarm(
@@ -413,10 +441,18 @@ def store_swarm(
             con.execute("DELETE FROM proxy_runs WHERE swarm = ?", [name])
         con.execute(
             "INSERT INTO proxy_swarms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [name, _dt.datetime.now(_dt.UTC), source, group_by, json.dumps(list(groups)),
-             json.dumps(dict(available)), int(budget), json.dumps(list(objective)),
-             json.dumps(params, default=str)],
-        )  # fmt: skip
+            [
+                name,
+                _dt.datetime.now(_dt.UTC),
+                source,
+                group_by,
+                json.dumps(list(groups)),
+                json.dumps(dict(available)),
+                int(budget),
+                json.dumps(list(objective)),
+                json.dumps(params, default=str),
+            ],
+        )
         _insert_runs(con, name, runs)
 
 
@@ -443,15 +479,22 @@ def _materialize_one(
     from .builder import PhaseSpec, create_manifest, derived_columns
     from .materialize import materialize, open_for_materialize
 
-    spec = PhaseSpec("main", int(budget), MixtureWeights(dict(weights), method="swarm"),
-                     method=dict(method))  # fmt: skip
+    spec = PhaseSpec(
+        "main", int(budget), MixtureWeights(dict(weights), method="swarm"), method=dict(method)
+    )
     manifest = create_manifest(cur, flt, group_by=group_by, phases=[spec], seed=seed)
     mcon = open_for_materialize(ws, snapshot=manifest.corpus_snapshot_id)
     try:
         materialize(
-            mcon, manifest, out_dir, fmt="parquet", columns=("text",), overwrite=True,
-            derived=derived_columns(mcon), verify=False,
-        )  # fmt: skip
+            mcon,
+            manifest,
+            out_dir,
+            fmt="parquet",
+            columns=("text",),
+            overwrite=True,
+            derived=derived_columns(mcon),
+            verify=False,
+        )
     finally:
         mcon.close()
     return manifest
@@ -496,8 +539,9 @@ def run_swarm(
     check_group_by(cur, spec.group_by)
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
-    held = heldout_docs(cur, group_by=spec.group_by, per_group=spec.heldout_per_group,
-                        seed=spec.seed)  # fmt: skip
+    held = heldout_docs(
+        cur, group_by=spec.group_by, per_group=spec.heldout_per_group, seed=spec.seed
+    )
     flt = training_filter(held["doc_id"].tolist())
     counts = group_table(cur, flt, group_by=spec.group_by)
     counts = counts[counts["tokens"] > 0]
@@ -530,31 +574,55 @@ def run_swarm(
         from .proxy import train_swarm_tokenizer
 
         tok_texts = tokenizer_texts(
-            cur, flt, group_by=spec.group_by, chars_per_group=spec.tokenizer_chars_per_group,
+            cur,
+            flt,
+            group_by=spec.group_by,
+            chars_per_group=spec.tokenizer_chars_per_group,
             seed=spec.seed,
-        )  # fmt: skip
+        )
         train_swarm_tokenizer(tok_texts, tmp / "tokenizer", vocab_size=spec.config.vocab_size)
         report("tokenizer", 1, 1)
         secs["tokenizer"] = time.perf_counter() - t1
 
         sampler = sampler_description(spec.prior, spec.concentration, len(groups))
-        mixes = sample_mixtures(natural, n=spec.proxies, seed=spec.seed, prior=spec.prior,
-                                concentration=spec.concentration)  # fmt: skip
+        mixes = sample_mixtures(
+            natural,
+            n=spec.proxies,
+            seed=spec.seed,
+            prior=spec.prior,
+            concentration=spec.concentration,
+        )
         t2 = time.perf_counter()
         tasks = []
         run_meta = []
-        method = {"name": "swarm-proxy", "params": {"swarm": spec.name, "sampler": sampler},
-                  "diagnostics": {}}  # fmt: skip
+        method = {
+            "name": "swarm-proxy",
+            "params": {"swarm": spec.name, "sampler": sampler},
+            "diagnostics": {},
+        }
         for i, w in enumerate(mixes):
             report("materialising", i, len(mixes))
             weights = dict(zip(groups, w.tolist()))
             pdir = tmp / f"proxy-{i:03d}"
-            _materialize_one(ws, cur, weights, group_by=spec.group_by, flt=flt, budget=budget,
-                             seed=spec.seed, out_dir=pdir / "data", method=method)  # fmt: skip
+            _materialize_one(
+                ws,
+                cur,
+                weights,
+                group_by=spec.group_by,
+                flt=flt,
+                budget=budget,
+                seed=spec.seed,
+                out_dir=pdir / "data",
+                method=method,
+            )
             tasks.append(
-                {"data_dir": str(pdir / "data"), "tokenizer_dir": str(tmp / "tokenizer"),
-                 "eval_path": str(tmp / "eval.json"), "config": spec.config.to_dict(),
-                 "seed": spec.seed}  # fmt: skip
+                {
+                    "data_dir": str(pdir / "data"),
+                    "tokenizer_dir": str(tmp / "tokenizer"),
+                    "eval_path": str(tmp / "eval.json"),
+                    "config": spec.config.to_dict(),
+                    "seed": spec.seed,
+                }
             )
             run_meta.append({"run_id": f"{spec.name}-{i:03d}", "weights": weights})
         report("materialising", len(mixes), len(mixes))
@@ -564,10 +632,19 @@ def run_swarm(
         secs["train + evaluate"] = time.perf_counter() - t3
         runs = []
         for meta, res in zip(run_meta, results):
-            runs.append({**meta, "kind": "swarm", "label": meta["run_id"], "seed": spec.seed,
-                         "metrics": res["metrics"], "final_loss": res["final_loss"],
-                         "train_tokens": res["train_tokens"], "seconds": res["seconds"],
-                         "device": res["device"]})  # fmt: skip
+            runs.append(
+                {
+                    **meta,
+                    "kind": "swarm",
+                    "label": meta["run_id"],
+                    "seed": spec.seed,
+                    "metrics": res["metrics"],
+                    "final_loss": res["final_loss"],
+                    "train_tokens": res["train_tokens"],
+                    "seconds": res["seconds"],
+                    "device": res["device"],
+                }
+            )
         # the proxies' data directories are only needed while training
         for i in range(len(mixes)):
             shutil.rmtree(tmp / f"proxy-{i:03d}" / "data", ignore_errors=True)
@@ -596,10 +673,18 @@ def run_swarm(
         "seconds": secs,
     }
     store_swarm(
-        ws, name=spec.name, source="trained", group_by=spec.group_by, groups=groups,
-        available=available, budget=budget, objective=objective, params=params, runs=runs,
+        ws,
+        name=spec.name,
+        source="trained",
+        group_by=spec.group_by,
+        groups=groups,
+        available=available,
+        budget=budget,
+        objective=objective,
+        params=params,
+        runs=runs,
         replace=replace,
-    )  # fmt: skip
+    )
     say(f"swarm {spec.name}: {len(runs)} proxies over {len(groups)} groups ({sampler})")
     return SwarmReport(spec.name, out, runs, secs, sampler, objective)
 
@@ -607,8 +692,9 @@ def run_swarm(
 # ----------------------------------------------------------------------------- Olmix CSVs
 
 
-def write_olmix_csv(swarm: Swarm, out_dir: str | Path, *, kinds: Sequence[str] = ("swarm",
-                    "imported")) -> tuple[Path, Path]:  # fmt: skip
+def write_olmix_csv(
+    swarm: Swarm, out_dir: str | Path, *, kinds: Sequence[str] = ("swarm", "imported")
+) -> tuple[Path, Path]:
     """``ratios.csv`` (run_id, name, one column per group; rows sum to 1) and ``metrics.csv``
     (run_id, name, one column per metric), Olmix's ``load_from_csv`` format."""
     out = Path(out_dir)
@@ -635,8 +721,9 @@ def read_olmix_csv(csv_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for fname in ("ratios.csv", "metrics.csv"):
         p = d / fname
         if not p.is_file():
-            raise StrategyInputError(f"{p}: not found (a swarm directory holds ratios.csv and "
-                                     "metrics.csv)")  # fmt: skip
+            raise StrategyInputError(
+                f"{p}: not found (a swarm directory holds ratios.csv and metrics.csv)"
+            )
         try:
             f = pd.read_csv(p)
         except Exception as exc:
@@ -729,15 +816,26 @@ def import_swarm(
     for (_, r), (_, m) in zip(ratios.iterrows(), metrics.iterrows()):
         w = {g: float(r[g]) for g in gcols}
         s = sum(w.values())
-        runs.append({
-            "run_id": str(r["run_id"]), "kind": "imported",
-            "label": str(r["name"]) if "name" in ratios.columns else str(r["run_id"]),
-            "weights": {g: v / s for g, v in w.items()},
-            "metrics": {c: float(m[c]) for c in mcols},
-        })  # fmt: skip
+        runs.append(
+            {
+                "run_id": str(r["run_id"]),
+                "kind": "imported",
+                "label": str(r["name"]) if "name" in ratios.columns else str(r["run_id"]),
+                "weights": {g: v / s for g, v in w.items()},
+                "metrics": {c: float(m[c]) for c in mcols},
+            }
+        )
     store_swarm(
-        ws, name=name, source=f"imported from {Path(csv_dir)}", group_by=group_by, groups=gcols,
-        available={g: avail[g] for g in gcols}, budget=budget, objective=obj,
-        params={"imported_from": str(Path(csv_dir).resolve())}, runs=runs, replace=replace,
-    )  # fmt: skip
+        ws,
+        name=name,
+        source=f"imported from {Path(csv_dir)}",
+        group_by=group_by,
+        groups=gcols,
+        available={g: avail[g] for g in gcols},
+        budget=budget,
+        objective=obj,
+        params={"imported_from": str(Path(csv_dir).resolve())},
+        runs=runs,
+        replace=replace,
+    )
     return load_swarm(ws.cursor(), name)

@@ -10,10 +10,26 @@ from typing import Any
 
 DEMO_SWARM = "demo-python-doc"
 DEMO_SWARM_ARGS = [
-    "mix", "swarm", DEMO_SWARM, "--group-by", "source", "--proxies", "16", "--steps", "150",
-    "--eval", "python-doc", "--heldout-per-group", "16", "--eval-chars", "1000",
-    "--workers", "2", "--seed", "0",
-]  # fmt: skip
+    "mix",
+    "swarm",
+    DEMO_SWARM,
+    "--group-by",
+    "source",
+    "--proxies",
+    "16",
+    "--steps",
+    "150",
+    "--eval",
+    "python-doc",
+    "--heldout-per-group",
+    "16",
+    "--eval-chars",
+    "1000",
+    "--workers",
+    "2",
+    "--seed",
+    "0",
+]
 
 
 def demo_swarm_done(cur: Any) -> bool:

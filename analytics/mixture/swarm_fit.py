@@ -55,9 +55,11 @@ class SwarmFit:
 
     def scores(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [{"regressor": n, "model": LABELS[n], "spearman": r.spearman, "r2": r.r2}
-             for n, r in self.regressors.items()]
-        )  # fmt: skip
+            [
+                {"regressor": n, "model": LABELS[n], "spearman": r.spearman, "r2": r.r2}
+                for n, r in self.regressors.items()
+            ]
+        )
 
     def predicted(self, mixture: str = "proposal") -> float:
         """The minimised prediction (mean of the chosen regressors) for ``mixture``."""
@@ -87,9 +89,7 @@ class SwarmFit:
                     np.array([self.proposal[g] for g in self.swarm.groups]), self.swarm.natural
                 ),
                 "n_candidates": self.n_candidates,
-                "comparison": self.comparison.drop(columns=["measured"]).to_dict(
-                    orient="records"
-                ),
+                "comparison": self.comparison.drop(columns=["measured"]).to_dict(orient="records"),
             },
         }
 
@@ -130,8 +130,14 @@ def fit_swarm(
     y = swarm.objective_values(obj)
     w = swarm.weight_matrix()
     regs = fit_regressors(w, y, names=regressors, n_folds=n_folds, seed=seed)
-    cons = make_constraints(swarm.groups, swarm.available, budget=swarm.budget,
-                            max_epochs=max_epochs, fixed=fixed, kl_max=kl_max)  # fmt: skip
+    cons = make_constraints(
+        swarm.groups,
+        swarm.available,
+        budget=swarm.budget,
+        max_epochs=max_epochs,
+        fixed=fixed,
+        kl_max=kl_max,
+    )
     pred = objective_predictor(regs, use)
     used = chosen_regressors(regs, use)
     best, n_cand = propose(pred, cons, extra_starts=w, n_candidates=n_candidates, seed=seed)
@@ -144,12 +150,18 @@ def fit_swarm(
         vec = np.array([mw[g] for g in swarm.groups])
         p = predict_all(regs, vec)
         vals = np.array(list(p.values()))
-        rows.append({
-            "mixture": label, **p, "mean": float(vals.mean()), "min": float(vals.min()),
-            "max": float(vals.max()), "kl_to_natural": kl(vec, swarm.natural),
-            "feasible": not cons.violations(vec, tol=1e-6),
-            "measured": float(y[i_best]) if label == "best proxy run" else np.nan,
-        })  # fmt: skip
+        rows.append(
+            {
+                "mixture": label,
+                **p,
+                "mean": float(vals.mean()),
+                "min": float(vals.min()),
+                "max": float(vals.max()),
+                "kl_to_natural": kl(vec, swarm.natural),
+                "feasible": not cons.violations(vec, tol=1e-6),
+                "measured": float(y[i_best]) if label == "best proxy run" else np.nan,
+            }
+        )
     for r in rows:
         r["chosen"] = float(np.mean([r[n] for n in used]))
     return SwarmFit(swarm, obj, regs, use, cons, proposal, n_cand, pd.DataFrame(rows), used)
@@ -167,8 +179,9 @@ def save_proposal(ws: Any, fit: SwarmFit, name: str, *, note: str | None = None)
     cur = ws.cursor()
     mw = MixtureWeights(fit.proposal, method="swarm")
     spec = PhaseSpec("main", int(sw.budget), mw, method=fit.method_block())
-    manifest = create_manifest(cur, flt, group_by=sw.group_by, phases=[spec],
-                               seed=int(sw.params.get("seed", 0)))  # fmt: skip
+    manifest = create_manifest(
+        cur, flt, group_by=sw.group_by, phases=[spec], seed=int(sw.params.get("seed", 0))
+    )
     with ws.write(job=f"mix swarm proposal {name}") as con:
         ensure_schema(con)
         return save_mixture(con, name, manifest, note=note or f"proposed from swarm {sw.name}")
@@ -212,10 +225,14 @@ def validate_proxy(
     obj = list(mparams.get("objective") or sw.objective)
     cons = mparams.get("constraints") or {}
     fit = fit_swarm(
-        sw, objective=obj, use=str(mparams.get("regressor", "auto")),
-        max_epochs=cons.get("max_epochs"), fixed=cons.get("fixed") or None,
-        kl_max=cons.get("kl_max"), seed=int(sw.params.get("seed", 0)),
-    )  # fmt: skip
+        sw,
+        objective=obj,
+        use=str(mparams.get("regressor", "auto")),
+        max_epochs=cons.get("max_epochs"),
+        fixed=cons.get("fixed") or None,
+        kl_max=cons.get("kl_max"),
+        seed=int(sw.params.get("seed", 0)),
+    )
     proposal = {g.id: float(g.weight) for g in manifest.phases[0].groups}
     mixes = {"proposal": {g: proposal.get(g, 0.0) for g in sw.groups}}
     base = baseline_weights(sw)
@@ -234,13 +251,27 @@ def validate_proxy(
     for k, (label, w) in enumerate(mixes.items()):
         report("materialising", k, total)
         data = vdir / label / "data"
-        _materialize_one(ws, cur, w, group_by=sw.group_by, flt=flt, budget=sw.budget,
-                         seed=int(sw.params.get("seed", 0)), out_dir=data,
-                         method={"name": "validate-proxy", "params": {"swarm": sw.name}})  # fmt: skip
+        _materialize_one(
+            ws,
+            cur,
+            w,
+            group_by=sw.group_by,
+            flt=flt,
+            budget=sw.budget,
+            seed=int(sw.params.get("seed", 0)),
+            out_dir=data,
+            method={"name": "validate-proxy", "params": {"swarm": sw.name}},
+        )
         for s in seeds:
-            tasks.append({"data_dir": str(data), "tokenizer_dir": str(d / "tokenizer"),
-                          "eval_path": str(d / "eval.json"), "config": cfg.to_dict(),
-                          "seed": int(s)})  # fmt: skip
+            tasks.append(
+                {
+                    "data_dir": str(data),
+                    "tokenizer_dir": str(d / "tokenizer"),
+                    "eval_path": str(d / "eval.json"),
+                    "config": cfg.to_dict(),
+                    "seed": int(s),
+                }
+            )
             meta.append((label, int(s), w))
     report("materialising", total, total)
     results = run_tasks(tasks, workers=workers, progress=progress)
@@ -249,19 +280,33 @@ def validate_proxy(
         measured = float(np.mean([res["metrics"][m] for m in obj]))
         vec = np.array([w[g] for g in sw.groups])
         p = predict_all(fit.regressors, vec)
-        rows.append({
-            "mixture": label, "seed": s, "measured": measured,
-            "predicted_mean": float(np.mean(list(p.values()))),
-            "predicted_chosen": float(np.mean([p[n] for n in fit.used])),
-            **{f"predicted_{n}": v for n, v in p.items()},
-            "final_train_loss": res["final_loss"], "seconds": res["seconds"],
-        })  # fmt: skip
-        runs.append({
-            "run_id": f"{sw.name}-validate-{tag}-{label}-s{s}", "kind": "validate",
-            "label": label, "seed": s, "weights": w, "metrics": res["metrics"],
-            "final_loss": res["final_loss"], "train_tokens": res["train_tokens"],
-            "seconds": res["seconds"], "device": res["device"], "mixture": ref,
-        })  # fmt: skip
+        rows.append(
+            {
+                "mixture": label,
+                "seed": s,
+                "measured": measured,
+                "predicted_mean": float(np.mean(list(p.values()))),
+                "predicted_chosen": float(np.mean([p[n] for n in fit.used])),
+                **{f"predicted_{n}": v for n, v in p.items()},
+                "final_train_loss": res["final_loss"],
+                "seconds": res["seconds"],
+            }
+        )
+        runs.append(
+            {
+                "run_id": f"{sw.name}-validate-{tag}-{label}-s{s}",
+                "kind": "validate",
+                "label": label,
+                "seed": s,
+                "weights": w,
+                "metrics": res["metrics"],
+                "final_loss": res["final_loss"],
+                "train_tokens": res["train_tokens"],
+                "seconds": res["seconds"],
+                "device": res["device"],
+                "mixture": ref,
+            }
+        )
     import shutil
 
     for label in mixes:
@@ -272,10 +317,15 @@ def validate_proxy(
 
 def validation_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per mixture: mean measured objective over seeds, its margin to the proposal."""
-    g = table.groupby("mixture", sort=False).agg(
-        measured=("measured", "mean"), seeds=("seed", lambda s: ",".join(map(str, s))),
-        predicted=("predicted_chosen", "mean"),
-    ).reset_index()  # fmt: skip
+    g = (
+        table.groupby("mixture", sort=False)
+        .agg(
+            measured=("measured", "mean"),
+            seeds=("seed", lambda s: ",".join(map(str, s))),
+            predicted=("predicted_chosen", "mean"),
+        )
+        .reset_index()
+    )
     prop = float(g.loc[g["mixture"] == "proposal", "measured"].iloc[0])
     g["proposal_margin"] = g["measured"] - prop  # > 0: the proposal is better (lower bpb)
     return g

@@ -49,8 +49,10 @@ def parse_eval(value: str | None) -> tuple[list[str], list[str], str | None]:
             raise MixscopeError(f"--eval {p}: no target texts in the file")
         return [], texts, p.name
     if any(c in value for c in "/\\") or value.endswith((".txt", ".jsonl", ".md")):
-        raise MixscopeError(f"--eval {value}: no such file (give a file of target texts or "
-                            "comma-separated group names)")  # fmt: skip
+        raise MixscopeError(
+            f"--eval {value}: no such file (give a file of target texts or "
+            "comma-separated group names)"
+        )
     return [g.strip() for g in value.split(",") if g.strip()], [], None
 
 
@@ -70,16 +72,28 @@ def _print_fit(fit) -> None:
         t.add_row(r.model, f"{r.spearman:.3f}", f"{r.r2:.3f}")
     console.print(t)
     cols = [c for c in fit.comparison.columns if c in fit.regressors]
-    t = Table("mixture", *cols, "minimised", "spread", "KL to natural",
-              title=f"predicted objective ({' + '.join(fit.objective)}; lower is better)")  # fmt: skip
+    t = Table(
+        "mixture",
+        *cols,
+        "minimised",
+        "spread",
+        "KL to natural",
+        title=f"predicted objective ({' + '.join(fit.objective)}; lower is better)",
+    )
     for r in fit.comparison.to_dict(orient="records"):
         t.add_row(
-            r["mixture"], *(f"{r[c]:.4f}" for c in cols), f"{r['chosen']:.4f}",
-            f"{r['max'] - r['min']:.4f}", f"{r['kl_to_natural']:.3f}",
-        )  # fmt: skip
+            r["mixture"],
+            *(f"{r[c]:.4f}" for c in cols),
+            f"{r['chosen']:.4f}",
+            f"{r['max'] - r['min']:.4f}",
+            f"{r['kl_to_natural']:.3f}",
+        )
     console.print(t)
-    console.print(f"minimised: the mean of {', '.join(fit.used)} (--regressor {fit.use}); "
-                  "spread = max - min over all regressors", markup=False)  # fmt: skip
+    console.print(
+        f"minimised: the mean of {', '.join(fit.used)} (--regressor {fit.use}); "
+        "spread = max - min over all regressors",
+        markup=False,
+    )
     top = sorted(fit.proposal.items(), key=lambda kv: -kv[1])[:8]
     console.print("proposal: " + ", ".join(f"{g} {w:.3f}" for g, w in top), markup=False)
 
@@ -87,8 +101,15 @@ def _print_fit(fit) -> None:
 def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mixture, save):
     from analytics.mixture.swarm_fit import fit_swarm, save_proposal
 
-    fit = fit_swarm(sw, objective=objective, use=regressor, max_epochs=max_epochs, fixed=fixed,
-                    kl_max=kl_max, seed=int(sw.params.get("seed", 0)))  # fmt: skip
+    fit = fit_swarm(
+        sw,
+        objective=objective,
+        use=regressor,
+        max_epochs=max_epochs,
+        fixed=fixed,
+        kl_max=kl_max,
+        seed=int(sw.params.get("seed", 0)),
+    )
     _print_fit(fit)
     if save:
         v = save_proposal(ws, fit, mixture)
@@ -102,20 +123,29 @@ def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mi
 @mix_app.command("swarm")
 def swarm_cmd(
     name: Annotated[str, typer.Argument(help="Name of the swarm (and of the proposed mixture).")],
-    group_by: Annotated[str, typer.Option("--group-by", help="What the mixture weighs.")] = "source",
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="What the mixture weighs.")
+    ] = "source",
     proxies: Annotated[int, typer.Option(help="Number of proxy runs (mixtures drawn).")] = 16,
     steps: Annotated[int, typer.Option(help="Training steps per proxy.")] = 200,
     budget: Annotated[
         int | None,
-        typer.Option(help="Tokens (workspace tokenizer) materialised per proxy mixture; default "
-                     "steps x batch x block."),  # fmt: skip
+        typer.Option(
+            help="Tokens (workspace tokenizer) materialised per proxy mixture; default "
+            "steps x batch x block."
+        ),
     ] = None,
     eval_: Annotated[
         str | None,
-        typer.Option("--eval", help="Target: a file of texts (blank-line separated or .jsonl) "
-                     "or comma-separated group names; default: mean over all groups."),  # fmt: skip
+        typer.Option(
+            "--eval",
+            help="Target: a file of texts (blank-line separated or .jsonl) "
+            "or comma-separated group names; default: mean over all groups.",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the draws, the held-out set and every proxy.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the draws, the held-out set and every proxy.")
+    ] = 0,
     prior: Annotated[
         str, typer.Option(help="Dirichlet prior: natural (token distribution, RegMix) or uniform.")
     ] = "natural",
@@ -123,7 +153,9 @@ def swarm_cmd(
         float, typer.Option(help="alpha = concentration x prior (RegMix: 1).")
     ] = 1.0,
     heldout_per_group: Annotated[int, typer.Option(help="Held-out documents per group.")] = 32,
-    eval_chars: Annotated[int, typer.Option(help="Characters of each held-out text scored.")] = 2000,
+    eval_chars: Annotated[
+        int, typer.Option(help="Characters of each held-out text scored.")
+    ] = 2000,
     workers: Annotated[int, typer.Option(help="Local processes training proxies.")] = 1,
     threads: Annotated[int, typer.Option(help="CPU threads per proxy (fixed: determinism).")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -142,12 +174,20 @@ def swarm_cmd(
     ] = True,
     regressor: Annotated[
         str,
-        typer.Option(help="Minimise: auto (regressors with held-out R² > 0, else the best "
-                     "Spearman), mean (all), lightgbm, mixing_law or loglinear."),  # fmt: skip
+        typer.Option(
+            help="Minimise: auto (regressors with held-out R² > 0, else the best "
+            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
+        ),
     ] = "auto",
-    max_epochs: Annotated[float | None, typer.Option(help="Proposal: max epochs per group.")] = None,
-    kl_max: Annotated[float | None, typer.Option(help="Proposal: KL bound to natural (nats).")] = None,
-    fix: Annotated[list[str] | None, typer.Option(help="Proposal: GROUP=WEIGHT (repeatable).")] = None,
+    max_epochs: Annotated[
+        float | None, typer.Option(help="Proposal: max epochs per group.")
+    ] = None,
+    kl_max: Annotated[
+        float | None, typer.Option(help="Proposal: KL bound to natural (nats).")
+    ] = None,
+    fix: Annotated[
+        list[str] | None, typer.Option(help="Proposal: GROUP=WEIGHT (repeatable).")
+    ] = None,
     replace: Annotated[bool, typer.Option(help="Replace a swarm of the same name.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -163,14 +203,34 @@ def swarm_cmd(
     with user_errors():
         groups, texts, tname = parse_eval(eval_)
         fixed = parse_fixed(fix)
-        cfg = ProxyConfig(steps=steps, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                          vocab_size=vocab_size, block_size=block_size, batch_size=batch_size,
-                          learning_rate=lr, threads=threads, device=device,
-                          eval_max_chars=eval_chars).check()  # fmt: skip
-        spec = SwarmSpec(name, group_by=group_by, proxies=proxies, budget=budget, seed=seed,
-                         prior=prior, concentration=concentration, eval_groups=groups,
-                         target_texts=texts, target_name=tname,
-                         heldout_per_group=heldout_per_group, config=cfg, workers=workers)  # fmt: skip
+        cfg = ProxyConfig(
+            steps=steps,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            vocab_size=vocab_size,
+            block_size=block_size,
+            batch_size=batch_size,
+            learning_rate=lr,
+            threads=threads,
+            device=device,
+            eval_max_chars=eval_chars,
+        ).check()
+        spec = SwarmSpec(
+            name,
+            group_by=group_by,
+            proxies=proxies,
+            budget=budget,
+            seed=seed,
+            prior=prior,
+            concentration=concentration,
+            eval_groups=groups,
+            target_texts=texts,
+            target_name=tname,
+            heldout_per_group=heldout_per_group,
+            config=cfg,
+            workers=workers,
+        )
         from analytics.mixture.swarm import sampler_description
 
         console.print(f"mixtures ~ {sampler_description(prior, concentration, 0)}", markup=False)
@@ -180,15 +240,25 @@ def swarm_cmd(
         console.print(
             f"[green]swarm {name}[/green]: {len(rep.runs)} proxies in "
             f"{time.perf_counter() - t0:.1f} s ("
-            + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items()) + ")"
+            + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
+            + ")"
         )
         sw = load_swarm(ws.cursor(), name)
         if out is not None:
             rp, mp = write_olmix_csv(sw, out)
             console.print(f"wrote {rp} and {mp}")
         if propose_:
-            _fit_and_save(ws, sw, objective=None, regressor=regressor, max_epochs=max_epochs,
-                          fixed=fixed, kl_max=kl_max, mixture=name, save=True)  # fmt: skip
+            _fit_and_save(
+                ws,
+                sw,
+                objective=None,
+                regressor=regressor,
+                max_epochs=max_epochs,
+                fixed=fixed,
+                kl_max=kl_max,
+                mixture=name,
+                save=True,
+            )
 
 
 @mix_app.command("swarm-fit")
@@ -199,13 +269,17 @@ def swarm_fit_cmd(
     ] = None,
     regressor: Annotated[
         str,
-        typer.Option(help="Minimise: auto (regressors with held-out R² > 0, else the best "
-                     "Spearman), mean (all), lightgbm, mixing_law or loglinear."),  # fmt: skip
+        typer.Option(
+            help="Minimise: auto (regressors with held-out R² > 0, else the best "
+            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
+        ),
     ] = "auto",
     max_epochs: Annotated[float | None, typer.Option(help="Max epochs per group.")] = None,
     kl_max: Annotated[float | None, typer.Option(help="KL bound to natural (nats).")] = None,
     fix: Annotated[list[str] | None, typer.Option(help="GROUP=WEIGHT (repeatable).")] = None,
-    mixture: Annotated[str | None, typer.Option(help="Save as this mixture (default: NAME).")] = None,
+    mixture: Annotated[
+        str | None, typer.Option(help="Save as this mixture (default: NAME).")
+    ] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Save the proposal.")] = True,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -216,9 +290,17 @@ def swarm_fit_cmd(
     with user_errors():
         sw = load_swarm(ws.cursor(), name)
         obj = [c.strip() for c in objective.split(",") if c.strip()] if objective else None
-        _fit_and_save(ws, sw, objective=obj, regressor=regressor, max_epochs=max_epochs,
-                      fixed=parse_fixed(fix), kl_max=kl_max, mixture=mixture or name,
-                      save=save)  # fmt: skip
+        _fit_and_save(
+            ws,
+            sw,
+            objective=obj,
+            regressor=regressor,
+            max_epochs=max_epochs,
+            fixed=parse_fixed(fix),
+            kl_max=kl_max,
+            mixture=mixture or name,
+            save=save,
+        )
 
 
 @mix_app.command("swarm-import")
@@ -239,8 +321,9 @@ def swarm_import_cmd(
     ws = Workspace.open(workspace)
     with user_errors():
         obj = [c.strip() for c in objective.split(",") if c.strip()] if objective else None
-        sw = import_swarm(ws, name, csv_dir, group_by=group_by, budget=budget, objective=obj,
-                          replace=replace)  # fmt: skip
+        sw = import_swarm(
+            ws, name, csv_dir, group_by=group_by, budget=budget, objective=obj, replace=replace
+        )
     console.print(
         f"[green]imported[/green] swarm {name}: {len(sw.runs)} runs over {len(sw.groups)} groups, "
         f"objective {' + '.join(sw.objective)} (fit it with `mixscope mix swarm-fit {name}`)"
@@ -280,8 +363,9 @@ def swarm_list_cmd(
         return
     t = Table("name", "source", "group by", "groups", "runs", "budget", "objective")
     for r in df.itertuples(index=False):
-        t.add_row(r.name, r.source, r.group_by, str(r.groups), str(r.runs), f"{r.budget:,}",
-                  r.objective)  # fmt: skip
+        t.add_row(
+            r.name, r.source, r.group_by, str(r.groups), str(r.runs), f"{r.budget:,}", r.objective
+        )
     console.print(t)
 
 
@@ -303,22 +387,48 @@ def validate_proxy_cmd(
         try:
             seed_list = [int(s) for s in seeds.split(",")] if seeds else None
         except ValueError:
-            raise MixscopeError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+            raise MixscopeError(
+                f"--seeds: expected comma-separated integers, got {seeds!r}"
+            ) from None
         manifest = load_ref(ref, workspace)
         with progress_callback() as cb:
-            table = validate_proxy(ws, manifest, ref=ref, seeds=seed_list,
-                                   baselines=[b.strip() for b in baselines.split(",") if b.strip()],
-                                   workers=workers, progress=cb)  # fmt: skip
+            table = validate_proxy(
+                ws,
+                manifest,
+                ref=ref,
+                seeds=seed_list,
+                baselines=[b.strip() for b in baselines.split(",") if b.strip()],
+                workers=workers,
+                progress=cb,
+            )
     summ = validation_summary(table)
     if as_json:
-        typer.echo(json.dumps({"runs": table.to_dict(orient="records"),
-                               "summary": summ.to_dict(orient="records")}, indent=2))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {
+                    "runs": table.to_dict(orient="records"),
+                    "summary": summ.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
         return
-    t = Table("mixture", "seed", "measured", "predicted", "predicted (all regressors)",
-              title=f"validate-proxy {ref}")  # fmt: skip
+    t = Table(
+        "mixture",
+        "seed",
+        "measured",
+        "predicted",
+        "predicted (all regressors)",
+        title=f"validate-proxy {ref}",
+    )
     for r in table.itertuples(index=False):
-        t.add_row(r.mixture, str(r.seed), f"{r.measured:.4f}", f"{r.predicted_chosen:.4f}",
-                  f"{r.predicted_mean:.4f}")  # fmt: skip
+        t.add_row(
+            r.mixture,
+            str(r.seed),
+            f"{r.measured:.4f}",
+            f"{r.predicted_chosen:.4f}",
+            f"{r.predicted_mean:.4f}",
+        )
     console.print(t)
     for r in summ.itertuples(index=False):
         if r.mixture != "proposal":

@@ -22,8 +22,9 @@ def _fit(key: tuple, name: str, regressor: str, max_epochs: float | None, kl_max
     from analytics.mixture.swarm_fit import fit_swarm
 
     sw = sw_lib.load_swarm(state.workspace().cursor(), name)
-    fit = fit_swarm(sw, use=regressor, max_epochs=max_epochs, kl_max=kl_max,
-                    seed=int(sw.params.get("seed", 0)))  # fmt: skip
+    fit = fit_swarm(
+        sw, use=regressor, max_epochs=max_epochs, kl_max=kl_max, seed=int(sw.params.get("seed", 0))
+    )
     return fit.scores(), fit.comparison, fit.proposal, fit.method_block()
 
 
@@ -43,14 +44,20 @@ def _start_form(groups_hint: str) -> None:
         steps = c4.number_input("Steps per proxy", 1, 100_000, 200, step=50, key="mx_sw_steps")
         c1, c2, c3, c4 = st.columns(4)
         target = c1.text_input(
-            "Target groups (comma-separated; empty = mean over groups)", "", key="mx_sw_eval",
+            "Target groups (comma-separated; empty = mean over groups)",
+            "",
+            key="mx_sw_eval",
             help=f"Groups: {groups_hint}",
-        )  # fmt: skip
+        )
         prior = c2.selectbox(
-            "Dirichlet prior", ["natural", "uniform"], key="mx_sw_prior",
-            format_func=lambda p: {"natural": "token distribution (RegMix's authors)",
-                                   "uniform": "uniform"}[p],
-        )  # fmt: skip
+            "Dirichlet prior",
+            ["natural", "uniform"],
+            key="mx_sw_prior",
+            format_func=lambda p: {
+                "natural": "token distribution (RegMix's authors)",
+                "uniform": "uniform",
+            }[p],
+        )
         conc = c3.number_input("Concentration", 0.01, 1000.0, 1.0, key="mx_sw_conc")
         workers = c4.number_input("Local processes", 1, 64, 1, key="mx_sw_workers")
         st.caption(plain("Mixtures ~ " + sw_lib.sampler_description(prior, float(conc), 0)))
@@ -62,9 +69,23 @@ def _start_form(groups_hint: str) -> None:
             except MixtureError as exc:
                 st.error(plain(exc))
                 return
-            args = ["mix", "swarm", name, "--group-by", group_by, "--proxies", str(int(proxies)),
-                    "--steps", str(int(steps)), "--prior", prior, "--concentration",
-                    str(float(conc)), "--workers", str(int(workers))]  # fmt: skip
+            args = [
+                "mix",
+                "swarm",
+                name,
+                "--group-by",
+                group_by,
+                "--proxies",
+                str(int(proxies)),
+                "--steps",
+                str(int(steps)),
+                "--prior",
+                prior,
+                "--concentration",
+                str(float(conc)),
+                "--workers",
+                str(int(workers)),
+            ]
             if target.strip():
                 args += ["--eval", target.strip()]
             job = submit("mix-swarm", args)
@@ -91,21 +112,30 @@ def swarm_panel(groups_hint: str = "") -> None:
     runs = sw.swarm_runs()
     obj = sw.objective_values()
     p = sw.params
-    st.caption(plain(
-        f"{len(runs)} proxy runs over {len(sw.groups)} groups by {sw.group_by}, "
-        f"{sw.budget:,} tokens each; objective: mean of {', '.join(sw.objective)} (bits per "
-        f"byte, lower is better). Mixtures ~ {p.get('sampler', sw.source)}."
-        + (f" Proxy: {p['config']['n_layer']} layers x {p['config']['n_embd']}, "
-           f"{p['config']['steps']} steps, seed {p.get('seed')}." if "config" in p else "")
-    ))  # fmt: skip
+    st.caption(
+        plain(
+            f"{len(runs)} proxy runs over {len(sw.groups)} groups by {sw.group_by}, "
+            f"{sw.budget:,} tokens each; objective: mean of {', '.join(sw.objective)} (bits per "
+            f"byte, lower is better). Mixtures ~ {p.get('sampler', sw.source)}."
+            + (
+                f" Proxy: {p['config']['n_layer']} layers x {p['config']['n_embd']}, "
+                f"{p['config']['steps']} steps, seed {p.get('seed')}."
+                if "config" in p
+                else ""
+            )
+        )
+    )
     table = pd.DataFrame(sw.weight_matrix(), columns=sw.groups)
     table.insert(0, "objective", obj)
     table.insert(0, "run", runs["run_id"].tolist())
     st.dataframe(table.sort_values("objective"), hide_index=True, key="mx_sw_runs")
 
     c1, c2, c3, c4 = st.columns(4)
-    names = {"auto": "regressors with held-out R² > 0 (else best Spearman)",
-             "mean": "mean of all regressors", **LABELS}  # fmt: skip
+    names = {
+        "auto": "regressors with held-out R² > 0 (else best Spearman)",
+        "mean": "mean of all regressors",
+        **LABELS,
+    }
     reg = c1.selectbox("Minimise", list(names), key="mx_sw_reg", format_func=names.get)
     me = c2.number_input("Max epochs per group (0 = none)", 0.0, 1000.0, 0.0, key="mx_sw_me")
     klm = c3.number_input("KL bound to natural, nats (0 = none)", 0.0, 50.0, 0.0, key="mx_sw_kl")
@@ -114,9 +144,7 @@ def swarm_panel(groups_hint: str = "") -> None:
     if c4.button("Fit and propose", key="mx_sw_fit", type="primary"):
         try:
             with st.spinner("Fitting three regressors and searching the constrained simplex…"):
-                st.session_state["mx_sw_result"] = (
-                    settings, _fit(state.snapshot_key(), *settings)
-                )
+                st.session_state["mx_sw_result"] = (settings, _fit(state.snapshot_key(), *settings))
         except (MixtureError, MixscopeError) as exc:
             st.error(plain(exc))
     got = st.session_state.get("mx_sw_result")
@@ -126,42 +154,68 @@ def swarm_panel(groups_hint: str = "") -> None:
         scores, comparison, proposal, block = got[1]
         st.markdown("**Fit quality** (5-fold cross-validation, held-out predictions)")
         st.dataframe(scores, hide_index=True, key="mx_sw_scores")
-        st.markdown("**Predicted objective** for the proposal and the usual baselines; the "
-                    "spread is max - min across regressors")  # fmt: skip
-        st.caption(plain(f"Minimised: the mean prediction of {', '.join(block['params']['regressors_used'])}."))
+        st.markdown(
+            "**Predicted objective** for the proposal and the usual baselines; the "
+            "spread is max - min across regressors"
+        )
+        used = ", ".join(block["params"]["regressors_used"])
+        st.caption(plain(f"Minimised: the mean prediction of {used}."))
         comp = comparison.assign(spread=comparison["max"] - comparison["min"])
         st.dataframe(comp.drop(columns=["min", "max"]), hide_index=True, key="mx_sw_comparison")
-        wt = pd.DataFrame({"group": list(proposal), "weight": list(proposal.values()),
-                           "natural": sw.natural.tolist()})  # fmt: skip
-        st.dataframe(wt.sort_values("weight", ascending=False), hide_index=True,
-                     key="mx_sw_proposal")  # fmt: skip
+        wt = pd.DataFrame(
+            {
+                "group": list(proposal),
+                "weight": list(proposal.values()),
+                "natural": sw.natural.tolist(),
+            }
+        )
+        st.dataframe(
+            wt.sort_values("weight", ascending=False), hide_index=True, key="mx_sw_proposal"
+        )
         if st.button(f"Save the proposal as mixture {name}", key="mx_sw_save"):
             if require_editor("save mixtures"):
                 from analytics.mixture.swarm_fit import fit_swarm, save_proposal
 
                 try:
-                    fit = fit_swarm(sw, use=reg, max_epochs=settings[2], kl_max=settings[3],
-                                    seed=int(p.get("seed", 0)))  # fmt: skip
+                    fit = fit_swarm(
+                        sw,
+                        use=reg,
+                        max_epochs=settings[2],
+                        kl_max=settings[3],
+                        seed=int(p.get("seed", 0)),
+                    )
                     v = save_proposal(state.workspace(), fit, name)
-                    st.success(plain(f"Saved {name}@{v}. Validate it with `mixscope mix "
-                                     f"validate-proxy {name}@{v}` or the button below."))  # fmt: skip
+                    st.success(
+                        plain(
+                            f"Saved {name}@{v}. Validate it with `mixscope mix "
+                            f"validate-proxy {name}@{v}` or the button below."
+                        )
+                    )
                 except (MixtureError, MixscopeError) as exc:
                     st.error(plain(exc))
     val = sw.runs[sw.runs["kind"] == "validate"]
     if not val.empty:
-        st.markdown("**Validation runs** (measured objective of proxies trained on saved "
-                    "proposals and baselines)")  # fmt: skip
-        vt = pd.DataFrame({
-            "mixture": val["mixture"], "trained on": val["label"], "seed": val["seed"],
-            "measured": [sum(m[c] for c in sw.objective) / len(sw.objective)
-                         for m in val["metrics"]],
-        })  # fmt: skip
+        st.markdown(
+            "**Validation runs** (measured objective of proxies trained on saved "
+            "proposals and baselines)"
+        )
+        vt = pd.DataFrame(
+            {
+                "mixture": val["mixture"],
+                "trained on": val["label"],
+                "seed": val["seed"],
+                "measured": [
+                    sum(m[c] for c in sw.objective) / len(sw.objective) for m in val["metrics"]
+                ],
+            }
+        )
         st.dataframe(vt, hide_index=True, key="mx_sw_validation")
     if sw.source == "trained":
         ref = st.text_input("Validate a saved proposal (NAME@VERSION)", "", key="mx_sw_vref")
         if st.button("Validate with proxies (a job)", key="mx_sw_validate") and ref.strip():
             if require_editor("start validation runs"):
-                job = submit("mix-validate-proxy", ["mix", "validate-proxy", ref.strip(),
-                                                    "--seeds", "0,1"])  # fmt: skip
+                job = submit(
+                    "mix-validate-proxy", ["mix", "validate-proxy", ref.strip(), "--seeds", "0,1"]
+                )
                 st.session_state.setdefault("mx_sw_jobs", []).append(job.id)
                 st.success(plain(f"Queued job {job.id}"))

@@ -22,8 +22,16 @@ from analytics.mixture.proxy import (
 )
 from analytics.mixture.swarm import read_olmix_csv, run_tasks, sample_mixtures
 
-TINY = ProxyConfig(steps=4, n_layer=1, n_embd=16, n_head=1, vocab_size=300, block_size=16,
-                   batch_size=2, eval_max_chars=300)  # fmt: skip
+TINY = ProxyConfig(
+    steps=4,
+    n_layer=1,
+    n_embd=16,
+    n_head=1,
+    vocab_size=300,
+    block_size=16,
+    batch_size=2,
+    eval_max_chars=300,
+)
 TEXTS = [
     "The quick brown fox jumps over the lazy dog near the river bank. " * 3,
     "def add(a, b):\n    return a + b\n\nprint(add(2, 3))\n" * 3,
@@ -82,8 +90,13 @@ def test_a_spawned_worker_gives_the_same_proxy_as_in_process(tok, tmp_path):
     data.mkdir(parents=True)
     pq.write_table(pa.table({"text": TEXTS}), data / "part-00000.parquet")
     (tmp_path / "eval.json").write_text(json.dumps({"bpb:x": TEXTS[:2]}))
-    task = {"data_dir": str(tmp_path / "data"), "tokenizer_dir": str(tok[1]),
-            "eval_path": str(tmp_path / "eval.json"), "config": TINY.to_dict(), "seed": 1}  # fmt: skip
+    task = {
+        "data_dir": str(tmp_path / "data"),
+        "tokenizer_dir": str(tok[1]),
+        "eval_path": str(tmp_path / "eval.json"),
+        "config": TINY.to_dict(),
+        "seed": 1,
+    }
     inproc = run_tasks([task], workers=1)
     spawned = run_tasks([task, task], workers=2)
     assert inproc[0]["losses"] == spawned[0]["losses"] == spawned[1]["losses"]
@@ -200,8 +213,9 @@ def test_constraints_hold_for_an_arbitrary_response(tmp_path):
     avail = dict(zip(groups, rng.uniform(50, 500, size=6)))
     coef = rng.normal(size=6)
     budget = 800.0
-    c = make_constraints(groups, avail, budget=budget, max_epochs=1.5, fixed={"g2": 0.1},
-                         kl_max=0.3)  # fmt: skip
+    c = make_constraints(
+        groups, avail, budget=budget, max_epochs=1.5, fixed={"g2": 0.1}, kl_max=0.3
+    )
     w, n = propose(lambda x: np.sin(np.atleast_2d(x) @ coef * 3), c, seed=1)
     nat = np.array([avail[g] for g in groups])
     nat = nat / nat.sum()
@@ -259,8 +273,15 @@ def test_tiny_swarm_on_the_demo_corpus(demo_workspace_copy, tmp_path):
     from analytics.mixture.swarm_fit import fit_swarm, save_proposal, validate_proxy
 
     ws = demo_workspace_copy
-    spec = SwarmSpec("tiny", proxies=4, seed=2, eval_groups=["python-doc"], heldout_per_group=2,
-                     tokenizer_chars_per_group=3000, config=TINY)  # fmt: skip
+    spec = SwarmSpec(
+        "tiny",
+        proxies=4,
+        seed=2,
+        eval_groups=["python-doc"],
+        heldout_per_group=2,
+        tokenizer_chars_per_group=3000,
+        config=TINY,
+    )
     stages = []
     rep = run_swarm(ws, spec, progress=lambda s, d, t: stages.append((s, d, t)))
     assert ("proxies", 4, 4) in stages and any(s.startswith("proxy 1/4") for s, _, _ in stages)
@@ -273,7 +294,9 @@ def test_tiny_swarm_on_the_demo_corpus(demo_workspace_copy, tmp_path):
     assert np.all(np.isfinite(metrics.to_numpy())) and np.all(metrics.to_numpy() > 0)
     # held-out documents: per group min(2, max(1, n // 10)), never in a proxy's selection
     held = sw.params["heldout_ids"]
-    n_src = dict(ws.cursor().execute("SELECT source, count(*) FROM documents GROUP BY 1").fetchall())
+    n_src = dict(
+        ws.cursor().execute("SELECT source, count(*) FROM documents GROUP BY 1").fetchall()
+    )
     assert len(held) == sum(min(2, max(1, n // 10)) for n in n_src.values() if n >= 2)
     assert rep.directory.joinpath("tokenizer").is_dir()
 
@@ -282,8 +305,9 @@ def test_tiny_swarm_on_the_demo_corpus(demo_workspace_copy, tmp_path):
     ratios = pd.read_csv(out / "ratios.csv")
     assert list(ratios.columns[:2]) == ["run_id", "name"]
     assert np.allclose(ratios[sw.groups].sum(axis=1), 1.0)
-    back = import_swarm(ws, "tiny-again", out, group_by="source", budget=sw.budget,
-                        objective=["bpb:python-doc"])  # fmt: skip
+    back = import_swarm(
+        ws, "tiny-again", out, group_by="source", budget=sw.budget, objective=["bpb:python-doc"]
+    )
     assert np.allclose(back.weight_matrix(), w, atol=1e-9)
     assert np.allclose(back.objective_values(), sw.objective_values(), atol=1e-9)
 

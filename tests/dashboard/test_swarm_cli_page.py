@@ -34,9 +34,14 @@ def synthetic_runs(d: Path, n: int = 24) -> None:
 
 
 def tokens_by_sql(ws) -> dict[str, int]:
-    rows = ws.cursor().execute(
-        "SELECT source, sum(n_tokens) FROM documents WHERE source IN (?, ?, ?) GROUP BY 1", GROUPS
-    ).fetchall()
+    rows = (
+        ws.cursor()
+        .execute(
+            "SELECT source, sum(n_tokens) FROM documents WHERE source IN (?, ?, ?) GROUP BY 1",
+            GROUPS,
+        )
+        .fetchall()
+    )
     return {s: int(t) for s, t in rows}
 
 
@@ -44,16 +49,36 @@ def test_import_fit_under_constraints_and_refusals(demo_workspace_copy, tmp_path
     ws = demo_workspace_copy
     synthetic_runs(tmp_path / "runs")
     budget = 300_000
-    r = mixscope("mix", "swarm-import", str(tmp_path / "runs"), "--name", "ext", "--group-by",
-                 "source", "--budget", str(budget), ws=ws.path)  # fmt: skip
+    r = mixscope(
+        "mix",
+        "swarm-import",
+        str(tmp_path / "runs"),
+        "--name",
+        "ext",
+        "--group-by",
+        "source",
+        "--budget",
+        str(budget),
+        ws=ws.path,
+    )
     assert r.returncode == 0, r.stderr
     assert "imported swarm ext: 24 runs over 3 groups" in r.stderr.replace("\n", " ")
     listed = json.loads(mixscope("mix", "swarm-list", "--json", ws=ws.path).stdout)
     assert [(s["name"], s["runs"]) for s in listed] == [("ext", 24)]
 
     tok = tokens_by_sql(ws)
-    r = mixscope("mix", "swarm-fit", "ext", "--max-epochs", "1", "--kl-max", "0.5",
-                 "--fix", "austen=0.4", ws=ws.path)  # fmt: skip
+    r = mixscope(
+        "mix",
+        "swarm-fit",
+        "ext",
+        "--max-epochs",
+        "1",
+        "--kl-max",
+        "0.5",
+        "--fix",
+        "austen=0.4",
+        ws=ws.path,
+    )
     assert r.returncode == 0, r.stderr
     assert "saved the proposal as mixture ext@1" in r.stderr.replace("\n", " ")
     m = load_mixture(ws.cursor(), "ext", 1)
@@ -67,8 +92,12 @@ def test_import_fit_under_constraints_and_refusals(demo_workspace_copy, tmp_path
     assert float(np.sum(x[x > 0] * np.log(x[x > 0] / nat[x > 0]))) <= 0.5 + 1e-4
     diag = m.phases[0].groups[0].method.diagnostics
     assert set(diag["fit"]) == {"lightgbm", "mixing_law", "loglinear"}
-    assert {c["mixture"] for c in diag["comparison"]} >= {"proposal", "natural", "uniform",
-                                                           "temperature"}  # fmt: skip
+    assert {c["mixture"] for c in diag["comparison"]} >= {
+        "proposal",
+        "natural",
+        "uniform",
+        "temperature",
+    }
 
     # refusals: one line, exit 2, nothing written
     r = mixscope("mix", "validate-proxy", "ext@1", ws=ws.path)
@@ -80,8 +109,18 @@ def test_import_fit_under_constraints_and_refusals(demo_workspace_copy, tmp_path
     pd.DataFrame({"run_id": ["run-0"], "nosuch": [0.5], "austen": [0.5]}).to_csv(
         bad / "ratios.csv", index=False
     )
-    r = mixscope("mix", "swarm-import", str(bad), "--name", "bad", "--group-by", "source",
-                 "--budget", "100", ws=ws.path)  # fmt: skip
+    r = mixscope(
+        "mix",
+        "swarm-import",
+        str(bad),
+        "--name",
+        "bad",
+        "--group-by",
+        "source",
+        "--budget",
+        "100",
+        ws=ws.path,
+    )
     assert r.returncode == 2 and "'nosuch'" in r.stderr and "not groups" in r.stderr
     r = mixscope("mix", "swarm", "x", "--eval", "no-such-source", "--steps", "1", ws=ws.path)
     assert r.returncode == 2 and "unknown group" in r.stderr
@@ -91,11 +130,39 @@ def test_import_fit_under_constraints_and_refusals(demo_workspace_copy, tmp_path
 def test_swarm_command_end_to_end_with_olmix_out(demo_workspace_copy, tmp_path):
     ws = demo_workspace_copy
     out = tmp_path / "olmix"
-    tiny = ["--steps", "3", "--n-layer", "1", "--n-embd", "16", "--n-head", "1",
-            "--vocab-size", "300", "--block-size", "16", "--batch-size", "2",
-            "--heldout-per-group", "1", "--eval-chars", "200"]  # fmt: skip
-    r = mixscope("mix", "swarm", "cli", "--proxies", "4", "--eval", "python-doc", "--out",
-                 str(out), *tiny, ws=ws.path)  # fmt: skip
+    tiny = [
+        "--steps",
+        "3",
+        "--n-layer",
+        "1",
+        "--n-embd",
+        "16",
+        "--n-head",
+        "1",
+        "--vocab-size",
+        "300",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "2",
+        "--heldout-per-group",
+        "1",
+        "--eval-chars",
+        "200",
+    ]
+    r = mixscope(
+        "mix",
+        "swarm",
+        "cli",
+        "--proxies",
+        "4",
+        "--eval",
+        "python-doc",
+        "--out",
+        str(out),
+        *tiny,
+        ws=ws.path,
+    )
     assert r.returncode == 0, r.stderr
     err = r.stderr.replace("\n", " ")
     assert "RegMix's authors" in err and "saved the proposal as mixture cli@1" in err
@@ -118,11 +185,27 @@ def test_demo_swarm_is_queued_once(demo_workspace_copy):
     assert job.args == DEMO_SWARM_ARGS and job.status == "queued"
 
 
+def frame(at, *cols) -> pd.DataFrame:
+    hits = [d.value for d in at.dataframe if set(cols) <= set(d.value.columns)]
+    assert len(hits) == 1, [list(d.value.columns) for d in at.dataframe]
+    return hits[0]
+
+
 def test_mixtures_page_fits_a_swarm_and_starts_one(demo_workspace_copy, tmp_path, monkeypatch):
     ws = demo_workspace_copy
     synthetic_runs(tmp_path / "runs")
-    r = mixscope("mix", "swarm-import", str(tmp_path / "runs"), "--name", "ext", "--group-by",
-                 "source", "--budget", "2000000", ws=ws.path)  # fmt: skip
+    r = mixscope(
+        "mix",
+        "swarm-import",
+        str(tmp_path / "runs"),
+        "--name",
+        "ext",
+        "--group-by",
+        "source",
+        "--budget",
+        "2000000",
+        ws=ws.path,
+    )
     assert r.returncode == 0, r.stderr
     monkeypatch.setenv("MIXSCOPE_WORKSPACE", str(ws.path))
     monkeypatch.setattr(JobStore, "ensure_worker", lambda self, *a, **k: None)
@@ -131,16 +214,17 @@ def test_mixtures_page_fits_a_swarm_and_starts_one(demo_workspace_copy, tmp_path
     at.switch_page("app_pages/mixtures.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="mx_sw_pick").value == "ext"
-    assert len(at.dataframe(key="mx_sw_runs").value) == 24
+    runs = frame(at, "run", "objective")
+    assert len(runs) == 24 and runs["objective"].is_monotonic_increasing  # best run first
     at.button(key="mx_sw_fit").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    comp = at.dataframe(key="mx_sw_comparison").value
+    comp = frame(at, "mixture", "spread")
     assert list(comp["mixture"])[:4] == ["proposal", "natural", "uniform", "temperature"]
     assert np.all(comp["spread"] >= 0)
-    scores = at.dataframe(key="mx_sw_scores").value
+    scores = frame(at, "regressor", "spearman")
     assert set(scores["regressor"]) == {"lightgbm", "mixing_law", "loglinear"}
     # the closed-form optimum is T; the proposal is predicted no worse than every baseline
-    prop = comp.set_index("mixture")["mean"]
+    prop = comp.set_index("mixture")["chosen"]
     assert prop["proposal"] <= prop[["natural", "uniform", "temperature"]].min() + 1e-9
 
     at.text_input(key="mx_sw_name").input("pagesw")
