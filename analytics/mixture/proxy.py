@@ -251,6 +251,7 @@ def train_proxy(
         model = build_model(cfg, vocab=vocab, eos=eos).to(device)
         model.train()
         opt = make_optimizer(model, cfg.learning_rate)
+        params = [p for p in model.parameters() if p.requires_grad]
         data = torch.from_numpy(blocks).to(device)
         idx = torch.from_numpy(order).to(device)
         losses = torch.empty(cfg.steps, dtype=torch.float32, device=device)
@@ -262,7 +263,7 @@ def train_proxy(
             loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
             opt.step()
             losses[step - 1] = loss.detach()
             if progress is not None and (step % 10 == 0 or step == cfg.steps):

@@ -261,6 +261,7 @@ def test_olmix_csv_validation_names_the_line(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_tiny_swarm_on_the_demo_corpus(demo_workspace_copy, tmp_path):
     from analytics.mixture import load_mixture, selection_stats
     from analytics.mixture.swarm import (

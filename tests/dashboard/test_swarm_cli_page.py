@@ -127,6 +127,7 @@ def test_import_fit_under_constraints_and_refusals(demo_workspace_copy, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_swarm_command_end_to_end_with_olmix_out(demo_workspace_copy, tmp_path):
     ws = demo_workspace_copy
     out = tmp_path / "olmix"
