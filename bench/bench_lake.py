@@ -236,8 +236,10 @@ def main() -> None:
             f"{r['raw_arbitrary'] * 1000:.0f} ms = "
             f"{r['explore_arbitrary'] / r['raw_arbitrary']:.2f}x (goal <= 1.3x)"
         )
-        print(f"  Explore documents page (50 rows + snippets read from the corpus files): "
-              f"{r['explore_page'] * 1000:.0f} ms")
+        print(
+            f"  Explore documents page (50 rows + snippets read from the corpus files): "
+            f"{r['explore_page'] * 1000:.0f} ms"
+        )
         print(f"  reader peak RSS {r['peak_rss_mb']:,.0f} MB (goal < 2048 MB)")
     finally:
         if args.out is None:

@@ -28,7 +28,10 @@ from typing import Any
 
 import pandas as pd
 
+from analytics.db import table_exists
+
 from .errors import MixtureError
+from .store import parse_ref  # noqa: F401  (re-exported: lineage callers parse refs)
 
 SCHEMA: list[str] = [
     """CREATE TABLE IF NOT EXISTS mixture_runs (
@@ -39,7 +42,6 @@ SCHEMA: list[str] = [
 
 KINDS = ("trained", "proxy")
 _RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$")
-_REF = re.compile(r"^(?P<name>.+?)(?:@(?P<version>[0-9]+))?$")
 COLUMNS = ("name", "version", "run", "kind", "checkpoint_path", "note", "metrics", "linked_at")
 
 
@@ -50,20 +52,7 @@ def ensure_schema(con: Any) -> None:
 
 
 def _has(con: Any, table: str) -> bool:
-    rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-        "AND table_catalog = current_database()",
-        [table],
-    ).fetchall()
-    return bool(rows and rows[0][0])
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION``."""
-    m = _REF.match((ref or "").strip())
-    if not m or not m.group("name"):
-        raise MixtureError(f"mixture: {ref!r} is not NAME or NAME@VERSION")
-    return m.group("name"), (int(m.group("version")) if m.group("version") else None)
+    return table_exists(con, table)
 
 
 def resolve(con: Any, name: str, version: int | None = None) -> int:

@@ -19,6 +19,17 @@ from .schema import SCHEMA
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
 
 
+_REF = re.compile(r"^(?P<name>.+?)(?:@(?P<version>[0-9]+))?$")
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION`` (the one parser of mixture references)."""
+    m = _REF.match((ref or "").strip())
+    if not m or not m.group("name"):
+        raise MixtureError(f"mixture: {ref!r} is not NAME or NAME@VERSION")
+    return m.group("name"), (int(m.group("version")) if m.group("version") else None)
+
+
 def ensure_schema(con: Any) -> None:
     """Create the mixture tables if missing (for tests and stand-alone use)."""
     for ddl in SCHEMA:

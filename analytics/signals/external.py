@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import duckdb
 import pandas as pd
 
+from analytics.db import table_exists
 from analytics.signals.base import Column, Signal, SignalError, canonical_json
 from analytics.signals.registry import SIGNALS, signal_names
 
@@ -44,12 +45,6 @@ _WHAT = {"import": "imported signal", "classify": "classifier signal"}
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    from analytics.signals.store import table_exists
-
-    return table_exists(con, table)
 
 
 class ExternalSignal(Signal):
@@ -144,7 +139,7 @@ def definitions(
     """name -> the latest definition row of every external signal of the workspace
     (`exists`: whether the caller already knows the table exists)."""
     if exists is None:
-        exists = _table_exists(con, "signals_external")
+        exists = table_exists(con, "signals_external")
     if not exists:
         return {}
     rows = con.execute(
@@ -355,11 +350,11 @@ def throughput(con: duckdb.DuckDBPyConnection, *, n_docs: int | None = None) -> 
     """
     cols = ["signal", "version", "device", "measured_at", "docs", "seconds", "n_jobs",
             "docs_per_s", "docs_per_cpu_s", "hours_workspace", "hours_100m"]  # fmt: skip
-    if not _table_exists(con, "signals_throughput"):
+    if not table_exists(con, "signals_throughput"):
         return pd.DataFrame(columns=cols)
     if n_docs is None:
         n_docs = 0
-        if _table_exists(con, "documents"):
+        if table_exists(con, "documents"):
             n_docs = int(con.execute("SELECT count(*) FROM documents").fetchall()[0][0])
     df = con.execute(
         "SELECT name AS signal, version, device, measured_at, docs, seconds, n_jobs "

@@ -129,11 +129,7 @@ def catalog(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     reader of the catalog sees them in the registry."""
     from analytics.signals.external import definitions, register_definitions
 
-    rows = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND table_name IN "
-        "('signals_catalog', 'signals_external')"
-    ).fetchall()
-    have = {r[0] for r in rows}
+    have = {t for t in ("signals_catalog", "signals_external") if table_exists(con, t)}
     register_definitions(definitions(con, exists=True) if "signals_external" in have else {})
     if "signals_catalog" not in have:
         return pd.DataFrame(columns=["name", "version", "params", "computed_at", "n_docs"])

@@ -11,6 +11,7 @@ from dashboard.components import (
     mixture_phase,
     mixture_saved,
     mixture_strategies,
+    mixture_swarm,
 )
 
 st.title("Mixtures")
@@ -53,3 +54,7 @@ mixture_export.materialize_panel(saved_ref)
 st.divider()
 mixture_saved.library_panel(opened)
 mixture_dsir.runs_panel(opened[0] if opened else None)
+st.divider()
+mixture_swarm.swarm_panel(
+    ", ".join(map(str, counts["group"].head(30))) if counts is not None else ""
+)

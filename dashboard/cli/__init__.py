@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Each area registers its commands in its own module; listed here once it exists.
-COMMAND_MODULES = ["core", "jobs", "signals", "embed", "maps", "geometry", "mix"]
+COMMAND_MODULES = ["core", "jobs", "signals", "embed", "maps", "geometry", "mix", "swarm"]
 for _name in COMMAND_MODULES:
     if (Path(__file__).parent / f"{_name}.py").exists():
         importlib.import_module(f"dashboard.cli.{_name}")

@@ -330,6 +330,9 @@ def demo(
     series: Annotated[
         bool, typer.Option(help="Queue the demo checkpoint series job (once) before serving.")
     ] = True,
+    swarm: Annotated[
+        bool, typer.Option(help="Queue the demo proxy swarm job (once) before serving.")
+    ] = True,
 ) -> None:
     """Build the demo workspace from the shipped corpus (once), then serve it."""
     from analytics.ingest import ingest as run_ingest
@@ -356,4 +359,12 @@ def demo(
         from dashboard.cli.geometry import queue_demo_series_job
 
         queue_demo_series_job(ws)
+    if swarm:
+        from analytics.mixture.swarm_demo import queue_demo_swarm
+
+        try:
+            if queue_demo_swarm(ws):
+                console.print("queued the demo proxy swarm (Mixtures page: proxy swarms)")
+        except Exception as exc:  # noqa: BLE001 - the dashboard must open regardless
+            console.print(f"could not queue the demo proxy swarm: {exc}", markup=False)
     _serve(ws.path, "127.0.0.1", port or free_port(), headless)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.table import Table
 
 from analytics.db import table_exists
 from analytics.errors import MixscopeError
+from analytics.mixture.errors import MixtureError
 from analytics.paths import check_output_dir, check_output_path, is_empty_dir
 from analytics.workspace import Workspace
 from dashboard.cli import app
@@ -29,7 +29,6 @@ mix_app = typer.Typer(
 app.add_typer(mix_app, name="mix")
 
 MANIFEST_FORMATS = ("yaml", "json")
-_REF = re.compile(r"^(?P<name>.+?)(?:@(?P<version>[0-9]+))?$")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -64,11 +63,13 @@ def user_errors() -> Iterator[None]:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION``."""
-    m = _REF.match(ref.strip())
-    if not m:
-        raise MixscopeError(f"mixture: {ref!r} is not NAME or NAME@VERSION")
-    return m.group("name"), (int(m.group("version")) if m.group("version") else None)
+    """``NAME`` or ``NAME@VERSION`` (analytics.mixture.store.parse_ref, as a CLI error)."""
+    from analytics.mixture.store import parse_ref as parse
+
+    try:
+        return parse(ref)
+    except MixtureError as exc:
+        raise MixscopeError(str(exc)) from None
 
 
 def _is_file_ref(ref: str) -> bool:

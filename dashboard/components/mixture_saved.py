@@ -22,6 +22,7 @@ from analytics.mixture import (
     save_mixture,
 )
 from analytics.mixture import builder as mb
+from analytics.mixture.store import parse_ref as store_parse_ref
 from dashboard import state
 from dashboard.components.auth import require_editor
 from dashboard.components.mixture_plan import plain
@@ -92,11 +93,11 @@ def saved_manifest(cur, *, name: str, version: int | None = None) -> dict:
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """``NAME`` or ``NAME@VERSION``."""
-    name, sep, version = ref.strip().rpartition("@")
-    if sep and version.isdigit() and name:
-        return name, int(version)
-    return ref.strip(), None
+    """``NAME`` or ``NAME@VERSION`` (the library's parser; a bad ref reads as a name)."""
+    try:
+        return store_parse_ref(ref)
+    except MixtureError:
+        return (ref or "").strip(), None
 
 
 def load(ref: str) -> Manifest:

@@ -1,0 +1,858 @@
+"""Proxy swarms: draw candidate mixtures, materialise each, train a small proxy on each,
+measure bits per byte, store the runs, fit regressors and propose a mixture.
+
+:func:`run_swarm` (``mixscope mix swarm``):
+
+1. holds out up to ``heldout_per_group`` documents of every group (seeded hash order; a
+   tenth of a small group, at least one document for groups of 2 or more) - the proxies
+   never train on them, and they are the evaluation sets;
+2. draws ``proxies`` mixtures over the remaining documents (:func:`sample_mixtures`;
+   default RegMix's Dirichlet(prior) with the token distribution as prior);
+3. materialises each as a one-phase manifest of ``budget`` tokens
+   (:func:`analytics.mixture.materialize.materialize`, parquet shards);
+4. trains one proxy per mixture from the same seed (:mod:`.proxy`), in-process or in
+   ``workers`` local processes (spawned; results do not depend on the number of workers);
+5. measures bits per byte on the held-out documents of each group and on the target texts;
+6. stores the swarm (table ``proxy_swarms``) and its runs (table ``proxy_runs``) in one
+   transaction, and optionally writes Olmix-compatible ``ratios.csv`` / ``metrics.csv``.
+
+Metrics are named ``bpb:<group>`` (held-out documents of that group) and ``bpb:target``
+(the target texts). A swarm's objective is a list of metrics averaged (default: the
+target, else the ``--eval`` groups, else every group).
+
+Engine: local processes only (no Ray engine on this branch).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import MixtureError, StrategyInputError
+from .proxy import ProxyConfig
+from .weights import MixtureWeights
+
+Progress = Callable[[str, int, int], None]
+
+SCHEMA: list[str] = [
+    """CREATE TABLE IF NOT EXISTS proxy_swarms (
+        name VARCHAR NOT NULL, created_at TIMESTAMPTZ, source VARCHAR, group_by VARCHAR,
+        groups JSON, available JSON, budget BIGINT, objective JSON, params JSON)""",
+    """CREATE TABLE IF NOT EXISTS proxy_runs (
+        swarm VARCHAR NOT NULL, run_id VARCHAR NOT NULL, kind VARCHAR, label VARCHAR,
+        seed INTEGER, weights JSON, metrics JSON, final_loss DOUBLE, train_tokens BIGINT,
+        seconds DOUBLE, device VARCHAR, mixture VARCHAR, created_at TIMESTAMPTZ)""",
+]
+TARGET_METRIC = "bpb:target"
+_NAME_OK = "letters, digits, '_', '.', '-'"
+
+
+def metric_of(group: str) -> str:
+    return f"bpb:{group}"
+
+
+def check_name(name: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name or ""):
+        raise MixtureError(f"swarm name: {name!r} must be 1-64 {_NAME_OK}")
+    return name
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def sampler_description(prior: str, concentration: float, n_groups: int) -> str:
+    where = "token distribution" if prior == "natural" else "uniform"
+    txt = f"Dirichlet({concentration:g} x {where} prior)"
+    if prior == "natural" and concentration == 1.0:
+        txt += ", as RegMix's authors (alpha = the token distribution)"
+    if prior == "uniform" and abs(concentration - n_groups) < 1e-9:
+        txt += ", mixscope's earlier default (alpha = 1 per group)"
+    return txt
+
+
+def sample_mixtures(
+    natural: np.ndarray, *, n: int, seed: int, prior: str = "natural", concentration: float = 1.0
+) -> np.ndarray:
+    """``n`` mixtures ~ Dirichlet(concentration * prior); prior = the token distribution
+    (``natural``, RegMix's choice) or uniform. Seeded by ``seed``."""
+    if not (isinstance(n, int) and n >= 1):
+        raise StrategyInputError(f"proxies: expected an integer >= 1, got {n!r}")
+    if prior not in ("natural", "uniform"):
+        raise StrategyInputError(f"prior: expected natural or uniform, got {prior!r}")
+    if not (math.isfinite(concentration) and concentration > 0):
+        raise StrategyInputError(f"concentration: expected a number > 0, got {concentration!r}")
+    q = np.asarray(natural, dtype=np.float64)
+    base = q / q.sum() if prior == "natural" else np.full(len(q), 1.0 / len(q))
+    alpha = np.maximum(concentration * base, 1e-6)
+    w = np.random.default_rng(seed).dirichlet(alpha, size=n)
+    w = np.where(w < 1e-9, 0.0, w)  # float underflow of tiny Dirichlet draws
+    bad = w.sum(axis=1) <= 0
+    w[bad] = base
+    return w / w.sum(axis=1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- workspace reads
+
+
+def heldout_docs(cur: Any, *, group_by: str, per_group: int, seed: int) -> pd.DataFrame:
+    """``doc_id, group, text`` of the held-out documents (see the module docstring)."""
+    from .builder import derived_columns
+    from .selection import group_expression, table_columns
+
+    if not (isinstance(per_group, int) and per_group >= 1):
+        raise StrategyInputError(f"heldout_per_group: expected an integer >= 1, got {per_group!r}")
+    expr = group_expression(
+        group_by,
+        columns=table_columns(cur, "documents"),
+        derived=derived_columns(cur),
+        doc_ref='"documents"',
+    )
+    return cur.execute(
+        f"""SELECT h.doc_id, h.g AS "group", t.text FROM (
+              SELECT doc_id, g, rn, n FROM (
+                SELECT doc_id, g, row_number() OVER (PARTITION BY g ORDER BY
+                       md5_number(? || doc_id), doc_id) AS rn, count(*) OVER (PARTITION BY g) AS n
+                FROM (SELECT doc_id, coalesce(CAST(({expr}) AS VARCHAR), '(null)') AS g
+                      FROM documents))
+              WHERE n >= 2 AND rn <= least(?, greatest(1, n // 10))) h
+            JOIN document_text t ON t.doc_id = h.doc_id
+            ORDER BY h.g, h.rn""",
+        [f"heldout:{seed}:", int(per_group)],
+    ).df()
+
+
+def training_filter(heldout_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """The filter that leaves the held-out documents out of every proxy's mixture."""
+    return ("doc_id NOT IN (SELECT unnest(CAST(? AS VARCHAR[])))", [list(map(str, heldout_ids))])
+
+
+def tokenizer_texts(
+    cur: Any, flt: tuple[str, list[Any]], *, group_by: str, chars_per_group: int, seed: int
+) -> list[str]:
+    """About ``chars_per_group`` characters of training documents of every group."""
+    from .builder import derived_columns
+    from .selection import group_expression, table_columns
+
+    expr = group_expression(
+        group_by,
+        columns=table_columns(cur, "documents"),
+        derived=derived_columns(cur),
+        doc_ref='"documents"',
+    )
+    rows = cur.execute(
+        f"""SELECT text FROM (
+              SELECT t.text, d.g, sum(length(t.text)) OVER (PARTITION BY d.g ORDER BY
+                     md5_number(? || d.doc_id), d.doc_id) AS c
+              FROM (SELECT doc_id, CAST(({expr}) AS VARCHAR) AS g FROM documents
+                    WHERE ({flt[0]})) d JOIN document_text t ON t.doc_id = d.doc_id)
+            WHERE c <= ? OR c = length(text) ORDER BY g, c""",
+        [f"tok:{seed}:", *flt[1], int(chars_per_group)],
+    ).fetchall()
+    return [r[0][:chars_per_group] for r in rows]
+
+
+# ----------------------------------------------------------------------------- one proxy
+
+
+def _read_texts(data_dir: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    files = sorted(data_dir.rglob("part-*.parquet"))
+    texts: list[str] = []
+    for f in files:
+        texts.extend(t for t in pq.read_table(f, columns=["text"]).column("text").to_pylist() if t)
+    if not texts:
+        raise MixtureError(f"{data_dir}: the materialised mixture holds no documents")
+    return texts
+
+
+def proxy_task(task: Mapping[str, Any], progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train and evaluate one proxy (runs in a worker process or in-process).
+
+    ``task``: data_dir, tokenizer_dir, eval_path, config (dict), seed. Returns
+    ``{"metrics", "final_loss", "train_tokens", "seconds", "device", "losses"}``.
+    """
+    from .proxy import EOS, bits_per_byte, load_tokenizer, token_blocks, train_proxy
+
+    cfg = ProxyConfig.from_dict(task["config"]).check()
+    tok = load_tokenizer(task["tokenizer_dir"])
+    texts = _read_texts(Path(task["data_dir"]))
+    blocks = token_blocks(texts, tok, cfg.block_size)
+    run = train_proxy(
+        blocks,
+        cfg,
+        vocab=len(tok),
+        eos=tok.convert_tokens_to_ids(EOS),
+        seed=int(task["seed"]),
+        progress=progress,
+    )
+    evals = json.loads(Path(task["eval_path"]).read_text(encoding="utf-8"))
+    metrics = {m: bits_per_byte(run.model, tok, ts, cfg)["bpb"] for m, ts in evals.items()}
+    return {
+        "metrics": metrics,
+        "final_loss": float(np.mean(run.losses[-max(1, len(run.losses) // 10) :])),
+        "train_tokens": int(run.tokens),
+        "seconds": float(run.seconds),
+        "device": run.device,
+        "losses": run.losses,
+    }
+
+
+def run_tasks(
+    tasks: Sequence[Mapping[str, Any]], *, workers: int = 1, progress: Progress | None = None
+) -> list[dict]:
+    """Run proxy tasks in-process (``workers`` = 1) or in ``workers`` spawned processes;
+    results in task order. ``progress("proxies", done, total)`` after each proxy (and, in
+    process, ``progress("proxy i/n: training", step, steps)``)."""
+    import multiprocessing as mp
+
+    if not (isinstance(workers, int) and workers >= 1):
+        raise StrategyInputError(f"workers: expected an integer >= 1, got {workers!r}")
+    report = progress or (lambda s, d, t: None)
+    n = len(tasks)
+    out: list[dict | None] = [None] * n
+    report("proxies", 0, n)
+    if workers == 1 or n == 1:
+        for i, t in enumerate(tasks):
+            stage = f"proxy {i + 1}/{n}: training"
+            out[i] = proxy_task(t, progress=lambda s, tot, _st=stage: report(_st, s, tot))
+            report("proxies", i + 1, n)
+        return out  # type: ignore[return-value]
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
+        futs = {pool.submit(proxy_task, t): i for i, t in enumerate(tasks)}
+        done = 0
+        try:
+            for fut in as_completed(futs):
+                out[futs[fut]] = fut.result()
+                done += 1
+                report("proxies", done, n)
+        except BaseException:
+            for f in futs:
+                f.cancel()
+            raise
+    return out  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- the swarm
+
+
+@dataclass
+class SwarmSpec:
+    """Everything that defines a swarm (recorded in ``proxy_swarms.params``)."""
+
+    name: str
+    group_by: str = "source"
+    proxies: int = 16
+    budget: int | None = None  # workspace-tokenizer tokens per proxy mixture
+    seed: int = 0
+    prior: str = "natural"
+    concentration: float = 1.0
+    eval_groups: list[str] = field(default_factory=list)
+    target_texts: list[str] = field(default_factory=list)
+    target_name: str | None = None
+    heldout_per_group: int = 32
+    tokenizer_chars_per_group: int = 200_000
+    config: ProxyConfig = field(default_factory=ProxyConfig)
+    workers: int = 1
+
+    def resolved_budget(self) -> int:
+        return int(self.budget or self.config.steps * self.config.tokens_per_step)
+
+    def objective(self) -> list[str]:
+        if self.target_texts:
+            return [TARGET_METRIC]
+        return [metric_of(g) for g in self.eval_groups]
+
+
+@dataclass
+class Swarm:
+    """A stored swarm: its record and its runs (one row per proxy run)."""
+
+    name: str
+    group_by: str
+    groups: list[str]
+    available: dict[str, float]
+    budget: int
+    objective: list[str]
+    params: dict[str, Any]
+    runs: pd.DataFrame
+    source: str = "trained"
+
+    @property
+    def natural(self) -> np.ndarray:
+        a = np.array([self.available.get(g, 0.0) for g in self.groups], dtype=np.float64)
+        return a / a.sum()
+
+    def swarm_runs(self) -> pd.DataFrame:
+        return self.runs[self.runs["kind"].isin(["swarm", "imported"])].reset_index(drop=True)
+
+    def weight_matrix(self, runs: pd.DataFrame | None = None) -> np.ndarray:
+        r = self.swarm_runs() if runs is None else runs
+        return np.array([[float(w.get(g, 0.0)) for g in self.groups] for w in r["weights"]])
+
+    def metric_frame(self, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+        r = self.swarm_runs() if runs is None else runs
+        return pd.DataFrame(list(r["metrics"]), index=r["run_id"].tolist())
+
+    def objective_values(self, objective: Sequence[str] | None = None) -> np.ndarray:
+        cols = list(objective or self.objective)
+        m = self.metric_frame()
+        missing = [c for c in cols if c not in m.columns]
+        if missing:
+            raise StrategyInputError(
+                f"objective: swarm {self.name!r} has no metric(s) {missing}; it has "
+                f"{sorted(m.columns)}"
+            )
+        return m[cols].to_numpy(dtype=np.float64).mean(axis=1)
+
+    @property
+    def directory(self) -> str | None:
+        return self.params.get("directory")
+
+
+def ensure_tables(con: Any) -> None:
+    for ddl in SCHEMA:
+        con.execute(ddl)
+
+
+def has_swarms(cur: Any) -> bool:
+    from analytics.db import table_exists
+
+    return table_exists(cur, "proxy_swarms")
+
+
+def list_swarms(cur: Any) -> pd.DataFrame:
+    """name, created_at, source, group_by, groups (count), runs, budget, objective."""
+    if not has_swarms(cur):
+        return pd.DataFrame(
+            columns=[
+                "name",
+                "created_at",
+                "source",
+                "group_by",
+                "groups",
+                "runs",
+                "budget",
+                "objective",
+            ]
+        )
+    return cur.execute(
+        """SELECT s.name, s.created_at, s.source, s.group_by,
+                  json_array_length(s.groups) AS groups,
+                  (SELECT count(*) FROM proxy_runs r WHERE r.swarm = s.name) AS runs,
+                  s.budget, CAST(s.objective AS VARCHAR) AS objective
+           FROM proxy_swarms s ORDER BY s.created_at DESC, s.name"""
+    ).df()
+
+
+def load_swarm(cur: Any, name: str) -> Swarm:
+    if not has_swarms(cur):
+        raise MixtureError(f"swarm {name!r}: this workspace has no proxy swarms yet")
+    row = cur.execute(
+        "SELECT group_by, groups, available, budget, objective, params, source "
+        "FROM proxy_swarms WHERE name = ?",
+        [name],
+    ).fetchone()
+    if row is None:
+        names = [r[0] for r in cur.execute("SELECT name FROM proxy_swarms").fetchall()]
+        raise MixtureError(f"swarm {name!r}: no such swarm; swarms are {sorted(names)}")
+    runs = cur.execute(
+        "SELECT run_id, kind, label, seed, weights, metrics, final_loss, train_tokens, seconds, "
+        "device, mixture, created_at FROM proxy_runs WHERE swarm = ? ORDER BY created_at, run_id",
+        [name],
+    ).df()
+    for col in ("weights", "metrics"):
+        runs[col] = [json.loads(v) if isinstance(v, str) else (v or {}) for v in runs[col]]
+    return Swarm(
+        name=name,
+        group_by=row[0],
+        groups=json.loads(row[1]),
+        available=json.loads(row[2]),
+        budget=int(row[3]),
+        objective=json.loads(row[4]),
+        params=json.loads(row[5]),
+        runs=runs,
+        source=row[6],
+    )
+
+
+def _insert_runs(con: Any, swarm: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    now = _dt.datetime.now(_dt.UTC)
+    for r in rows:
+        con.execute(
+            "INSERT INTO proxy_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                swarm,
+                r["run_id"],
+                r["kind"],
+                r.get("label"),
+                r.get("seed"),
+                json.dumps(r["weights"]),
+                json.dumps(r["metrics"]),
+                r.get("final_loss"),
+                r.get("train_tokens"),
+                r.get("seconds"),
+                r.get("device"),
+                r.get("mixture"),
+                now,
+            ],
+        )
+
+
+def store_swarm(
+    ws: Any,
+    *,
+    name: str,
+    source: str,
+    group_by: str,
+    groups: Sequence[str],
+    available: Mapping[str, float],
+    budget: int,
+    objective: Sequence[str],
+    params: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    replace: bool = False,
+) -> None:
+    """Write the swarm record and its runs in one transaction."""
+    with ws.write(job=f"mix swarm {name}") as con:
+        ensure_tables(con)
+        exists = con.execute("SELECT count(*) FROM proxy_swarms WHERE name = ?", [name]).fetchone()
+        if exists[0]:
+            if not replace:
+                raise MixtureError(
+                    f"swarm {name!r} already exists; choose another name or pass --replace"
+                )
+            con.execute("DELETE FROM proxy_swarms WHERE name = ?", [name])
+            con.execute("DELETE FROM proxy_runs WHERE swarm = ?", [name])
+        con.execute(
+            "INSERT INTO proxy_swarms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                _dt.datetime.now(_dt.UTC),
+                source,
+                group_by,
+                json.dumps(list(groups)),
+                json.dumps(dict(available)),
+                int(budget),
+                json.dumps(list(objective)),
+                json.dumps(params, default=str),
+            ],
+        )
+        _insert_runs(con, name, runs)
+
+
+def add_runs(ws: Any, swarm: str, runs: Sequence[Mapping[str, Any]], *, job: str) -> None:
+    """Store proxy runs; a run trained on a saved mixture version (its "mixture" is
+    NAME@V and its label "proposal") is also linked to that version (lineage)."""
+    from .lineage import link_run
+    from .store import parse_ref
+
+    with ws.write(job=job) as con:
+        ensure_tables(con)
+        _insert_runs(con, swarm, runs)
+        for r in runs:
+            if r.get("mixture") and r.get("label") == "proposal":
+                name, version = parse_ref(str(r["mixture"]))
+                link_run(
+                    con,
+                    name,
+                    version,
+                    str(r["run_id"])[:64],
+                    kind="proxy",
+                    metrics=dict(r.get("metrics") or {}),
+                    note=f"validate-proxy of swarm {swarm}, seed {r.get('seed')}",
+                )
+
+
+def _materialize_one(
+    ws: Any,
+    cur: Any,
+    weights: Mapping[str, float],
+    *,
+    group_by: str,
+    flt: tuple[str, list[Any]],
+    budget: int,
+    seed: int,
+    out_dir: Path,
+    method: Mapping[str, Any],
+) -> Any:
+    """A one-phase manifest of ``weights`` over the training documents, materialised as
+    parquet shards under ``out_dir`` (replacing it); returns the manifest."""
+    from .builder import PhaseSpec, create_manifest, derived_columns
+    from .materialize import materialize, open_for_materialize
+
+    spec = PhaseSpec(
+        "main", int(budget), MixtureWeights(dict(weights), method="swarm"), method=dict(method)
+    )
+    manifest = create_manifest(cur, flt, group_by=group_by, phases=[spec], seed=seed)
+    mcon = open_for_materialize(ws, snapshot=manifest.corpus_snapshot_id)
+    try:
+        materialize(
+            mcon,
+            manifest,
+            out_dir,
+            fmt="parquet",
+            columns=("text",),
+            overwrite=True,
+            derived=derived_columns(mcon),
+            verify=False,
+        )
+    finally:
+        mcon.close()
+    return manifest
+
+
+@dataclass
+class SwarmReport:
+    name: str
+    directory: Path
+    runs: list[dict]
+    seconds: dict[str, float]
+    sampler: str
+    objective: list[str]
+
+
+def swarm_dir(ws: Any, name: str) -> Path:
+    return Path(ws.path) / "swarms" / name
+
+
+def run_swarm(
+    ws: Any,
+    spec: SwarmSpec,
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SwarmReport:
+    """Run a swarm and store it (see the module docstring)."""
+    from .builder import check_group_by, group_table
+
+    check_name(spec.name)
+    spec.config.check()
+    say = log or (lambda _m: None)
+    report = progress or (lambda s, d, t: None)
+    cur = ws.cursor()
+    if not replace and has_swarms(cur):
+        hit = cur.execute("SELECT 1 FROM proxy_swarms WHERE name = ?", [spec.name]).fetchone()
+        if hit:
+            raise MixtureError(
+                f"swarm {spec.name!r} already exists; choose another name or pass --replace"
+            )
+    check_group_by(cur, spec.group_by)
+    secs: dict[str, float] = {}
+    t0 = time.perf_counter()
+    held = heldout_docs(
+        cur, group_by=spec.group_by, per_group=spec.heldout_per_group, seed=spec.seed
+    )
+    flt = training_filter(held["doc_id"].tolist())
+    counts = group_table(cur, flt, group_by=spec.group_by)
+    counts = counts[counts["tokens"] > 0]
+    groups = [str(g) for g in counts["group"]]
+    if len(groups) < 2:
+        raise StrategyInputError(f"group_by {spec.group_by!r}: a swarm needs at least 2 groups")
+    unknown = [g for g in spec.eval_groups if g not in groups]
+    if unknown:
+        raise StrategyInputError(f"--eval: unknown group(s) {unknown}; groups are {groups}")
+    available = dict(zip(groups, counts["tokens"].astype(float)))
+    natural = np.array([available[g] for g in groups])
+    natural = natural / natural.sum()
+    budget = spec.resolved_budget()
+    objective = spec.objective() or [metric_of(g) for g in groups]
+    evals: dict[str, list[str]] = {}
+    for g, part in held.groupby("group", sort=True):
+        evals[metric_of(str(g))] = [t[: spec.config.eval_max_chars] for t in part["text"]]
+    if spec.target_texts:
+        evals[TARGET_METRIC] = [t[: spec.config.eval_max_chars] for t in spec.target_texts]
+    secs["held-out selection"] = time.perf_counter() - t0
+
+    out = swarm_dir(ws, spec.name)
+    tmp = out.with_name(f".{spec.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        (tmp / "eval.json").write_text(json.dumps(evals), encoding="utf-8")
+        t1 = time.perf_counter()
+        report("tokenizer", 0, 1)
+        from .proxy import train_swarm_tokenizer
+
+        tok_texts = tokenizer_texts(
+            cur,
+            flt,
+            group_by=spec.group_by,
+            chars_per_group=spec.tokenizer_chars_per_group,
+            seed=spec.seed,
+        )
+        train_swarm_tokenizer(tok_texts, tmp / "tokenizer", vocab_size=spec.config.vocab_size)
+        report("tokenizer", 1, 1)
+        secs["tokenizer"] = time.perf_counter() - t1
+
+        sampler = sampler_description(spec.prior, spec.concentration, len(groups))
+        mixes = sample_mixtures(
+            natural,
+            n=spec.proxies,
+            seed=spec.seed,
+            prior=spec.prior,
+            concentration=spec.concentration,
+        )
+        t2 = time.perf_counter()
+        tasks = []
+        run_meta = []
+        method = {
+            "name": "swarm-proxy",
+            "params": {"swarm": spec.name, "sampler": sampler},
+            "diagnostics": {},
+        }
+        for i, w in enumerate(mixes):
+            report("materialising", i, len(mixes))
+            weights = dict(zip(groups, w.tolist()))
+            pdir = tmp / f"proxy-{i:03d}"
+            _materialize_one(
+                ws,
+                cur,
+                weights,
+                group_by=spec.group_by,
+                flt=flt,
+                budget=budget,
+                seed=spec.seed,
+                out_dir=pdir / "data",
+                method=method,
+            )
+            tasks.append(
+                {
+                    "data_dir": str(pdir / "data"),
+                    "tokenizer_dir": str(tmp / "tokenizer"),
+                    "eval_path": str(tmp / "eval.json"),
+                    "config": spec.config.to_dict(),
+                    "seed": spec.seed,
+                }
+            )
+            run_meta.append({"run_id": f"{spec.name}-{i:03d}", "weights": weights})
+        report("materialising", len(mixes), len(mixes))
+        secs["materialise"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        results = run_tasks(tasks, workers=spec.workers, progress=report)
+        secs["train + evaluate"] = time.perf_counter() - t3
+        runs = []
+        for meta, res in zip(run_meta, results):
+            runs.append(
+                {
+                    **meta,
+                    "kind": "swarm",
+                    "label": meta["run_id"],
+                    "seed": spec.seed,
+                    "metrics": res["metrics"],
+                    "final_loss": res["final_loss"],
+                    "train_tokens": res["train_tokens"],
+                    "seconds": res["seconds"],
+                    "device": res["device"],
+                }
+            )
+        # the proxies' data directories are only needed while training
+        for i in range(len(mixes)):
+            shutil.rmtree(tmp / f"proxy-{i:03d}" / "data", ignore_errors=True)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    params = {
+        "sampler": sampler,
+        "prior": spec.prior,
+        "concentration": spec.concentration,
+        "seed": spec.seed,
+        "proxies": spec.proxies,
+        "heldout_per_group": spec.heldout_per_group,
+        "heldout_ids": held["doc_id"].tolist(),
+        "eval_groups": spec.eval_groups,
+        "target": spec.target_name,
+        "target_texts": len(spec.target_texts),
+        "config": spec.config.to_dict(),
+        "workers": spec.workers,
+        "engine": "local",
+        "directory": str(out),
+        "seconds": secs,
+    }
+    store_swarm(
+        ws,
+        name=spec.name,
+        source="trained",
+        group_by=spec.group_by,
+        groups=groups,
+        available=available,
+        budget=budget,
+        objective=objective,
+        params=params,
+        runs=runs,
+        replace=replace,
+    )
+    say(f"swarm {spec.name}: {len(runs)} proxies over {len(groups)} groups ({sampler})")
+    return SwarmReport(spec.name, out, runs, secs, sampler, objective)
+
+
+# ----------------------------------------------------------------------------- Olmix CSVs
+
+
+def write_olmix_csv(
+    swarm: Swarm, out_dir: str | Path, *, kinds: Sequence[str] = ("swarm", "imported")
+) -> tuple[Path, Path]:
+    """``ratios.csv`` (run_id, name, one column per group; rows sum to 1) and ``metrics.csv``
+    (run_id, name, one column per metric), Olmix's ``load_from_csv`` format."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = swarm.runs[swarm.runs["kind"].isin(list(kinds))]
+    ratios = pd.DataFrame(swarm.weight_matrix(runs), columns=swarm.groups)
+    ratios = ratios.div(ratios.sum(axis=1), axis=0)
+    ratios.insert(0, "name", runs["label"].tolist())
+    ratios.insert(0, "run_id", runs["run_id"].tolist())
+    metrics = swarm.metric_frame(runs).reset_index(drop=True)
+    metrics.insert(0, "name", runs["label"].tolist())
+    metrics.insert(0, "run_id", runs["run_id"].tolist())
+    rp, mp_ = out / "ratios.csv", out / "metrics.csv"
+    ratios.to_csv(rp, index=False, float_format="%.10g")
+    metrics.to_csv(mp_, index=False, float_format="%.10g")
+    return rp, mp_
+
+
+def read_olmix_csv(csv_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ratios, metrics) joined on run_id, validated like Olmix's ``load_from_csv``: both
+    files need ``run_id``; ratio rows must sum to 1 (within 0.01); metrics are numeric."""
+    d = Path(csv_dir)
+    frames = {}
+    for fname in ("ratios.csv", "metrics.csv"):
+        p = d / fname
+        if not p.is_file():
+            raise StrategyInputError(
+                f"{p}: not found (a swarm directory holds ratios.csv and metrics.csv)"
+            )
+        try:
+            f = pd.read_csv(p)
+        except Exception as exc:
+            raise StrategyInputError(f"{p}: not a readable CSV ({exc})") from None
+        f.columns = [str(c).strip() for c in f.columns]
+        if "run_id" not in f.columns:
+            raise StrategyInputError(f"{p}: expected a 'run_id' column, got {list(f.columns)}")
+        f["run_id"] = f["run_id"].astype(str)
+        if f["run_id"].duplicated().any():
+            dup = f.loc[f["run_id"].duplicated(), "run_id"].iloc[0]
+            raise StrategyInputError(f"{p}: run_id {dup!r} appears twice")
+        frames[fname] = f
+    ratios, metrics = frames["ratios.csv"], frames["metrics.csv"]
+    gcols = [c for c in ratios.columns if c not in ("run_id", "name")]
+    if len(gcols) < 2:
+        raise StrategyInputError(f"{d / 'ratios.csv'}: expected at least 2 group columns")
+    for c in gcols:
+        vals = pd.to_numeric(ratios[c], errors="coerce")
+        bad = ~np.isfinite(vals.to_numpy(dtype=float)) | (vals.to_numpy(dtype=float) < 0)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise StrategyInputError(
+                f"{d / 'ratios.csv'} line {row + 2}, column {c!r}: expected a ratio >= 0, got "
+                f"{ratios[c].iloc[row]!r}"
+            )
+        ratios[c] = vals
+    sums = ratios[gcols].sum(axis=1).to_numpy()
+    off = np.abs(sums - 1.0) > 0.01
+    if off.any():
+        row = int(np.argmax(off))
+        raise StrategyInputError(
+            f"{d / 'ratios.csv'} line {row + 2}: ratios sum to {sums[row]:.4g}, expected 1"
+        )
+    mcols = [c for c in metrics.columns if c not in ("run_id", "name")]
+    if not mcols:
+        raise StrategyInputError(f"{d / 'metrics.csv'}: expected at least one metric column")
+    for c in mcols:
+        vals = pd.to_numeric(metrics[c], errors="coerce")
+        if vals.isna().any():
+            row = int(np.argmax(vals.isna().to_numpy()))
+            raise StrategyInputError(
+                f"{d / 'metrics.csv'} line {row + 2}, column {c!r}: expected a number, got "
+                f"{metrics[c].iloc[row]!r}"
+            )
+        metrics[c] = vals.astype(float)
+    common = [r for r in ratios["run_id"] if r in set(metrics["run_id"])]
+    if len(common) == 0:
+        raise StrategyInputError(f"{d}: no run_id appears in both ratios.csv and metrics.csv")
+    ratios = ratios.set_index("run_id").loc[common].reset_index()
+    metrics = metrics.set_index("run_id").loc[common].reset_index()
+    return ratios, metrics
+
+
+def import_swarm(
+    ws: Any,
+    name: str,
+    csv_dir: str | Path,
+    *,
+    group_by: str,
+    budget: int,
+    objective: Sequence[str] | None = None,
+    replace: bool = False,
+) -> Swarm:
+    """Store runs done elsewhere (Olmix ``ratios.csv`` + ``metrics.csv``) as swarm ``name``.
+    Ratio columns must be groups of ``group_by`` in this workspace (their available tokens
+    give the natural mixture for the KL bound and the epoch caps)."""
+    from .builder import check_group_by, group_table
+
+    check_name(name)
+    cur = ws.cursor()
+    check_group_by(cur, group_by)
+    ratios, metrics = read_olmix_csv(csv_dir)
+    gcols = [c for c in ratios.columns if c not in ("run_id", "name")]
+    counts = group_table(cur, None, group_by=group_by)
+    avail = dict(zip(counts["group"].astype(str), counts["tokens"].astype(float)))
+    unknown = [g for g in gcols if g not in avail]
+    if unknown:
+        raise StrategyInputError(
+            f"{Path(csv_dir) / 'ratios.csv'}: column(s) {unknown} are not groups of "
+            f"{group_by!r} in this workspace ({sorted(avail)[:10]}...)"
+        )
+    mcols = [c for c in metrics.columns if c not in ("run_id", "name")]
+    obj = list(objective) if objective else mcols
+    bad = [c for c in obj if c not in mcols]
+    if bad:
+        raise StrategyInputError(f"--objective: unknown metric(s) {bad}; metrics are {mcols}")
+    if not (isinstance(budget, int) and budget > 0):
+        raise StrategyInputError(f"--budget: expected a positive number of tokens, got {budget!r}")
+    runs = []
+    for (_, r), (_, m) in zip(ratios.iterrows(), metrics.iterrows()):
+        w = {g: float(r[g]) for g in gcols}
+        s = sum(w.values())
+        runs.append(
+            {
+                "run_id": str(r["run_id"]),
+                "kind": "imported",
+                "label": str(r["name"]) if "name" in ratios.columns else str(r["run_id"]),
+                "weights": {g: v / s for g, v in w.items()},
+                "metrics": {c: float(m[c]) for c in mcols},
+            }
+        )
+    store_swarm(
+        ws,
+        name=name,
+        source=f"imported from {Path(csv_dir)}",
+        group_by=group_by,
+        groups=gcols,
+        available={g: avail[g] for g in gcols},
+        budget=budget,
+        objective=obj,
+        params={"imported_from": str(Path(csv_dir).resolve())},
+        runs=runs,
+        replace=replace,
+    )
+    return load_swarm(ws.cursor(), name)

@@ -1,0 +1,440 @@
+"""Proxy swarm commands: mix swarm | swarm-fit | swarm-import | swarm-export | swarm-list |
+validate-proxy."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from analytics.errors import MixscopeError
+from analytics.paths import check_output_dir
+from analytics.workspace import Workspace
+from dashboard.cli.core import WorkspaceOpt
+from dashboard.cli.mix import load_ref, mix_app, parse_params, user_errors
+from dashboard.cli.progress import console, progress_callback
+
+
+def _quiet_transformers() -> None:
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def parse_eval(value: str | None) -> tuple[list[str], list[str], str | None]:
+    """``--eval``: a file of target texts, or comma-separated group names.
+    Returns (groups, target texts, target name)."""
+    from analytics.mixture.builder import split_target_texts
+
+    if not value:
+        return [], [], None
+    p = Path(value)
+    if p.is_file():
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MixscopeError(f"--eval {p}: cannot read the target texts ({exc})") from None
+        texts = split_target_texts(text, name=p.name)
+        if not texts:
+            raise MixscopeError(f"--eval {p}: no target texts in the file")
+        return [], texts, p.name
+    if any(c in value for c in "/\\") or value.endswith((".txt", ".jsonl", ".md")):
+        raise MixscopeError(
+            f"--eval {value}: no such file (give a file of target texts or "
+            "comma-separated group names)"
+        )
+    return [g.strip() for g in value.split(",") if g.strip()], [], None
+
+
+def parse_fixed(items: list[str] | None) -> dict[str, float] | None:
+    raw = parse_params(items)
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(v, (int, float)):
+            raise MixscopeError(f"--fix {k}={v!r}: expected GROUP=WEIGHT with a number")
+        out[k] = float(v)
+    return out or None
+
+
+def _print_fit(fit) -> None:
+    t = Table("regressor", "held-out Spearman", "held-out R²", title="fit (5-fold CV)")
+    for r in fit.scores().itertuples(index=False):
+        t.add_row(r.model, f"{r.spearman:.3f}", f"{r.r2:.3f}")
+    console.print(t)
+    cols = [c for c in fit.comparison.columns if c in fit.regressors]
+    t = Table(
+        "mixture",
+        *cols,
+        "minimised",
+        "spread",
+        "KL to natural",
+        title=f"predicted objective ({' + '.join(fit.objective)}; lower is better)",
+    )
+    for r in fit.comparison.to_dict(orient="records"):
+        t.add_row(
+            r["mixture"],
+            *(f"{r[c]:.4f}" for c in cols),
+            f"{r['chosen']:.4f}",
+            f"{r['max'] - r['min']:.4f}",
+            f"{r['kl_to_natural']:.3f}",
+        )
+    console.print(t)
+    console.print(
+        f"minimised: the mean of {', '.join(fit.used)} (--regressor {fit.use}); "
+        "spread = max - min over all regressors",
+        markup=False,
+    )
+    top = sorted(fit.proposal.items(), key=lambda kv: -kv[1])[:8]
+    console.print("proposal: " + ", ".join(f"{g} {w:.3f}" for g, w in top), markup=False)
+
+
+def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mixture, save):
+    from analytics.mixture.swarm_fit import fit_swarm, save_proposal
+
+    fit = fit_swarm(
+        sw,
+        objective=objective,
+        use=regressor,
+        max_epochs=max_epochs,
+        fixed=fixed,
+        kl_max=kl_max,
+        seed=int(sw.params.get("seed", 0)),
+    )
+    _print_fit(fit)
+    if save:
+        v = save_proposal(ws, fit, mixture)
+        console.print(
+            f"[green]saved[/green] the proposal as mixture {mixture}@{v} "
+            f"(check it with `mixscope mix validate-proxy {mixture}@{v}`)"
+        )
+    return fit
+
+
+@mix_app.command("swarm")
+def swarm_cmd(
+    name: Annotated[str, typer.Argument(help="Name of the swarm (and of the proposed mixture).")],
+    group_by: Annotated[
+        str, typer.Option("--group-by", help="What the mixture weighs.")
+    ] = "source",
+    proxies: Annotated[int, typer.Option(help="Number of proxy runs (mixtures drawn).")] = 16,
+    steps: Annotated[int, typer.Option(help="Training steps per proxy.")] = 200,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Tokens (workspace tokenizer) materialised per proxy mixture; default "
+            "steps x batch x block."
+        ),
+    ] = None,
+    eval_: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Target: a file of texts (blank-line separated or .jsonl) "
+            "or comma-separated group names; default: mean over all groups.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the draws, the held-out set and every proxy.")
+    ] = 0,
+    prior: Annotated[
+        str, typer.Option(help="Dirichlet prior: natural (token distribution, RegMix) or uniform.")
+    ] = "natural",
+    concentration: Annotated[
+        float, typer.Option(help="alpha = concentration x prior (RegMix: 1).")
+    ] = 1.0,
+    heldout_per_group: Annotated[int, typer.Option(help="Held-out documents per group.")] = 32,
+    eval_chars: Annotated[
+        int, typer.Option(help="Characters of each held-out text scored.")
+    ] = 2000,
+    workers: Annotated[int, typer.Option(help="Local processes training proxies.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads per proxy (fixed: determinism).")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    n_layer: Annotated[int, typer.Option(help="Proxy layers.")] = 2,
+    n_embd: Annotated[int, typer.Option(help="Proxy width.")] = 64,
+    n_head: Annotated[int, typer.Option(help="Proxy attention heads.")] = 2,
+    vocab_size: Annotated[int, typer.Option(help="Swarm tokenizer vocabulary.")] = 2048,
+    block_size: Annotated[int, typer.Option(help="Tokens per training block.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Blocks per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write Olmix ratios.csv + metrics.csv here.")
+    ] = None,
+    propose_: Annotated[
+        bool, typer.Option("--propose/--no-propose", help="Fit, propose and save the mixture.")
+    ] = True,
+    regressor: Annotated[
+        str,
+        typer.Option(
+            help="Minimise: auto (regressors with held-out R² > 0, else the best "
+            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
+        ),
+    ] = "auto",
+    max_epochs: Annotated[
+        float | None, typer.Option(help="Proposal: max epochs per group.")
+    ] = None,
+    kl_max: Annotated[
+        float | None, typer.Option(help="Proposal: KL bound to natural (nats).")
+    ] = None,
+    fix: Annotated[
+        list[str] | None, typer.Option(help="Proposal: GROUP=WEIGHT (repeatable).")
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace a swarm of the same name.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Draw mixtures, train a small proxy on each, measure bits per byte, store the runs,
+    then fit RegMix / Data Mixing Law / log-linear and save the proposed mixture."""
+    from analytics.mixture.proxy import ProxyConfig
+    from analytics.mixture.swarm import SwarmSpec, load_swarm, run_swarm, write_olmix_csv
+
+    _quiet_transformers()
+    ws = Workspace.open(workspace)
+    if out is not None:
+        out = check_output_dir(out, workspaces=[ws.path], overwrite=True)
+    with user_errors():
+        groups, texts, tname = parse_eval(eval_)
+        fixed = parse_fixed(fix)
+        cfg = ProxyConfig(
+            steps=steps,
+            n_layer=n_layer,
+            n_embd=n_embd,
+            n_head=n_head,
+            vocab_size=vocab_size,
+            block_size=block_size,
+            batch_size=batch_size,
+            learning_rate=lr,
+            threads=threads,
+            device=device,
+            eval_max_chars=eval_chars,
+        ).check()
+        spec = SwarmSpec(
+            name,
+            group_by=group_by,
+            proxies=proxies,
+            budget=budget,
+            seed=seed,
+            prior=prior,
+            concentration=concentration,
+            eval_groups=groups,
+            target_texts=texts,
+            target_name=tname,
+            heldout_per_group=heldout_per_group,
+            config=cfg,
+            workers=workers,
+        )
+        from analytics.mixture.swarm import sampler_description
+
+        console.print(f"mixtures ~ {sampler_description(prior, concentration, 0)}", markup=False)
+        t0 = time.perf_counter()
+        with progress_callback() as cb:
+            rep = run_swarm(ws, spec, replace=replace, progress=cb, log=console.print)
+        console.print(
+            f"[green]swarm {name}[/green]: {len(rep.runs)} proxies in "
+            f"{time.perf_counter() - t0:.1f} s ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
+            + ")"
+        )
+        sw = load_swarm(ws.cursor(), name)
+        if out is not None:
+            rp, mp = write_olmix_csv(sw, out)
+            console.print(f"wrote {rp} and {mp}")
+        if propose_:
+            _fit_and_save(
+                ws,
+                sw,
+                objective=None,
+                regressor=regressor,
+                max_epochs=max_epochs,
+                fixed=fixed,
+                kl_max=kl_max,
+                mixture=name,
+                save=True,
+            )
+
+
+@mix_app.command("swarm-fit")
+def swarm_fit_cmd(
+    name: Annotated[str, typer.Argument(help="A stored swarm.")],
+    objective: Annotated[
+        str | None, typer.Option(help="Comma-separated metrics averaged (default: the swarm's).")
+    ] = None,
+    regressor: Annotated[
+        str,
+        typer.Option(
+            help="Minimise: auto (regressors with held-out R² > 0, else the best "
+            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
+        ),
+    ] = "auto",
+    max_epochs: Annotated[float | None, typer.Option(help="Max epochs per group.")] = None,
+    kl_max: Annotated[float | None, typer.Option(help="KL bound to natural (nats).")] = None,
+    fix: Annotated[list[str] | None, typer.Option(help="GROUP=WEIGHT (repeatable).")] = None,
+    mixture: Annotated[
+        str | None, typer.Option(help="Save as this mixture (default: NAME).")
+    ] = None,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Save the proposal.")] = True,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Fit the regressors on a stored swarm and propose a mixture under constraints."""
+    from analytics.mixture.swarm import load_swarm
+
+    ws = Workspace.open(workspace)
+    with user_errors():
+        sw = load_swarm(ws.cursor(), name)
+        obj = [c.strip() for c in objective.split(",") if c.strip()] if objective else None
+        _fit_and_save(
+            ws,
+            sw,
+            objective=obj,
+            regressor=regressor,
+            max_epochs=max_epochs,
+            fixed=parse_fixed(fix),
+            kl_max=kl_max,
+            mixture=mixture or name,
+            save=save,
+        )
+
+
+@mix_app.command("swarm-import")
+def swarm_import_cmd(
+    csv_dir: Annotated[Path, typer.Argument(help="A directory with ratios.csv and metrics.csv.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the swarm to create.")],
+    group_by: Annotated[str, typer.Option("--group-by", help="The groups the ratios name.")],
+    budget: Annotated[int, typer.Option(help="Token budget the runs' mixtures stand for.")],
+    objective: Annotated[
+        str | None, typer.Option(help="Comma-separated metric columns (default: all, averaged).")
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace a swarm of the same name.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Import proxy runs done elsewhere (Olmix's ratios.csv + metrics.csv) as a swarm."""
+    from analytics.mixture.swarm import import_swarm
+
+    ws = Workspace.open(workspace)
+    with user_errors():
+        obj = [c.strip() for c in objective.split(",") if c.strip()] if objective else None
+        sw = import_swarm(
+            ws, name, csv_dir, group_by=group_by, budget=budget, objective=obj, replace=replace
+        )
+    console.print(
+        f"[green]imported[/green] swarm {name}: {len(sw.runs)} runs over {len(sw.groups)} groups, "
+        f"objective {' + '.join(sw.objective)} (fit it with `mixscope mix swarm-fit {name}`)"
+    )
+
+
+@mix_app.command("swarm-export")
+def swarm_export_cmd(
+    name: Annotated[str, typer.Argument(help="A stored swarm.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for ratios.csv and metrics.csv.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a swarm's runs as Olmix-compatible ratios.csv and metrics.csv."""
+    from analytics.mixture.swarm import load_swarm, write_olmix_csv
+
+    ws = Workspace.open(workspace)
+    out = check_output_dir(out, workspaces=[ws.path], overwrite=True)
+    with user_errors():
+        rp, mp = write_olmix_csv(load_swarm(ws.cursor(), name), out)
+    console.print(f"wrote {rp} and {mp}")
+
+
+@mix_app.command("swarm-list")
+def swarm_list_cmd(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Stored proxy swarms."""
+    from analytics.mixture.swarm import list_swarms
+
+    df = list_swarms(Workspace.open(workspace).cursor())
+    if as_json:
+        typer.echo(json.dumps(df.to_dict(orient="records"), default=str, indent=2))
+        return
+    if df.empty:
+        console.print("no proxy swarms (run `mixscope mix swarm NAME` or import one)")
+        return
+    t = Table("name", "source", "group by", "groups", "runs", "budget", "objective")
+    for r in df.itertuples(index=False):
+        t.add_row(
+            r.name, r.source, r.group_by, str(r.groups), str(r.runs), f"{r.budget:,}", r.objective
+        )
+    console.print(t)
+
+
+@mix_app.command("validate-proxy")
+def validate_proxy_cmd(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION of a mixture proposed from a swarm.")],
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated proxy seeds.")] = None,
+    baselines: Annotated[str, typer.Option(help="Comma-separated baselines.")] = "natural,uniform",
+    workers: Annotated[int, typer.Option(help="Local processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train proxies on the proposal and the baselines; measured vs predicted objective."""
+    from analytics.mixture.swarm_fit import validate_proxy, validation_summary
+
+    _quiet_transformers()
+    ws = Workspace.open(workspace)
+    with user_errors():
+        try:
+            seed_list = [int(s) for s in seeds.split(",")] if seeds else None
+        except ValueError:
+            raise MixscopeError(
+                f"--seeds: expected comma-separated integers, got {seeds!r}"
+            ) from None
+        manifest = load_ref(ref, workspace)
+        with progress_callback() as cb:
+            table = validate_proxy(
+                ws,
+                manifest,
+                ref=ref,
+                seeds=seed_list,
+                baselines=[b.strip() for b in baselines.split(",") if b.strip()],
+                workers=workers,
+                progress=cb,
+            )
+    summ = validation_summary(table)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "runs": table.to_dict(orient="records"),
+                    "summary": summ.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
+        return
+    t = Table(
+        "mixture",
+        "seed",
+        "measured",
+        "predicted",
+        "predicted (all regressors)",
+        title=f"validate-proxy {ref}",
+    )
+    for r in table.itertuples(index=False):
+        t.add_row(
+            r.mixture,
+            str(r.seed),
+            f"{r.measured:.4f}",
+            f"{r.predicted_chosen:.4f}",
+            f"{r.predicted_mean:.4f}",
+        )
+    console.print(t)
+    for r in summ.itertuples(index=False):
+        if r.mixture != "proposal":
+            verdict = "beats" if r.proposal_margin > 0 else "does not beat"
+            console.print(
+                f"proposal {verdict} {r.mixture}: {r.proposal_margin:+.4f} bits per byte "
+                f"(measured, mean over seeds {r.seeds})",
+                markup=False,
+            )

@@ -1,0 +1,221 @@
+"""Proxy swarms on the Mixtures page: start a swarm as a job (progress per proxy), look at
+its runs, fit the regressors and propose under constraints (on a click), save the proposal,
+and see validation runs (measured vs predicted)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics.errors import MixscopeError
+from analytics.mixture import MixtureError
+from analytics.mixture import swarm as sw_lib
+from analytics.mixture.propose import LABELS
+from dashboard import state
+from dashboard.components.auth import require_editor
+from dashboard.components.jobs import follow, submit
+from dashboard.components.mixture_plan import plain
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _fit(key: tuple, name: str, regressor: str, max_epochs: float | None, kl_max: float | None):
+    from analytics.mixture.swarm_fit import fit_swarm
+
+    sw = sw_lib.load_swarm(state.workspace().cursor(), name)
+    fit = fit_swarm(
+        sw, use=regressor, max_epochs=max_epochs, kl_max=kl_max, seed=int(sw.params.get("seed", 0))
+    )
+    return fit.scores(), fit.comparison, fit.proposal, fit.method_block()
+
+
+def _start_form(groups_hint: str) -> None:
+    with st.expander("Start a proxy swarm (a job)"):
+        st.caption(
+            "Draws mixtures from a Dirichlet around a prior, materialises each, trains a small "
+            "GPT-2-style proxy on each from the same seed, and measures bits per byte on "
+            "held-out documents of every group (and on the target). Then fits RegMix, the Data "
+            "Mixing Law and a log-linear model and saves the proposed mixture under the swarm's "
+            "name."
+        )
+        c1, c2, c3, c4 = st.columns(4)
+        name = c1.text_input("Swarm name", "my-swarm", key="mx_sw_name")
+        group_by = c2.text_input("Group by", "source", key="mx_sw_group_by")
+        proxies = c3.number_input("Proxies", 4, 512, 16, key="mx_sw_proxies")
+        steps = c4.number_input("Steps per proxy", 1, 100_000, 200, step=50, key="mx_sw_steps")
+        c1, c2, c3, c4 = st.columns(4)
+        target = c1.text_input(
+            "Target groups (comma-separated; empty = mean over groups)",
+            "",
+            key="mx_sw_eval",
+            help=f"Groups: {groups_hint}",
+        )
+        prior = c2.selectbox(
+            "Dirichlet prior",
+            ["natural", "uniform"],
+            key="mx_sw_prior",
+            format_func=lambda p: {
+                "natural": "token distribution (RegMix's authors)",
+                "uniform": "uniform",
+            }[p],
+        )
+        conc = c3.number_input("Concentration", 0.01, 1000.0, 1.0, key="mx_sw_conc")
+        workers = c4.number_input("Local processes", 1, 64, 1, key="mx_sw_workers")
+        st.caption(plain("Mixtures ~ " + sw_lib.sampler_description(prior, float(conc), 0)))
+        if st.button("Start swarm", key="mx_sw_go", type="primary"):
+            if not require_editor("start proxy swarms"):
+                return
+            try:
+                sw_lib.check_name(name)
+            except MixtureError as exc:
+                st.error(plain(exc))
+                return
+            args = [
+                "mix",
+                "swarm",
+                name,
+                "--group-by",
+                group_by,
+                "--proxies",
+                str(int(proxies)),
+                "--steps",
+                str(int(steps)),
+                "--prior",
+                prior,
+                "--concentration",
+                str(float(conc)),
+                "--workers",
+                str(int(workers)),
+            ]
+            if target.strip():
+                args += ["--eval", target.strip()]
+            job = submit("mix-swarm", args)
+            st.session_state.setdefault("mx_sw_jobs", []).append(job.id)
+            st.success(plain(f"Queued job {job.id}: swarm {name}"))
+    if st.session_state.get("mx_sw_jobs"):
+        follow(st.session_state["mx_sw_jobs"][-3:])
+
+
+def swarm_panel(groups_hint: str = "") -> None:
+    st.subheader("Proxy swarms: let mixscope fit the mixture")
+    _start_form(groups_hint)
+    cur = state.workspace().cursor()
+    swarms = sw_lib.list_swarms(cur)
+    if swarms.empty:
+        st.caption("No proxy swarm yet in this workspace.")
+        return
+    name = st.selectbox("Swarm", list(swarms["name"]), key="mx_sw_pick")
+    try:
+        sw = sw_lib.load_swarm(cur, name)
+    except MixtureError as exc:
+        st.error(plain(exc))
+        return
+    runs = sw.swarm_runs()
+    obj = sw.objective_values()
+    p = sw.params
+    st.caption(
+        plain(
+            f"{len(runs)} proxy runs over {len(sw.groups)} groups by {sw.group_by}, "
+            f"{sw.budget:,} tokens each; objective: mean of {', '.join(sw.objective)} (bits per "
+            f"byte, lower is better). Mixtures ~ {p.get('sampler', sw.source)}."
+            + (
+                f" Proxy: {p['config']['n_layer']} layers x {p['config']['n_embd']}, "
+                f"{p['config']['steps']} steps, seed {p.get('seed')}."
+                if "config" in p
+                else ""
+            )
+        )
+    )
+    table = pd.DataFrame(sw.weight_matrix(), columns=sw.groups)
+    table.insert(0, "objective", obj)
+    table.insert(0, "run", runs["run_id"].tolist())
+    st.dataframe(table.sort_values("objective"), hide_index=True, key="mx_sw_runs")
+
+    c1, c2, c3, c4 = st.columns(4)
+    names = {
+        "auto": "regressors with held-out R² > 0 (else best Spearman)",
+        "mean": "mean of all regressors",
+        **LABELS,
+    }
+    reg = c1.selectbox("Minimise", list(names), key="mx_sw_reg", format_func=names.get)
+    me = c2.number_input("Max epochs per group (0 = none)", 0.0, 1000.0, 0.0, key="mx_sw_me")
+    klm = c3.number_input("KL bound to natural, nats (0 = none)", 0.0, 50.0, 0.0, key="mx_sw_kl")
+    c4.write("")
+    settings = (name, reg, float(me) or None, float(klm) or None)
+    if c4.button("Fit and propose", key="mx_sw_fit", type="primary"):
+        try:
+            with st.spinner("Fitting three regressors and searching the constrained simplex…"):
+                st.session_state["mx_sw_result"] = (settings, _fit(state.snapshot_key(), *settings))
+        except (MixtureError, MixscopeError) as exc:
+            st.error(plain(exc))
+    got = st.session_state.get("mx_sw_result")
+    if not got or got[0] != settings:
+        st.info("Press **Fit and propose** for these settings.")
+    else:
+        scores, comparison, proposal, block = got[1]
+        st.markdown("**Fit quality** (5-fold cross-validation, held-out predictions)")
+        st.dataframe(scores, hide_index=True, key="mx_sw_scores")
+        st.markdown(
+            "**Predicted objective** for the proposal and the usual baselines; the "
+            "spread is max - min across regressors"
+        )
+        used = ", ".join(block["params"]["regressors_used"])
+        st.caption(plain(f"Minimised: the mean prediction of {used}."))
+        comp = comparison.assign(spread=comparison["max"] - comparison["min"])
+        st.dataframe(comp.drop(columns=["min", "max"]), hide_index=True, key="mx_sw_comparison")
+        wt = pd.DataFrame(
+            {
+                "group": list(proposal),
+                "weight": list(proposal.values()),
+                "natural": sw.natural.tolist(),
+            }
+        )
+        st.dataframe(
+            wt.sort_values("weight", ascending=False), hide_index=True, key="mx_sw_proposal"
+        )
+        if st.button(f"Save the proposal as mixture {name}", key="mx_sw_save"):
+            if require_editor("save mixtures"):
+                from analytics.mixture.swarm_fit import fit_swarm, save_proposal
+
+                try:
+                    fit = fit_swarm(
+                        sw,
+                        use=reg,
+                        max_epochs=settings[2],
+                        kl_max=settings[3],
+                        seed=int(p.get("seed", 0)),
+                    )
+                    v = save_proposal(state.workspace(), fit, name)
+                    st.success(
+                        plain(
+                            f"Saved {name}@{v}. Validate it with `mixscope mix "
+                            f"validate-proxy {name}@{v}` or the button below."
+                        )
+                    )
+                except (MixtureError, MixscopeError) as exc:
+                    st.error(plain(exc))
+    val = sw.runs[sw.runs["kind"] == "validate"]
+    if not val.empty:
+        st.markdown(
+            "**Validation runs** (measured objective of proxies trained on saved "
+            "proposals and baselines)"
+        )
+        vt = pd.DataFrame(
+            {
+                "mixture": val["mixture"],
+                "trained on": val["label"],
+                "seed": val["seed"],
+                "measured": [
+                    sum(m[c] for c in sw.objective) / len(sw.objective) for m in val["metrics"]
+                ],
+            }
+        )
+        st.dataframe(vt, hide_index=True, key="mx_sw_validation")
+    if sw.source == "trained":
+        ref = st.text_input("Validate a saved proposal (NAME@VERSION)", "", key="mx_sw_vref")
+        if st.button("Validate with proxies (a job)", key="mx_sw_validate") and ref.strip():
+            if require_editor("start validation runs"):
+                job = submit(
+                    "mix-validate-proxy", ["mix", "validate-proxy", ref.strip(), "--seeds", "0,1"]
+                )
+                st.session_state.setdefault("mx_sw_jobs", []).append(job.id)
+                st.success(plain(f"Queued job {job.id}"))
