@@ -77,6 +77,38 @@ def ingest(
             "default only metadata and a locator of each text are stored.",
         ),
     ] = False,
+    max_record_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Longest record (JSONL/CSV line, Parquet value), e.g. 16MiB (default; or "
+            "$MIXSCOPE_MAX_RECORD_BYTES)."
+        ),
+    ] = None,
+    max_json_depth: Annotated[
+        str | None,
+        typer.Option(help="Deepest nesting of a record (default 64; $MIXSCOPE_MAX_JSON_DEPTH)."),
+    ] = None,
+    max_expansion_ratio: Annotated[
+        str | None,
+        typer.Option(
+            help="How many times its size a compressed file (gzip, zstd, Parquet dictionary) "
+            "may expand (default 1000; $MIXSCOPE_MAX_EXPANSION_RATIO)."
+        ),
+    ] = None,
+    max_expanded_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Most bytes one compressed file may expand to (default 200GiB; "
+            "$MIXSCOPE_MAX_EXPANDED_BYTES)."
+        ),
+    ] = None,
+    max_temp_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Spill space of the ingest in the workspace's .tmp/ (default 50GiB; "
+            "$MIXSCOPE_MAX_TEMP_BYTES)."
+        ),
+    ] = None,
     catalog: Annotated[
         str | None,
         typer.Option(
@@ -96,7 +128,15 @@ def ingest(
     """Register JSONL (.gz/.zst), Parquet, CSV, Dolma or HF datasets where they live;
     atomic, idempotent. Credentials for object stores come from the environment only."""
     from analytics.ingest import ingest as run_ingest
+    from analytics.ingest.limits import IngestLimits
 
+    limits = IngestLimits.from_env(
+        max_record_bytes=max_record_bytes,
+        max_json_depth=max_json_depth,
+        max_expansion_ratio=max_expansion_ratio,
+        max_expanded_bytes=max_expanded_bytes,
+        max_temp_bytes=max_temp_bytes,
+    )
     ws = Workspace(workspace)
     if not ws.exists:
         ws.initialise(catalog=catalog, data=data)
@@ -121,6 +161,7 @@ def ingest(
             domain=domain,
             lang=lang,
             copy_text=copy_text,
+            limits=limits,
             progress=cb,
             on_wait=lambda h: console.print(
                 f"waiting for {h.get('job')} (pid {h.get('pid', '?')}, since "
