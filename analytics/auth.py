@@ -122,3 +122,65 @@ class SignInLimiter:
 
 def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+#: bytes of uploads one signed-in session may hold in the server's memory at once
+DEFAULT_SESSION_UPLOAD_BYTES = 512 * 1024**2
+SESSION_UPLOAD_ENV = "MIXSCOPE_MAX_SESSION_UPLOAD_BYTES"
+
+
+class UploadPolicy:
+    """Who may upload to the server, decided before a byte of the body is read.
+
+    The dashboard registers a session (Streamlit's session id: a random UUID only its own
+    browser tab knows) with its role once it has signed in; an upload request names its
+    session in its path. Only editors' sessions may upload (uploading is the first step
+    of adding data); every other request, the sign-in form's included, is refused, so
+    nothing unauthenticated reaches the server's upload memory. A signed-in session may
+    hold at most `session_bytes` of uploads at once, and each request must state its size.
+    """
+
+    def __init__(self, session_bytes: int | None = None, *, max_sessions: int = 10_000):
+        if session_bytes is None:
+            raw = os.environ.get(SESSION_UPLOAD_ENV)
+            session_bytes = int(raw) if raw and raw.strip().isdigit() else None
+        self.session_bytes = session_bytes or DEFAULT_SESSION_UPLOAD_BYTES
+        self.max_sessions = max_sessions
+        self._roles: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def register(self, session_id: str, role: str) -> None:
+        with self._lock:
+            self._roles.pop(session_id, None)
+            self._roles[session_id] = role
+            while len(self._roles) > self.max_sessions:  # forget the oldest sign-ins
+                self._roles.pop(next(iter(self._roles)))
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            self._roles.pop(session_id, None)
+
+    def role(self, session_id: str) -> str | None:
+        with self._lock:
+            return self._roles.get(session_id)
+
+    def decide(self, session_id: str, content_length: str | None, held: int) -> tuple[int, str]:
+        """(HTTP status, reason) for an upload of `content_length` bytes by `session_id`,
+        which already holds `held` bytes of uploads; 0 = let it through."""
+        role = self.role(session_id)
+        if role is None:
+            return 403, "sign in before uploading"
+        if role != "editor":
+            return 403, "viewers cannot upload"
+        if content_length is None or not content_length.strip().isdigit():
+            return 411, "an upload must state its size (Content-Length)"
+        if held + int(content_length) > self.session_bytes:
+            return 413, (
+                f"this session holds {held:,} bytes of uploads; the limit is "
+                f"{self.session_bytes:,} (${SESSION_UPLOAD_ENV})"
+            )
+        return 0, ""
+
+
+#: the server's one policy (the dashboard registers sessions, the middleware asks)
+UPLOADS = UploadPolicy()

@@ -303,7 +303,7 @@ for _ in range(240):
 
 
 def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
-    app_file = ROOT / "dashboard" / "app.py"
+    app_file = ROOT / "dashboard" / "server.py"  # app.py behind mixscope's middleware
     env = dict(os.environ, **{ENV_VAR: str(ws_path)})
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app_file),

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from analytics.auth import SECRETS_ENV, SignInLimiter, load_secrets
+from analytics.auth import SECRETS_ENV, UPLOADS, SignInLimiter, load_secrets
 
 
 @st.cache_resource(show_spinner=False)
@@ -52,6 +52,25 @@ def _requested_page() -> str | None:
     return stem or None
 
 
+def session_id() -> str | None:
+    """Streamlit's id of this browser session (what its upload requests carry)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+    except Exception:
+        return None
+    return getattr(ctx, "session_id", None)
+
+
+def _signed_in(role: str) -> str:
+    """Tell the server-side upload policy this session's role (see dashboard/upload_gate)."""
+    sid = session_id()
+    if sid:
+        UPLOADS.register(sid, role)
+    return role
+
+
 def gate() -> str:
     """Returns the session's role ("editor" when no secret is configured: local use).
 
@@ -59,9 +78,9 @@ def gate() -> str:
     form and restored after it (see `restore_deep_link`)."""
     secrets = _secrets()
     if not secrets.enabled:
-        return "editor"
+        return _signed_in("editor")
     if role := st.session_state.get("role"):
-        return role
+        return _signed_in(role)
     if "login_next" not in st.session_state:
         st.session_state["login_next"] = {
             "page": _requested_page(),

@@ -1,0 +1,43 @@
+"""A real upload through the served app (`st.App` with the upload gate in front): an
+editor's browser session uploads a file on the Add data page and its ingest job is queued;
+the same request with a session id that never signed in is refused."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.browser.test_pages_in_browser import no_exception, wait_ready
+
+pytestmark = pytest.mark.browser
+
+
+def test_editor_upload_passes_the_gate(server, page, tmp_path):
+    path = tmp_path / "up.jsonl"
+    path.write_text("".join(json.dumps({"text": f"uploaded {i}"}) + "\n" for i in range(3)))
+    page.goto(f"{server}/add_data")
+    wait_ready(page)
+    page.get_by_label("Source name").fill("uploaded-in-browser")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    page.wait_for_selector('[data-testid="stFileChipName"]', timeout=30_000)
+    page.wait_for_function(  # the PUT has been answered (spinner gone) and not with an error
+        "() => !document.querySelector('[data-testid=\"stFileChipIconSpinner\"]')",
+        timeout=30_000,
+    )
+    assert page.locator('[data-testid="stFileChipIconError"]').count() == 0
+    page.get_by_role("button", name="Ingest").click()
+    page.get_by_text("Queued job").wait_for(timeout=60_000)
+    no_exception(page)
+    req = urllib.request.Request(
+        f"{server}/_stcore/upload_file/{uuid.uuid4()}/f",
+        data=b"x",
+        method="PUT",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=20)
+    assert info.value.code == 403
