@@ -23,6 +23,7 @@ from dashboard.cli.progress import console, progress_callback
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CORPUS = ROOT / "data" / "demo_corpus.parquet"
 DEMO_WORKSPACE = Path.home() / ".mixscope" / "demo"
+STREAMLIT_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -343,11 +344,26 @@ def serve(
     """Serve the dashboard over a workspace (to a team: --host 0.0.0.0 with --secrets)."""
     from analytics.auth import SECRETS_ENV, is_loopback, load_secrets
 
+    from analytics.auth import find_oidc
+
     ws = open_workspace(workspace)
     loaded = load_secrets(secrets)
     if secrets:
         os.environ[SECRETS_ENV] = str(Path(secrets).expanduser().resolve())
-    if not loaded.enabled:
+    # Streamlit reads st.login's [auth] from these secrets files (the server runs in ROOT)
+    oidc = find_oidc([Path.home() / ".streamlit" / "secrets.toml", STREAMLIT_SECRETS])
+    if oidc and not loaded.users:
+        raise MixscopeError(
+            f"{oidc[0]}: [auth] configures sign-in through an identity provider, but no roles "
+            "file with a [users] table is given (--secrets FILE or $MIXSCOPE_SECRETS_FILE); "
+            "without it nobody signed in would get a role."
+        )
+    if oidc:
+        console.print(
+            f"identity-provider sign-in on ({oidc[0]}): {len(loaded.users)} [users] entries",
+            markup=False,
+        )
+    elif not loaded.enabled:
         if not is_loopback(host):
             raise MixscopeError(
                 f"refusing to bind {host} without access control: configure a secret "
