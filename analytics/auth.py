@@ -104,7 +104,7 @@ def load_secrets(path: str | os.PathLike | None = None) -> Secrets:
 
 def _users(path: Path, table) -> dict[str, str]:
     if not isinstance(table, dict):
-        raise MixscopeError(f"{path}: [users] must be a table of \"e-mail\" = \"role\" lines.")
+        raise MixscopeError(f'{path}: [users] must be a table of "e-mail" = "role" lines.')
     out = {}
     for who, role in table.items():
         key = str(who).strip().lower()
@@ -114,7 +114,7 @@ def _users(path: Path, table) -> dict[str, str]:
             )
         if key != "*" and (key.count("@") != 1 or not key.split("@")[1]):
             raise MixscopeError(
-                f"{path}: [users] {who!r}: expected an e-mail address, \"*@domain\" or \"*\"."
+                f'{path}: [users] {who!r}: expected an e-mail address, "*@domain" or "*".'
             )
         out[key] = role
     return out

@@ -36,8 +36,8 @@ import json
 import os
 import shutil
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -663,4 +663,3 @@ def _tell_waiting(holder: dict) -> None:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-

@@ -84,9 +84,7 @@ def state(ws_path: Path) -> dict:
             :2
         ]
         out[t] = (int(n), int(h))
-    dup = cur.execute(
-        "SELECT count(*) - count(DISTINCT doc_id) FROM documents"
-    ).fetchone()[0]
+    dup = cur.execute("SELECT count(*) - count(DISTINCT doc_id) FROM documents").fetchone()[0]
     out["<duplicate documents>"] = int(dup)
     return out
 
@@ -160,7 +158,9 @@ def kill_once(ws: Path, name: str, args: list[str], work: Path, rng: random.Rand
     elif mid == after:
         rep.landed_after += 1
     else:
-        diff = {k: (before.get(k), mid.get(k), after.get(k)) for k in mid if mid[k] != before.get(k)}
+        diff = {
+            k: (before.get(k), mid.get(k), after.get(k)) for k in mid if mid[k] != before.get(k)
+        }
         rep.problems.append(f"{name} killed at {delay:.2f}s: neither before nor after: {diff}")
         return rep
     if mid["<duplicate documents>"]:
@@ -176,11 +176,7 @@ def kill_once(ws: Path, name: str, args: list[str], work: Path, rng: random.Rand
         ok = final["mixtures"][0] == mid["mixtures"][0] + 1
     else:
         ok = final == after
-    stale = [
-        p.name
-        for p in (ws / ".tmp").glob(f"w-{proc.pid}-*")
-        if (ws / ".tmp").is_dir()
-    ]
+    stale = [p.name for p in (ws / ".tmp").glob(f"w-{proc.pid}-*") if (ws / ".tmp").is_dir()]
     if stale:
         rep.problems.append(f"{name}: spill directories of the killed writer remain: {stale}")
     elif ok and not final["<duplicate documents>"]:

@@ -445,7 +445,9 @@ def _validate_stage(
     if fields["source"]:
         row = one(con, "SELECT _file FROM temp._stage WHERE source IS NULL LIMIT 1")
         if row:
-            raise IngestError(_missing_message(_as_path(row[0]), fields["source"], fmt, "source", limits))
+            raise IngestError(
+                _missing_message(_as_path(row[0]), fields["source"], fmt, "source", limits)
+            )
     if fields["date"]:
         row = one(
             con,

@@ -342,9 +342,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the dashboard over a workspace (to a team: --host 0.0.0.0 with --secrets)."""
-    from analytics.auth import SECRETS_ENV, is_loopback, load_secrets
-
-    from analytics.auth import find_oidc
+    from analytics.auth import SECRETS_ENV, find_oidc, is_loopback, load_secrets
 
     ws = open_workspace(workspace)
     loaded = load_secrets(secrets)

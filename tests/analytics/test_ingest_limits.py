@@ -39,8 +39,14 @@ def assert_clean(ws: Workspace, before) -> None:
     assert not [p for p in tmp.iterdir() if p.name.startswith(f"w-{os.getpid()}-")]
 
 
+def _raw(r) -> bytes:
+    return r if isinstance(r, bytes) else json.dumps(r).encode()
+
+
 def _lines(*records) -> bytes:
-    return b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records)
+    return b"".join(
+        (r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in records
+    )
 
 
 # ------------------------------------------------------------------ limits: parsing
