@@ -41,3 +41,27 @@ def test_editor_upload_passes_the_gate(server, page, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=20)
     assert info.value.code == 403
+
+
+@pytest.fixture(scope="module")
+def signed_server(demo_workspace):
+    from tests.browser.conftest import serve
+
+    env = {"MIXSCOPE_VIEWER_TOKEN": "v" * 20, "MIXSCOPE_EDITOR_TOKEN": "e" * 20}
+    yield from serve(demo_workspace.path, env)
+
+
+def test_served_app_signs_in_and_keeps_the_deep_link(signed_server, page, demo_workspace):
+    """The st.App launcher serves the same app: token sign-in, then the page and the query
+    parameters of the link that was opened before signing in."""
+    from analytics import overview
+
+    src = overview.facet_values(demo_workspace.cursor(), "source")[0]
+    page.goto(f"{signed_server}/explore?src={src}")
+    wait_ready(page)
+    page.get_by_label("Access token").fill("v" * 20)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/explore?src={src}*", timeout=60_000)
+    page.get_by_text("signed in as").first.wait_for(timeout=60_000)
+    assert "viewer" in page.locator('[data-testid="stSidebar"]').inner_text()
+    no_exception(page)
