@@ -126,6 +126,7 @@ def test_parquet_value_over_the_record_limit_names_its_row(tmp_path, seeded):
     assert_clean(ws, before)
 
 
+@pytest.mark.slow
 def test_parquet_dictionary_bomb_is_refused(tmp_path, seeded):
     """150 rows that share one 10 MiB dictionary entry: a file of under 2 KB whose text is
     1.5 GiB. Refused from streaming aggregates, without expanding it."""

@@ -4,9 +4,12 @@ duplicated, and the next writer completes (see tests/killharness.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.killharness import campaign, make_corpus, run, state
 
 
+@pytest.mark.slow
 def test_two_random_kills_leave_a_consistent_workspace(tmp_path):
     ws = tmp_path / "ws"
     seed = make_corpus(tmp_path / "seed.jsonl", 500, seed=99)

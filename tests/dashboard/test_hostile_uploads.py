@@ -102,6 +102,7 @@ def signed_server(demo_workspace):
     yield from serve(demo_workspace.path, env)
 
 
+@pytest.mark.slow
 def test_real_server_refuses_an_upload_before_sign_in(signed_server):
     host, port = signed_server.removeprefix("http://").split(":")
     # a 200 MB upload announced, no body sent: answered at once, nothing buffered
