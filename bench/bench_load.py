@@ -13,7 +13,7 @@ reports errors and latency percentiles of these "normal" sessions in four phases
   bomb       N-1 normal sessions + 1 session that keeps running a user SQL query that
              tries to allocate far beyond the query memory bound (it must be refused with
              "needed more memory", in its own child process) + a writer that keeps
-             ingesting small files as CLI jobs into the same workspace
+             committing to the same workspace (`mixscope mix create`, a new version each)
 The figures: p90 ratio bomb/load (what the bomb costs the others), p90 ratios against the
 3-session baseline, errors of the normal sessions, bomb refusals, writer commits, and
 server restarts (the server's pid must stay the same and answer /_stcore/health).
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -52,29 +51,22 @@ def _healthy(url: str) -> bool:
 
 
 class Writer(threading.Thread):
-    """Ingests a new small JSONL file as a CLI process, again and again, until stopped."""
+    """Saves a new mixture version (`mixscope mix create`, a CLI process that commits to the
+    workspace) again and again, until stopped. It writes without changing the numbers the
+    normal sessions check (documents per source), so their answers stay exact."""
 
-    def __init__(self, ws_path: Path, work: Path):
+    def __init__(self, ws_path: Path):
         super().__init__(daemon=True)
-        self.ws_path, self.work = ws_path, work
+        self.ws_path = ws_path
         self.stop = threading.Event()
         self.ok = self.failed = 0
         self.errors: list[str] = []
 
     def run(self) -> None:
-        i = 0
         while not self.stop.is_set():
-            i += 1
-            f = self.work / f"w{i}.jsonl"
-            f.write_text(
-                "".join(
-                    json.dumps({"text": f"writer batch {i} document {j} " * 20}) + "\n"
-                    for j in range(200)
-                )
-            )
             p = subprocess.run(
-                [sys.executable, "-m", "dashboard.cli", "ingest", "--source", f"bench-w{i}",
-                 "--workspace", str(self.ws_path), "--", str(f)],
+                [sys.executable, "-m", "dashboard.cli", "mix", "create", "bench-load",
+                 "--group-by", "source", "--budget", "1000000", "--workspace", str(self.ws_path)],
                 capture_output=True, text=True, cwd=ROOT,
                 env=dict(os.environ, PYTHONPATH=str(ROOT)),
             )  # fmt: skip
@@ -142,7 +134,7 @@ def main() -> None:
             "selector": '[data-testid="stAlertContentError"]',
             "expect": "needed more memory",
         }
-        writer = Writer(ws.path, tmp)
+        writer = Writer(ws.path)
 
         async def bomb_phase():
             return await asyncio.gather(
@@ -165,7 +157,7 @@ def main() -> None:
             f"memory-bomb session: {len(bomb.latencies_s)} bomb queries refused "
             f"('needed more memory'), {len(bomb.errors)} not refused as expected"
         )
-        print(f"writer: {writer.ok} ingest jobs committed, {writer.failed} failed")
+        print(f"writer: {writer.ok} mix-create commits, {writer.failed} failed")
         p90 = lambda r: r.percentile(0.9)  # noqa: E731
         print(
             f"p90 ratio load/baseline = {p90(many) / p90(single):.2f}x; "
