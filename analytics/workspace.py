@@ -34,8 +34,10 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -139,6 +141,7 @@ class Workspace:
         self._snapshots: dict[tuple[bool, int | None], Snapshot] = {}
         self._snap_lock = threading.Lock()
         self._held: dict[int, object] = {}
+        self._temps: dict[int, Path] = {}
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -330,9 +333,45 @@ class Workspace:
         return con
 
     def _local_temp(self, con: duckdb.DuckDBPyConnection) -> None:
-        tmp = self.path / ".tmp"
-        tmp.mkdir(exist_ok=True)
+        """Spill files of this connection in a directory of its own, `.tmp/w-<pid>-<id>`
+        (DuckDB names its spill files alike in every database: never share a directory).
+        DuckDB creates it on the first spill and removes it on close; `close()` removes it
+        in any case, and the next writer sweeps those of dead processes."""
+        root = self.path / ".tmp"
+        root.mkdir(exist_ok=True)
+        tmp = root / f"w-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         con.execute("SET temp_directory=?", [str(tmp)])
+        self._temps[id(con)] = tmp
+
+    def close(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Close a connection of `connect()` and remove its spill directory."""
+        try:
+            con.close()
+        finally:
+            tmp = self._temps.pop(id(con), None)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def sweep_temp(self) -> list[Path]:
+        """Remove spill directories (`.tmp/w-<pid>-*`, `.tmp/sql-<pid>`) of processes that
+        are gone (a killed job or server); returns what was removed."""
+        removed = []
+        root = self.path / ".tmp"
+        if not root.is_dir():
+            return removed
+        for p in root.iterdir():
+            parts = p.name.split("-")
+            if len(parts) < 2 or parts[0] not in ("w", "sql") or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid == os.getpid() or alive(pid):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+        return removed
 
     # ------------------------------------------------------------------ versions
     def schema_version(self) -> int:
@@ -502,7 +541,7 @@ class Workspace:
                 self._held.pop(id(con), None)
                 if own:
                     with contextlib.suppress(Exception):
-                        con.close()
+                        self.close(con)
                 self._writer_done()
         finally:
             if fh is not None:
@@ -548,6 +587,7 @@ class Workspace:
             con.execute(f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)")
             for m in dead:
                 m.unlink(missing_ok=True)
+        self.sweep_temp()
         self._marker().write_text(_now())
 
     def _writer_done(self) -> None:

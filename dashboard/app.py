@@ -71,5 +71,11 @@ if (PAGES_DIR / f"{DEFAULT}.py").exists():
 nav = st.navigation(sections)
 restore_deep_link({stem: f"app_pages/{stem}.py" for _, stem, *_ in PAGES if stem != "overview"})
 with st.sidebar:
-    st.caption(f"workspace `{ws.path}` · signed in as **{role}**")
+    from dashboard.components.text import md
+
+    user = st.session_state.get("user")
+    who = f"{md(user)} ({role})" if user else f"**{role}**"
+    st.caption(f"workspace `{ws.path}` · signed in as {who}")
+    if st.session_state.get("auth_via") == "oidc":
+        st.button("Sign out", on_click=st.logout, key="oidc_logout")
 nav.run()

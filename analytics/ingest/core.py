@@ -24,6 +24,7 @@ from analytics.errors import IngestError
 from analytics.ingest import diagnose
 from analytics.ingest.formats import (
     LEN_BUCKET_SQL,
+    check_relation,
     detect_common_format,
     expand_inputs,
     file_stats,
@@ -31,6 +32,7 @@ from analytics.ingest.formats import (
     open_relation,
     remote_reason,
 )
+from analytics.ingest.limits import IngestLimits
 from analytics.lake import is_remote
 from analytics.tokenizer import get_token_counter
 from analytics.workspace import DEFAULT_TOKENIZER, Workspace, set_meta
@@ -93,7 +95,9 @@ def _files_digest(stats: list[tuple[str, int, str]]) -> str:
     return h.hexdigest()
 
 
-def _reader_error(exc: duckdb.Error, files: list[Path], fmt: str | None) -> IngestError:
+def _reader_error(
+    exc: duckdb.Error, files: list[Path], fmt: str | None, limits: IngestLimits | None = None
+) -> IngestError:
     """Translate a DuckDB reader error into one message naming the file and line."""
     text = str(exc).strip()
     culprit = next((f for f in files if str(f) in text or Path(str(f)).name in text), None)
@@ -105,11 +109,11 @@ def _reader_error(exc: duckdb.Error, files: list[Path], fmt: str | None) -> Inge
         if f.is_dir():
             continue
         if fmt == "jsonl":
-            bad = diagnose.first_bad_json_line(f)
+            bad = diagnose.first_bad_json_line(f, limits)
             if bad:
                 return IngestError(f"{f}: line {bad[0]}: {bad[1]}.")
         else:
-            line = diagnose.first_bad_utf8_line(f)
+            line = diagnose.first_bad_utf8_line(f, limits)
             if line:
                 return IngestError(f"{f}: line {line}: bytes that are not valid UTF-8.")
     where = culprit or (files[0] if len(files) == 1 else "input")
@@ -136,6 +140,7 @@ def ingest(
     progress: Progress | None = None,
     batch_size: int = 20_000,
     on_wait=None,
+    limits: IngestLimits | None = None,
 ) -> IngestReport:
     """Register `paths` (files, globs, HF dataset dirs; local or s3/gs/hf/https URIs) as
     documents of `source`, without copying their text unless `copy_text`.
@@ -146,7 +151,11 @@ def ingest(
     validation, de-duplication and token counting; the commit is one short transaction.
     Re-ingesting the same content adds nothing; any error leaves the workspace unchanged.
     `domain`/`lang` set a constant for all documents when the input has no such field.
+    `limits` bounds record size, decompression, nesting and spill (default: the
+    environment's `$MIXSCOPE_MAX_*`, else IngestLimits' defaults); a file beyond one is
+    refused before its content is loaded.
     """
+    limits = limits or IngestLimits.from_env()
     if not paths:
         raise IngestError("no input files given.")
     if not workspace.exists:
@@ -155,6 +164,7 @@ def ingest(
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con = workspace.connect(read_only=False, remote=remote)
     try:
+        con.execute(f"SET max_temp_directory_size='{int(limits.max_temp_bytes)}B'")
         files = expand_inputs(con, paths)
         fmt = detect_common_format(files)
         copy_text = copy_text or fmt == "hf"  # Arrow IPC streams are not read back in place
@@ -165,12 +175,13 @@ def ingest(
         )
         counter = get_token_counter(tokenizer)
         try:
-            rel = open_relation(con, files, fmt)
+            rel = open_relation(con, files, fmt, limits)
+            check_relation(con, rel, files, fmt, limits)
             columns = list(rel.columns)
             types = {c: str(t) for c, t in zip(rel.columns, rel.types)}
             con.register("_src", rel)
         except duckdb.Error as exc:
-            raise _reader_error(exc, files, fmt) from exc
+            raise _reader_error(exc, files, fmt, limits) from exc
 
         first = files[0]
         if text_field not in columns:
@@ -259,8 +270,8 @@ def ingest(
         try:
             con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
         except duckdb.Error as exc:
-            raise _reader_error(exc, files, fmt) from exc
-        n_read, n_empty, n_unique = _validate_stage(con, fields, fmt, files)
+            raise _reader_error(exc, files, fmt, limits) from exc
+        n_read, n_empty, n_unique = _validate_stage(con, fields, fmt, files, limits)
         if progress:
             progress("read", n_read, n_read)
             progress("dedupe", 0, n_read)
@@ -381,7 +392,7 @@ def ingest(
         if progress:
             progress("insert", n_new, n_new)
     finally:
-        con.close()
+        workspace.close(con)
     return IngestReport(
         source=source or f"field:{fields['source']}",
         format=fmt or "",
@@ -398,7 +409,11 @@ def ingest(
 
 
 def _validate_stage(
-    con: duckdb.DuckDBPyConnection, fields: dict, fmt: str | None, files: list[Path]
+    con: duckdb.DuckDBPyConnection,
+    fields: dict,
+    fmt: str | None,
+    files: list[Path],
+    limits: IngestLimits | None = None,
 ) -> tuple[int, int, int]:
     """Check the staged rows; return (read, blank, distinct ids among the non-blank).
 
@@ -423,11 +438,11 @@ def _validate_stage(
         raise IngestError(f"{where}: holds no documents.")
     if no_text:
         row = one(con, "SELECT _file FROM temp._stage WHERE text IS NULL LIMIT 1")
-        raise IngestError(_missing_message(_as_path(row[0]), fields["text"], fmt, "text"))
+        raise IngestError(_missing_message(_as_path(row[0]), fields["text"], fmt, "text", limits))
     if fields["id"]:
         if no_id:
             row = one(con, "SELECT _file FROM temp._stage WHERE given_id IS NULL LIMIT 1")
-            raise IngestError(_missing_message(_as_path(row[0]), fields["id"], fmt, "id"))
+            raise IngestError(_missing_message(_as_path(row[0]), fields["id"], fmt, "id", limits))
         row = None
         if n_ids < n:  # only then can an id carry two different texts
             row = one(
@@ -442,7 +457,9 @@ def _validate_stage(
             )
     if fields["source"] and no_source:
         row = one(con, "SELECT _file FROM temp._stage WHERE source IS NULL LIMIT 1")
-        raise IngestError(_missing_message(_as_path(row[0]), fields["source"], fmt, "source"))
+        raise IngestError(
+            _missing_message(_as_path(row[0]), fields["source"], fmt, "source", limits)
+        )
     if n_bad_date:
         row = one(con, f"SELECT _file, _raw_date FROM temp._stage WHERE {bad_date} LIMIT 1")
         raise IngestError(
@@ -452,9 +469,11 @@ def _validate_stage(
     return int(n), int(n_blank), int(n_unique)
 
 
-def _missing_message(path: Path, name: str, fmt: str | None, role: str) -> str:
+def _missing_message(
+    path: Path, name: str, fmt: str | None, role: str, limits: IngestLimits | None = None
+) -> str:
     if fmt == "jsonl" and not is_remote(str(path)):
-        line = diagnose.first_jsonl_line_missing(path, name)
+        line = diagnose.first_jsonl_line_missing(path, name, limits)
         if line:
             return f"{path}: line {line}: the {role} field {name!r} is missing or null."
     return f"{path}: some records have no {role} field {name!r} (missing or null)."

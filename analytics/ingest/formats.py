@@ -16,7 +16,8 @@ from pathlib import Path
 import duckdb
 
 from analytics.errors import IngestError
-from analytics.ingest.diagnose import check_compressed
+from analytics.ingest import diagnose
+from analytics.ingest.limits import EXPANSION_FLOOR, IngestLimits, human
 from analytics.lake import is_remote
 
 JSON_EXT = (".jsonl", ".json", ".ndjson")
@@ -131,20 +132,123 @@ def detect_format(path: Path) -> str:
     )
 
 
-def _check_files(paths: list[Path]) -> None:
+def _check_files(paths: list[Path], fmt: str, limits: IngestLimits) -> None:
     for p in paths:
         if isinstance(p, Path) and p.is_file():
             if p.stat().st_size == 0:
                 raise IngestError(f"{p}: the file is empty (no documents).")
-            if p.name.lower().endswith(COMPRESSED):
-                check_compressed(p)
+            diagnose.check_file(p, fmt, limits)
+
+
+def type_depth(t) -> tuple[int, bool]:
+    """(nesting levels of a DuckDB column type: a scalar is 0, a list of structs 2; whether
+    it holds a JSON value somewhere), without recursion."""
+    deepest, has_json = 0, False
+    stack = [(t, 0)]
+    while stack:
+        t, d = stack.pop()
+        deepest = max(deepest, d)
+        if str(t) == "JSON":
+            has_json = True
+        if t.id not in ("struct", "list", "array", "map", "union"):
+            continue
+        for _name, child in t.children:
+            if not isinstance(child, int):
+                stack.append((child, d + 1))
+    return deepest, has_json
+
+
+def check_relation(
+    con: duckdb.DuckDBPyConnection,
+    rel: duckdb.DuckDBPyRelation,
+    files: list,
+    fmt: str,
+    limits: IngestLimits,
+) -> None:
+    """Refuse what the per-file byte checks cannot see: nesting deeper than the JSON depth
+    limit (a record is level 1, its nested values add levels), and for Parquet / HF files
+    string values longer than the record limit or a dictionary that expands beyond the
+    expansion limits. Runs as streaming aggregates (DuckDB keeps dictionary pages
+    unexpanded for them), before any row is staged."""
+    cols = [c for c in rel.columns if c not in ("filename", "file_row_number")]
+    for c, t in zip(rel.columns, rel.types):
+        if c not in cols:
+            continue
+        depth, has_json = type_depth(t)
+        if depth + 1 > limits.max_json_depth or (has_json and fmt == "jsonl"):
+            local = [f for f in files if isinstance(f, Path)]
+            line = culprit = None
+            for f in local if fmt == "jsonl" else []:
+                line = diagnose.first_too_deep_line(f, limits)
+                if line:
+                    culprit = f
+                    break
+            if line or depth + 1 > limits.max_json_depth:
+                raise diagnose.depth_error(culprit or files[0], line, limits, column=c)
+    if fmt != "parquet":  # HF Arrow streams are uncompressed and read only once
+        return
+    strings = [c for c, t in zip(rel.columns, rel.types) if c in cols and str(t) == "VARCHAR"]
+    if not strings:
+        return
+    lens = [f"COALESCE(strlen({_q(c)}), 0)" for c in strings]
+    longest = f"greatest({', '.join(lens)})" if len(lens) > 1 else lens[0]
+    total = " + ".join(lens)
+    rows = rel.aggregate(f"filename, max({longest}), sum({total})", "filename").fetchall()
+    sizes = {}
+    for name, size in (
+        con.execute("SELECT filename, size FROM read_blob(?)", [[r[0] for r in rows]]).fetchall()
+        if rows
+        else []
+    ):
+        sizes[name] = int(size)
+    for name, most, everything in rows:
+        if most and most > limits.max_record_bytes:
+            where = ""
+            if "file_row_number" in rel.columns:
+                r = con.execute(
+                    f"SELECT file_row_number FROM ({rel.sql_query()}) "
+                    f"WHERE filename = ? AND {longest} > ? LIMIT 1",
+                    [name, limits.max_record_bytes],
+                ).fetchone()
+                where = f"row {r[0] + 1}: " if r else ""
+            raise IngestError(
+                f"{name}: {where}a value of {int(most):,} bytes, longer than the record limit "
+                f"of {human(limits.max_record_bytes)}; raise it with "
+                f"{IngestLimits.how('max_record_bytes')}."
+            )
+        size = sizes.get(name, 0)
+        everything = int(everything or 0)
+        if everything > limits.max_expanded_bytes or (
+            everything > EXPANSION_FLOOR and everything > limits.max_expansion_ratio * size
+        ):
+            raise IngestError(
+                f"{name}: refusing a suspected dictionary/compression bomb ({size:,} bytes "
+                f"expand to {everything:,} bytes of text; the limits are "
+                f"{limits.max_expansion_ratio}x ({IngestLimits.how('max_expansion_ratio')}) "
+                f"and {human(limits.max_expanded_bytes)} "
+                f"({IngestLimits.how('max_expanded_bytes')}))."
+            )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_list(uris: list[str]) -> str:
     return "[" + ", ".join("'" + str(u).replace("'", "''") + "'" for u in uris) + "]"
 
 
-def reader_sql(fmt: str, uris: list[str], *, row_numbers: bool = False) -> str:
+def max_object_size(limits: IngestLimits | None = None) -> int:
+    """DuckDB's JSON reader buffer for one record: the record limit (lines were measured
+    before reading) with room for DuckDB's own accounting, at least the old 64 MiB so that
+    files ingested before keep reading back."""
+    limits = limits or IngestLimits.from_env()
+    return max(64 * 1024 * 1024, 2 * limits.max_record_bytes)
+
+
+def reader_sql(
+    fmt: str, uris: list[str], *, row_numbers: bool = False, limits: IngestLimits | None = None
+) -> str:
     """A table function reading `uris` of format `fmt` (jsonl, csv, parquet), with a
     `filename` column (and `file_row_number` for Parquet when `row_numbers`). The same text
     is used at ingest and whenever documents' text is read back, so both see the same rows."""
@@ -152,21 +256,25 @@ def reader_sql(fmt: str, uris: list[str], *, row_numbers: bool = False) -> str:
     if fmt == "jsonl":
         return (
             f"read_json({files}, format='newline_delimited', union_by_name=true, "
-            f"filename=true, maximum_object_size={64 * 1024 * 1024})"
+            f"filename=true, maximum_object_size={max_object_size(limits)})"
         )
     if fmt == "csv":
-        return f"read_csv({files}, union_by_name=true, filename=true, header=true)"
+        return (
+            f"read_csv({files}, union_by_name=true, filename=true, header=true, "
+            f"max_line_size={max_object_size(limits)})"
+        )
     if fmt == "parquet":
         rn = ", file_row_number=true" if row_numbers else ""
         return f"read_parquet({files}, union_by_name=true, filename=true{rn})"
     raise IngestError(f"format {fmt!r} cannot be read back from its files; use --copy-text.")
 
 
-def _reader(fmt: str) -> Callable[[duckdb.DuckDBPyConnection, list], duckdb.DuckDBPyRelation]:
-    def read(con: duckdb.DuckDBPyConnection, paths: list) -> duckdb.DuckDBPyRelation:
-        return con.sql(
-            f"SELECT * FROM {reader_sql(fmt, [str(p) for p in paths], row_numbers=True)}"
-        )
+def _reader(fmt: str) -> Callable[..., duckdb.DuckDBPyRelation]:
+    def read(
+        con: duckdb.DuckDBPyConnection, paths: list, limits: IngestLimits | None = None
+    ) -> duckdb.DuckDBPyRelation:
+        uris = [str(p) for p in paths]
+        return con.sql(f"SELECT * FROM {reader_sql(fmt, uris, row_numbers=True, limits=limits)}")
 
     return read
 
@@ -187,7 +295,9 @@ def hf_arrow_files(path: Path) -> list[Path]:
     return [path / f["filename"] for f in state["_data_files"]]
 
 
-def _read_hf(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
+def _read_hf(
+    con: duckdb.DuckDBPyConnection, paths: list[Path], limits: IngestLimits | None = None
+) -> duckdb.DuckDBPyRelation:
     import pyarrow as pa
 
     files = [f for p in paths for f in hf_arrow_files(p)]
@@ -216,7 +326,7 @@ def _read_hf(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDB
     return con.view("_hf_src")
 
 
-READERS: dict[str, Callable[[duckdb.DuckDBPyConnection, list[Path]], duckdb.DuckDBPyRelation]] = {
+READERS: dict[str, Callable[..., duckdb.DuckDBPyRelation]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "parquet": _read_parquet,
@@ -235,8 +345,12 @@ def detect_common_format(paths: list[Path]) -> str:
 
 
 def open_relation(
-    con: duckdb.DuckDBPyConnection, paths: list[Path], fmt: str
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    fmt: str,
+    limits: IngestLimits | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """A relation over all `paths` of format `fmt`, after checking files and archives."""
-    _check_files(paths)
-    return READERS[fmt](con, paths)
+    limits = limits or IngestLimits.from_env()
+    _check_files(paths, fmt, limits)
+    return READERS[fmt](con, paths, limits)

@@ -23,6 +23,7 @@ from dashboard.cli.progress import console, progress_callback
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CORPUS = ROOT / "data" / "demo_corpus.parquet"
 DEMO_WORKSPACE = Path.home() / ".mixscope" / "demo"
+STREAMLIT_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -77,6 +78,38 @@ def ingest(
             "default only metadata and a locator of each text are stored.",
         ),
     ] = False,
+    max_record_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Longest record (JSONL/CSV line, Parquet value), e.g. 16MiB (default; or "
+            "$MIXSCOPE_MAX_RECORD_BYTES)."
+        ),
+    ] = None,
+    max_json_depth: Annotated[
+        str | None,
+        typer.Option(help="Deepest nesting of a record (default 64; $MIXSCOPE_MAX_JSON_DEPTH)."),
+    ] = None,
+    max_expansion_ratio: Annotated[
+        str | None,
+        typer.Option(
+            help="How many times its size a compressed file (gzip, zstd, Parquet dictionary) "
+            "may expand (default 1000; $MIXSCOPE_MAX_EXPANSION_RATIO)."
+        ),
+    ] = None,
+    max_expanded_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Most bytes one compressed file may expand to (default 200GiB; "
+            "$MIXSCOPE_MAX_EXPANDED_BYTES)."
+        ),
+    ] = None,
+    max_temp_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="Spill space of the ingest in the workspace's .tmp/ (default 50GiB; "
+            "$MIXSCOPE_MAX_TEMP_BYTES)."
+        ),
+    ] = None,
     catalog: Annotated[
         str | None,
         typer.Option(
@@ -96,7 +129,15 @@ def ingest(
     """Register JSONL (.gz/.zst), Parquet, CSV, Dolma or HF datasets where they live;
     atomic, idempotent. Credentials for object stores come from the environment only."""
     from analytics.ingest import ingest as run_ingest
+    from analytics.ingest.limits import IngestLimits
 
+    limits = IngestLimits.from_env(
+        max_record_bytes=max_record_bytes,
+        max_json_depth=max_json_depth,
+        max_expansion_ratio=max_expansion_ratio,
+        max_expanded_bytes=max_expanded_bytes,
+        max_temp_bytes=max_temp_bytes,
+    )
     ws = Workspace(workspace)
     if not ws.exists:
         ws.initialise(catalog=catalog, data=data)
@@ -121,6 +162,7 @@ def ingest(
             domain=domain,
             lang=lang,
             copy_text=copy_text,
+            limits=limits,
             progress=cb,
             on_wait=lambda h: console.print(
                 f"waiting for {h.get('job')} (pid {h.get('pid', '?')}, since "
@@ -262,7 +304,7 @@ for _ in range(240):
 
 
 def _serve(ws_path: Path, host: str, port: int, headless: bool) -> None:
-    app_file = ROOT / "dashboard" / "app.py"
+    app_file = ROOT / "dashboard" / "server.py"  # app.py behind mixscope's middleware
     env = dict(os.environ, **{ENV_VAR: str(ws_path)})
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(app_file),
@@ -300,13 +342,26 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the dashboard over a workspace (to a team: --host 0.0.0.0 with --secrets)."""
-    from analytics.auth import SECRETS_ENV, is_loopback, load_secrets
+    from analytics.auth import SECRETS_ENV, find_oidc, is_loopback, load_secrets
 
     ws = open_workspace(workspace)
     loaded = load_secrets(secrets)
     if secrets:
         os.environ[SECRETS_ENV] = str(Path(secrets).expanduser().resolve())
-    if not loaded.enabled:
+    # Streamlit reads st.login's [auth] from these secrets files (the server runs in ROOT)
+    oidc = find_oidc([Path.home() / ".streamlit" / "secrets.toml", STREAMLIT_SECRETS])
+    if oidc and not loaded.users:
+        raise MixscopeError(
+            f"{oidc[0]}: [auth] configures sign-in through an identity provider, but no roles "
+            "file with a [users] table is given (--secrets FILE or $MIXSCOPE_SECRETS_FILE); "
+            "without it nobody signed in would get a role."
+        )
+    if oidc:
+        console.print(
+            f"identity-provider sign-in on ({oidc[0]}): {len(loaded.users)} [users] entries",
+            markup=False,
+        )
+    elif not loaded.enabled:
         if not is_loopback(host):
             raise MixscopeError(
                 f"refusing to bind {host} without access control: configure a secret "

@@ -21,6 +21,7 @@ def submit(kind: str, args: list[str], *, after: list[str] | None = None) -> Job
         user = st.context.headers.get("X-Forwarded-User")
     except Exception:  # no request context (tests, bare mode)
         user = None
+    user = user or st.session_state.get("user")  # identity-provider sign-in: the e-mail
     job = s.submit(kind, args, submitted_by=user or st.session_state.get("role"), after=after)
     s.ensure_worker()
     st.session_state.setdefault("my_jobs", []).append(job.id)

@@ -297,7 +297,7 @@ def test_readers_see_only_committed_snapshots_and_can_pin_one(tmp_path, seeded):
 @pytest.mark.parametrize("kind", ["gz", "zst"])
 def test_decompression_bomb_is_refused(tmp_path, seeded, kind):
     ws, before = seeded
-    raw = b" " * (200 * 1024**2)  # 200 MB of spaces compresses > 1000x
+    raw = (b" " * (2**20 - 1) + b"\n") * 200  # 200 lines of 1 MiB compress > 1000x
     path = tmp_path / f"bomb.jsonl.{kind}"
     if kind == "gz":
         import zlib
