@@ -123,7 +123,37 @@ def plan_shards(con: duckdb.DuckDBPyConnection, task: ShardTask, shard_size: int
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(ws_path: str, task: ShardTask) -> None:
+def _die_with_parent(parent: int) -> None:
+    """A pool worker exits when its driver dies (even by SIGKILL): Linux's parent-death
+    signal, and a watchdog thread elsewhere (the worker is reparented when the driver dies)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mixscope-parent-watch").start()
+
+
+def _worker_init(ws_path: str, task: ShardTask, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
+    # one process per core: the tokenizers' own thread pool would only oversubscribe
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
     _WORKER.clear()
     _WORKER.update(ws_path=ws_path, task=task)
 
@@ -164,7 +194,7 @@ def _run_local(ws_path: str, task: ShardTask, shards: list[Shard], workers: int)
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task)
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
     ) as pool:
         todo = list(reversed(shards))
         running = set()
