@@ -79,13 +79,15 @@ def tokenize(
 ) -> None:
     """Count every document's tokens in another tokenizer (several live side by side);
     resumable: a rerun continues at the next unfinished shard."""
-    from analytics.engine import ENGINES, EngineError
+    from analytics.engine import ENGINES, EngineError, ray_connect
     from analytics.tokenize import check_name, default_name, list_tokenizers, load_counter
     from analytics.tokenize import tokenize as run
 
     if engine not in ENGINES:
         raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     ws = open_workspace(workspace)
+    if engine == "ray":
+        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
     name = check_name(name or default_name(tokenizer))
     counter = load_counter(tokenizer)  # not a tokenizer: one line, exit 2, nothing written
     console.print(
