@@ -405,8 +405,9 @@ def done_shards(con: duckdb.DuckDBPyConnection, job_key: str) -> int:
     """Shards committed under `job_key` (by every run of it)."""
     try:
         return int(
-            con.execute("SELECT count(*) FROM engine_shards WHERE job_key = ?", [job_key])
-            .fetchall()[0][0]
+            con.execute(
+                "SELECT count(*) FROM engine_shards WHERE job_key = ?", [job_key]
+            ).fetchall()[0][0]
         )
     except duckdb.CatalogException:
         return 0

@@ -72,7 +72,9 @@ def registered(con: duckdb.DuckDBPyConnection, name: str) -> dict | None:
     row = con.execute(
         "SELECT name, source, kind, sha256, cache FROM tokenizers WHERE name = ?", [name]
     ).fetchone()
-    return dict(zip(("name", "source", "kind", "sha256", "cache"), row, strict=True)) if row else None
+    return (
+        dict(zip(("name", "source", "kind", "sha256", "cache"), row, strict=True)) if row else None
+    )
 
 
 @dataclasses.dataclass

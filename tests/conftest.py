@@ -289,9 +289,16 @@ def ray_cluster(tmp_path_factory):
                 time.sleep(0.5)
         procs.append(
             subprocess.Popen(
-                [str(ray_bin), "start", f"--address={address}", "--node-ip-address=127.0.0.1",
-                 *common],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(ray_bin),
+                    "start",
+                    f"--address={address}",
+                    "--node-ip-address=127.0.0.1",
+                    *common,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
         )

@@ -154,7 +154,9 @@ def test_unsupported_pretokenizer_falls_back_to_full_encoding(tmp_path, demo_tex
     d = _trained(pre_tokenizers.Metaspace(), tmp_path / "meta", demo_texts)
     counter = TokenCounter(str(d))
     assert not counter.cached and "Metaspace" in counter.cache_reason
-    np.testing.assert_array_equal(counter.count(demo_texts[:50]), counter.count_full(demo_texts[:50]))
+    np.testing.assert_array_equal(
+        counter.count(demo_texts[:50]), counter.count_full(demo_texts[:50])
+    )
 
 
 @pytest.mark.parametrize("what", ["missing", "empty_dir", "not_json", "bad_gguf"])
@@ -171,7 +173,9 @@ def test_not_a_tokenizer_is_a_clear_error(what, tmp_path):
         src.write_bytes(b"GGUF not really")
     with pytest.raises(TokenizerLoadError) as err:
         TokenCounter(str(src))
-    assert "\n" not in str(err.value) and ("tokenizer" in str(err.value) or "GGUF" in str(err.value))
+    assert "\n" not in str(err.value) and (
+        "tokenizer" in str(err.value) or "GGUF" in str(err.value)
+    )
 
 
 # ------------------------------------------------------------------ the engine
@@ -191,17 +195,21 @@ def small_ws(tmp_path) -> Workspace:
 
 
 def _direct(ws: Workspace, counter: TokenCounter) -> dict[str, int]:
-    rows = ws.cursor().execute(
-        "SELECT d.doc_id, x.text FROM documents d JOIN document_text x USING (doc_id)"
-    ).fetchall()
+    rows = (
+        ws.cursor()
+        .execute("SELECT d.doc_id, x.text FROM documents d JOIN document_text x USING (doc_id)")
+        .fetchall()
+    )
     counts = counter.count_full([r[1] for r in rows])
     return {r[0]: int(c) for r, c in zip(rows, counts, strict=True)}
 
 
 def _stored(ws: Workspace, name: str) -> dict[str, int]:
-    rows = ws.cursor().execute(
-        "SELECT doc_id, n_tokens FROM token_counts WHERE tokenizer = ?", [name]
-    ).fetchall()
+    rows = (
+        ws.cursor()
+        .execute("SELECT doc_id, n_tokens FROM token_counts WHERE tokenizer = ?", [name])
+        .fetchall()
+    )
     assert len(rows) == len({r[0] for r in rows}), "a document was counted twice"
     return dict(rows)
 
@@ -328,7 +336,11 @@ def test_ray_two_node_cluster_gives_the_local_counts(small_ws, smol, ray_cluster
     assert rep.engine == "ray" and rep.workers == 2 and rep.docs == local.docs == 90
     assert len(nodes) == 2
     assert _stored(small_ws, "onray") == _stored(small_ws, "local")
-    workers = small_ws.cursor().execute(
-        "SELECT DISTINCT engine, worker FROM engine_shards WHERE job_key = 'tokenize:onray'"
-    ).fetchall()
+    workers = (
+        small_ws.cursor()
+        .execute(
+            "SELECT DISTINCT engine, worker FROM engine_shards WHERE job_key = 'tokenize:onray'"
+        )
+        .fetchall()
+    )
     assert {w[0] for w in workers} == {"ray"}

@@ -53,8 +53,9 @@ def test_bad_tokenizer_path_is_one_line_and_writes_nothing(tmp_path, jsonl_file)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and str(src.name) in lines[0]
         assert "expected" in lines[0] or "not a readable" in lines[0]
+    dead = f"127.0.0.1:{_free_port()}"
     r = mixscope("tokenize", "--tokenizer", "sentence-transformers/all-MiniLM-L6-v2",
-                 "--engine", "ray", "--ray-address", f"127.0.0.1:{_free_port()}", ws=ws)  # fmt: skip
+                 "--engine", "ray", "--ray-address", dead, ws=ws)  # fmt: skip
     assert r.returncode == 2 and "no Ray cluster answers" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = mixscope("tokenize", "--tokenizer", "sentence-transformers/all-MiniLM-L6-v2",
