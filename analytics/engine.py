@@ -63,6 +63,8 @@ class ShardTask(Protocol):
     key: str
     #: what the progress lines call it
     label: str
+    #: columns of `documents` that `compute` needs besides doc_id and text (e.g. ("url",))
+    columns: tuple[str, ...]
 
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         """Driver, inside a write transaction, before any shard: create result tables."""
@@ -70,8 +72,8 @@ class ShardTask(Protocol):
     def pending_sql(self) -> tuple[str, list]:
         """SELECT doc_id FROM documents d WHERE <no result yet> (with its parameters)."""
 
-    def compute(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
-        """Worker: the result rows of these documents (texts in the same order)."""
+    def compute(self, batch: pa.Table) -> pa.Table:
+        """Worker: the result rows of a shard; `batch` holds doc_id, text and `columns`."""
 
     def commit(self, con: duckdb.DuckDBPyConnection, result: pa.Table) -> int:
         """Driver, inside the shard's write transaction: store `result`; rows written."""
@@ -179,7 +181,24 @@ def run_shard(ws_path: str, task: ShardTask, shard: Shard) -> tuple[int, pa.Tabl
             f"{len(missing)} document(s) of shard {shard.index} have no readable text "
             f"(first: {missing[0]!r}); re-ingest their files."
         )
-    result = task.compute(list(shard.doc_ids), [texts[d] for d in shard.doc_ids])
+    ids = list(shard.doc_ids)
+    batch = {"doc_id": pa.array(ids, pa.string()), "text": [texts[d] for d in ids]}
+    extra = tuple(getattr(task, "columns", ()) or ())
+    if extra:
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in extra)
+        rows = dict(
+            (r[0], r[1:])
+            for r in _worker_cursor(ws_path)
+            .execute(
+                f"SELECT doc_id, {cols} FROM documents WHERE doc_id IN "
+                "(SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            )
+            .fetchall()
+        )
+        for j, c in enumerate(extra):
+            batch[c] = [rows[d][j] for d in ids]
+    result = task.compute(pa.table(batch))
     return shard.index, result, time.perf_counter() - t0, f"{socket.gethostname()}:{os.getpid()}"
 
 

@@ -83,6 +83,7 @@ class TokenizeTask:
 
     name: str
     counter: TokenCounter
+    columns: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -112,9 +113,9 @@ class TokenizeTask:
             [self.name],
         )
 
-    def compute(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
-        counts = self.counter.count(texts)
-        return pa.table({"doc_id": pa.array(doc_ids, pa.string()), "n_tokens": counts})
+    def compute(self, batch: pa.Table) -> pa.Table:
+        counts = self.counter.count(batch.column("text").to_pylist())
+        return pa.table({"doc_id": batch.column("doc_id"), "n_tokens": counts})
 
     def commit(self, con: duckdb.DuckDBPyConnection, result: pa.Table) -> int:
         con.register("_mx_token_counts", result)
