@@ -28,6 +28,7 @@ Both engines run the same `compute` on the same shards, so their results are ide
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -207,6 +208,27 @@ def _local_shard(shard: Shard) -> tuple[int, pa.Table, float, str]:
 
 
 # --------------------------------------------------------------------------- engines
+def _noop() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _plain_main() -> Iterator[None]:
+    """While workers start, hide the caller's `__main__`: `spawn` would otherwise re-run it
+    in every worker (a Streamlit page, a notebook, a script). Tasks live in importable
+    modules, so workers never need it."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def _run_local(ws_path: str, task: ShardTask, shards: list[Shard], workers: int) -> Iterator:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -215,6 +237,9 @@ def _run_local(ws_path: str, task: ShardTask, shards: list[Shard], workers: int)
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
     ) as pool:
+        with _plain_main():  # start every worker now (the pool starts them on demand)
+            for fut in [pool.submit(_noop) for _ in range(workers)]:
+                fut.result()
         todo = list(reversed(shards))
         running = set()
         try:

@@ -7,8 +7,13 @@ Tables (created by the first `tokenize`):
   its tokenizer.json and whether the exact pre-token count cache counted it;
 * `token_counts(tokenizer, doc_id, n_tokens)`: per-document counts keyed by tokenizer name.
 
+* a view `documents_tok_<name>` per tokenizer: `documents` with `n_tokens` in that tokenizer
+  (NULL for a document not counted yet). Overview, the Mixtures page and `mix create
+  --tokenizer NAME` count budgets over it, so a manifest's selection SQL reads the same
+  counts when it is reproduced or materialised.
+
 The ingest tokenizer (the workspace's `meta.tokenizer`, counts in `documents.n_tokens`) is
-listed beside them by `list_tokenizers`. Budgets pick a tokenizer with `token_relation`.
+listed beside them by `list_tokenizers` under the name "ingest".
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ TOKENIZERS_DDL = """CREATE TABLE IF NOT EXISTS tokenizers(
     added_at TIMESTAMP)"""
 COUNTS_DDL = """CREATE TABLE IF NOT EXISTS token_counts(
     tokenizer VARCHAR NOT NULL, doc_id VARCHAR NOT NULL, n_tokens BIGINT)"""
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 #: the name under which budgets use the ingest tokenizer's counts (documents.n_tokens)
 INGEST = "ingest"
 
@@ -41,20 +46,22 @@ class TokenizeError(MixscopeError):
 
 def default_name(source: str) -> str:
     """A tokenizer name from its source: a GGUF file's stem, a directory's name, a hub id's
-    last part (characters outside [A-Za-z0-9._-] become '-')."""
+    last part (characters outside [A-Za-z0-9_] become '_')."""
     p = Path(source.rstrip("/"))
     base = p.stem if p.suffix.lower() in (".gguf", ".json") else p.name
     if base == "tokenizer" and p.parent.name:
         base = p.parent.name
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "tokenizer"
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", base).strip("_") or "tokenizer"
+    if not name[0].isalpha():
+        name = "t_" + name
     return name[:64]
 
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name or "") or name == INGEST:
         raise TokenizeError(
-            f"--name {name!r}: expected 1-64 characters of letters, digits, '.', '_' or '-', "
-            f"starting with a letter or digit (and not {INGEST!r}, the ingest tokenizer)."
+            f"--name {name!r}: expected 1-64 letters, digits or '_', starting with a letter "
+            f"(and not {INGEST!r}, the ingest tokenizer)."
         )
     return name
 
@@ -96,6 +103,13 @@ class TokenizeTask:
     def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(TOKENIZERS_DDL)
         con.execute(COUNTS_DDL)
+        lit = "'" + self.name.replace("'", "''") + "'"
+        con.execute(
+            f"CREATE OR REPLACE VIEW {view_name(self.name)} AS "
+            "SELECT d.* REPLACE (c.n_tokens AS n_tokens) FROM documents d LEFT JOIN "
+            f"(SELECT doc_id, n_tokens FROM token_counts WHERE tokenizer = {lit}) c "
+            "ON c.doc_id = d.doc_id"
+        )
         old = con.execute("SELECT sha256 FROM tokenizers WHERE name = ?", [self.name]).fetchone()
         if old is None:
             con.execute(
@@ -227,17 +241,34 @@ def tokenizer_record(con: duckdb.DuckDBPyConnection, name: str | None) -> dict:
     )
 
 
-def token_column_sql(con: duckdb.DuckDBPyConnection, name: str | None) -> tuple[str, str]:
-    """(join clause, token expression) to count budgets in tokenizer `name` over
-    `documents d`: the ingest tokenizer reads `d.n_tokens`; a named one joins its counts.
+def view_name(name: str) -> str:
+    """The view `documents_tok_<name>` (a plain identifier: names are [A-Za-z][A-Za-z0-9_]*)."""
+    return "documents_tok_" + check_name(name)
 
-    The name is checked against the workspace (never pasted unchecked into SQL)."""
+
+def documents_table(con: duckdb.DuckDBPyConnection, name: str | None) -> str:
+    """The relation whose `n_tokens` counts in tokenizer `name`: `documents` for the ingest
+    tokenizer (None or "ingest"), else the view `documents_tok_<name>`. A name the workspace
+    does not have raises TokenizeError; one whose counts are incomplete says how many are
+    missing (budgets would silently miss them)."""
     rec = tokenizer_record(con, name)
     if rec["name"] == INGEST:
-        return "", "d.n_tokens"
-    lit = "'" + rec["name"].replace("'", "''") + "'"
-    join = (
-        f"LEFT JOIN (SELECT doc_id, n_tokens FROM token_counts WHERE tokenizer = {lit}) tc "
-        "ON tc.doc_id = d.doc_id"
-    )
-    return join, "tc.n_tokens"
+        return "documents"
+    n_docs = int(con.execute("SELECT count(*) FROM documents").fetchone()[0])
+    if rec["documents"] < n_docs:
+        raise TokenizeError(
+            f"--tokenizer {rec['name']}: {n_docs - rec['documents']:,} of {n_docs:,} documents "
+            f"have no count in it yet; expected complete counts (run `mixscope tokenize "
+            f"--tokenizer {rec['source']} --name {rec['name']}` to finish them)."
+        )
+    return view_name(rec["name"])
+
+
+def manifest_tokenizer(con: duckdb.DuckDBPyConnection, name: str | None) -> dict:
+    """`{name, sha256}` for a manifest: the ingest tokenizer's hub id, or `name (source)`."""
+    rec = tokenizer_record(con, name)
+    label = rec["source"] if rec["name"] == INGEST else f"{rec['name']} ({rec['source']})"
+    out = {"name": (label or rec["name"])[:512]}
+    if rec["sha256"]:
+        out["sha256"] = rec["sha256"]
+    return out

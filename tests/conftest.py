@@ -258,13 +258,15 @@ def ray_cluster(tmp_path_factory):
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = tempfile.mkdtemp(prefix="/tmp/mxray")  # short: Ray's socket paths are limited
-    import secrets
-
-    # token authentication with a token of its own (not ~/.ray/auth_token of another cluster)
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    saved = {k: os.environ.get(k) for k in (*auth, "RAY_AUTH_TOKEN_PATH")}
-    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-    os.environ.update(auth)  # the test process connects as a driver with the same token
+    # No token authentication on this private 127.0.0.1 cluster: Ray reads the mode once per
+    # process (at import), so a driver that imported Ray earlier in the session could not
+    # switch to a token now; both sides say "disabled" explicitly (a machine-wide
+    # ~/.ray/auth_token would otherwise turn tokens on for `ray start`).
+    auth = {"RAY_AUTH_MODE": "disabled"}
+    saved = {k: os.environ.get(k) for k in (*auth, "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        os.environ.pop(k, None)
+    os.environ.update(auth)
     env = dict(
         os.environ,
         PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),

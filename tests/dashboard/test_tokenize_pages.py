@@ -1,0 +1,108 @@
+"""Budgets in a chosen tokenizer: Overview and Mixtures pages (by widget key) and
+`mix create --tokenizer`, checked against counts computed here with plain Python."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import regex
+from streamlit.testing.v1 import AppTest
+
+from analytics.mixture import load_mixture
+from analytics.tokenize import TokenizeError, documents_table, tokenize
+from analytics.workspace import Workspace
+from tests.dashboard.test_cli import mixscope
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+WORDS = regex.compile(r"[^\p{White_Space}]+")
+
+
+def words_tokenizer(path: Path) -> Path:
+    """A tokenizer whose count is the number of whitespace-separated words (WordLevel with an
+    empty vocabulary: every word is one [UNK] token)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel(vocab={"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path / "tokenizer.json"))
+    return path
+
+
+@pytest.fixture
+def words_ws(tmp_path, records, jsonl_file):
+    ws_path = tmp_path / "ws"
+    r = mixscope("ingest", str(jsonl_file), "--source", "web", ws=ws_path)
+    assert r.returncode == 0, r.stderr
+    ws = Workspace(ws_path)
+    tokenize(ws, str(words_tokenizer(tmp_path / "words")), name="words", workers=1)
+    expected = sum(len(WORDS.findall(r["text"])) for r in records)
+    return ws, expected
+
+
+def _page(ws, monkeypatch, page: str) -> AppTest:
+    monkeypatch.setenv("MIXSCOPE_WORKSPACE", str(ws.path))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _tokens_metric(at) -> str:
+    return next(m for m in at.metric if m.label == "Tokens").help
+
+
+def test_overview_counts_tokens_in_the_picked_tokenizer(words_ws, monkeypatch):
+    ws, expected = words_ws
+    ingest_total = int(ws.cursor().execute("SELECT sum(n_tokens) FROM documents").fetchone()[0])
+    assert ingest_total != expected  # the two tokenizers really differ on this corpus
+    at = _page(ws, monkeypatch, "overview")
+    assert len(at.selectbox(key="ov_tok").options) == 2
+    assert _tokens_metric(at) == f"{ingest_total:,} tokens"
+    at.selectbox(key="ov_tok").set_value("words").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _tokens_metric(at) == f"{expected:,} tokens"
+    assert "words" in str(at.query_params["tok"])
+
+
+def test_mixtures_page_budgets_in_the_picked_tokenizer(words_ws, monkeypatch):
+    ws, expected = words_ws
+    at = _page(ws, monkeypatch, "mixtures")
+    at.selectbox(key="mx_tok").set_value("words").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert f"{expected:,} tokens" in captions
+
+
+def test_mix_create_with_a_tokenizer_records_it(words_ws, tmp_path):
+    ws, expected = words_ws
+    out = tmp_path / "m.json"
+    r = mixscope("mix", "create", "w", "--group-by", "source", "--budget", "1000",
+                 "--tokenizer", "words", "--out", str(out), ws=ws.path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    man = json.loads(out.read_text())
+    tok = json.loads(mixscope("info", "--json", ws=ws.path).stdout)["tokenizers"][1]
+    assert man["tokenizer"]["sha256"] == tok["sha256"] and man["tokenizer"]["name"].startswith(
+        "words ("
+    )
+    saved = load_mixture(ws.cursor(), "w")
+    group = saved.phases[0].groups[0]
+    assert group.tokens == expected  # available tokens of the one source, in words
+    assert "documents_tok_words" in group.selection.sql
+    r = mixscope("mix", "create", "x", "--group-by", "source", "--budget", "1000",
+                 "--tokenizer", "nope", ws=ws.path)  # fmt: skip
+    assert r.returncode == 2 and "no such tokenizer" in r.stderr and "words" in r.stderr
+
+
+def test_incomplete_counts_are_refused_for_budgets(words_ws):
+    ws, _ = words_ws
+    with ws.write(job="drop one") as con:
+        con.execute(
+            "DELETE FROM token_counts WHERE doc_id = (SELECT min(doc_id) FROM token_counts)"
+        )
+    with pytest.raises(TokenizeError, match="1 of 4 documents have no count"):
+        documents_table(ws.cursor(), "words")
