@@ -623,4 +623,3 @@ def _tell_waiting(holder: dict) -> None:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
