@@ -623,3 +623,4 @@ def _tell_waiting(holder: dict) -> None:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
