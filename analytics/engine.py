@@ -229,29 +229,37 @@ def _plain_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def _run_local(ws_path: str, task: ShardTask, shards: list[Shard], workers: int) -> Iterator:
+def start_pool(ws_path: str, task: ShardTask, workers: int):
+    """A spawn process pool whose `workers` processes start now, in the background (they
+    import, load the task and open the workspace while the driver plans the shards)."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
-    ) as pool:
-        with _plain_main():  # start every worker now (the pool starts them on demand)
-            for fut in [pool.submit(_noop) for _ in range(workers)]:
-                fut.result()
-        todo = list(reversed(shards))
-        running = set()
-        try:
-            while todo or running:
-                while todo and len(running) < 2 * workers:
-                    running.add(pool.submit(_local_shard, todo.pop()))
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    yield fut.result()
-        finally:
-            for fut in running:
-                fut.cancel()
+    )
+    with _plain_main():  # the pool starts processes on demand: ask for all of them now
+        for _ in range(workers):
+            pool.submit(_noop)
+    return pool
+
+
+def _run_local(pool, shards: list[Shard], workers: int) -> Iterator:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    todo = list(reversed(shards))
+    running = set()
+    try:
+        while todo or running:
+            while todo and len(running) < 2 * workers:
+                running.add(pool.submit(_local_shard, todo.pop()))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                yield fut.result()
+    finally:
+        for fut in running:
+            fut.cancel()
 
 
 def check_ray_address(address: str | None) -> None:
@@ -394,33 +402,42 @@ def run_job(
     if engine == "ray":
         ray_connect(ray_address)  # an address that does not answer fails before any write
     t0 = time.perf_counter()
-    with ws.write(job=f"{task.label} (prepare)") as con:
-        con.execute(ENGINE_SHARDS_DDL)
-        task.prepare(con)
-    cur = ws.cursor()
-    shards = plan_shards(cur, task, shard_size)
-    n_total = int(cur.execute("SELECT count(*) FROM documents").fetchall()[0][0])
-    n_docs = sum(len(s.doc_ids) for s in shards)
-    skipped = n_total - n_docs
-    if engine == "local":
-        workers = workers or os.cpu_count() or 1
-        workers = max(1, min(workers, len(shards) or 1))
-    else:
-        workers = workers or ray_workers(ray_address)
-    report = EngineReport(task.key, engine, workers, 0, 0, skipped, 0.0)
-    tell(0, len(shards), 0, n_docs)
-    if not shards:
-        report.seconds = time.perf_counter() - t0
-        return report
     ws_path = str(ws.path)
-    results = (
-        _run_local(ws_path, task, shards, workers)
-        if engine == "local"
-        else _run_ray(ws_path, task, shards, ray_address, workers)
-    )
-    by_index = {s.index: s for s in shards}
-    con = ws.connect(read_only=False)
+    pool = None
+    con = None
+    results = None
     try:
+        with ws.write(job=f"{task.label} (prepare)") as wcon:
+            wcon.execute(ENGINE_SHARDS_DDL)
+            task.prepare(wcon)
+        cur = ws.cursor()
+        n_pending = int(
+            cur.execute(
+                f"SELECT count(*) FROM ({task.pending_sql()[0]})", task.pending_sql()[1]
+            ).fetchall()[0][0]
+        )
+        if engine == "local":
+            workers = workers or os.cpu_count() or 1
+            workers = max(1, min(workers, -(-n_pending // max(shard_size, 1)) or 1))
+            if n_pending:
+                pool = start_pool(ws_path, task, workers)  # starts while the shards are planned
+        else:
+            workers = workers or ray_workers(ray_address)
+        shards = plan_shards(cur, task, shard_size)
+        n_total = int(cur.execute("SELECT count(*) FROM documents").fetchall()[0][0])
+        n_docs = sum(len(s.doc_ids) for s in shards)
+        report = EngineReport(task.key, engine, workers, 0, 0, n_total - n_docs, 0.0)
+        tell(0, len(shards), 0, n_docs)
+        if not shards:
+            report.seconds = time.perf_counter() - t0
+            return report
+        results = (
+            _run_local(pool, shards, workers)
+            if engine == "local"
+            else _run_ray(ws_path, task, shards, ray_address, workers)
+        )
+        by_index = {s.index: s for s in shards}
+        con = ws.connect(read_only=False)
         for index, result, secs, worker in results:
             shard = by_index[index]
             with ws.write(job=f"{task.label} shard {index}", con=con) as wcon:
@@ -440,7 +457,10 @@ def run_job(
         close = getattr(results, "close", None)
         if close:
             close()
-        con.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if con is not None:
+            con.close()
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -7,6 +7,7 @@ from dashboard import state
 from dashboard.components import charts
 from dashboard.components.filterbar import filter_caption
 from dashboard.components.numbers import totals_row
+from dashboard.components.tokenize_jobs import add_tokenizer_box
 from dashboard.components.tokenizer_pick import tokenizer_picker
 
 flt = state.current_filter()
@@ -18,6 +19,8 @@ st.caption(
     f"(sha256 `{(tok_rec['sha256'] or '?')[:12]}`). {filter_caption(flt)}"
 )
 totals_row(state.cached(overview.totals, flt, tokenizer=tok))
+with st.expander("Count tokens in another tokenizer (your training tokenizer)"):
+    add_tokenizer_box("ov_add_tok")
 
 left, right = st.columns([3, 1])
 with right:

@@ -106,3 +106,33 @@ def test_incomplete_counts_are_refused_for_budgets(words_ws):
         )
     with pytest.raises(TokenizeError, match="1 of 4 documents have no count"):
         documents_table(ws.cursor(), "words")
+
+
+@pytest.mark.slow
+def test_add_a_tokenizer_from_the_overview_page(words_ws, tmp_path, monkeypatch):
+    import time
+
+    from analytics.jobs import JobStore
+    from analytics.tokenize import list_tokenizers
+
+    ws, expected = words_ws
+    at = _page(ws, monkeypatch, "overview")
+    at.text_input(key="ov_add_tok_src").set_value(str(tmp_path / "words")).run()
+    at.text_input(key="ov_add_tok_name").set_value("bad name").run()
+    assert any("--name" in e.value for e in at.error)
+    at.text_input(key="ov_add_tok_name").set_value("words2").run()
+    want = f"mixscope tokenize --tokenizer {tmp_path / 'words'} --name words2"
+    assert any(c.value == want for c in at.code)
+    at.button(key="ov_add_tok_go").click().run()
+    assert not at.exception and "Queued job" in at.success[0].value
+    store = JobStore(ws.path)
+    job_id = next(j.id for j in store.list() if j.kind == "tokenize" and "words2" in j.args)
+    for _ in range(900):
+        job = store.get(job_id)
+        if job.status in ("done", "failed"):
+            break
+        time.sleep(0.2)
+    assert job.status == "done", store.log(job.id)
+    assert "shards 1/1, documents 4/4" in job.progress["stage"]
+    toks = {t["name"]: t for t in list_tokenizers(ws.cursor())}
+    assert toks["words2"]["tokens"] == expected
