@@ -63,3 +63,20 @@ def test_bad_tokenizer_path_is_one_line_and_writes_nothing(tmp_path, jsonl_file)
     assert r.returncode == 2 and "--name" in r.stderr
     assert fingerprint(Workspace(ws)) == before
     assert len(JobStore(ws).list()) == jobs_before  # refused commands leave no job record
+
+
+def test_signals_run_on_the_engine(tmp_path, jsonl_file, records):
+    ws = _ws(tmp_path, jsonl_file)
+    r = mixscope("signals", "run", "--only", "compression", "--engine", "spark", ws=ws)
+    assert r.returncode == 2 and "expected one of local, ray" in r.stderr
+    r = mixscope("signals", "run", "--only", "compression", "--engine", "local",
+                 "--workers", "2", "--shard-size", "2", ws=ws)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "scored 4 documents in 2 shards" in r.stderr.replace("\n", " ")
+    rows = dict(
+        Workspace(ws)
+        .cursor()
+        .execute("SELECT doc_id, raw_bytes FROM signal_compression")
+        .fetchall()
+    )
+    assert rows == {x["id"]: len(x["text"].encode()) for x in records}

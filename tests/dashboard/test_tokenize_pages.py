@@ -93,6 +93,17 @@ def test_mix_create_with_a_tokenizer_records_it(words_ws, tmp_path):
     group = saved.phases[0].groups[0]
     assert group.tokens == expected  # available tokens of the one source, in words
     assert "documents_tok_words" in group.selection.sql
+    # reproduced and materialised with the same counts
+    r = mixscope("mix", "reproduce", "w", ws=ws.path)
+    assert r.returncode == 0, r.stderr
+    r = mixscope("mix", "materialize", "w", "--out", str(tmp_path / "mat"), ws=ws.path)
+    assert r.returncode == 0, r.stderr
+    rows = [
+        json.loads(line)
+        for f in sorted((tmp_path / "mat").rglob("*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+    assert rows and all(x["n_tokens"] == len(WORDS.findall(x["text"])) for x in rows)
     r = mixscope("mix", "create", "x", "--group-by", "source", "--budget", "1000",
                  "--tokenizer", "nope", ws=ws.path)  # fmt: skip
     assert r.returncode == 2 and "no such tokenizer" in r.stderr and "words" in r.stderr
