@@ -9,9 +9,10 @@ by the driver inside the shard's own short write transaction). The engine:
    them into contiguous shards of `shard_size` documents;
 2. runs the shards on workers that read their text through analytics.text (from wherever
    the corpus lives: the workspace's `texts` copy or the original files, local or remote);
-3. commits every finished shard in its own transaction, recording it in `engine_shards`
-   (job key, shard, documents, seconds, engine), so a killed job resumes at the next
-   unfinished shard: finished shards are not pending any more;
+3. commits finished shards in short transactions (every shard finished since the last
+   commit goes into the next one, so commits keep up with many workers), recording each in
+   `engine_shards` (job key, shard, documents, seconds, engine), so a killed job resumes at
+   the next unfinished shard: finished shards are not pending any more;
 4. reports shards and documents done, documents/s and an ETA to a progress callback (the
    CLI's bars and the job's progress.json on the Jobs page).
 
@@ -255,8 +256,7 @@ def _run_local(pool, shards: list[Shard], workers: int) -> Iterator:
             while todo and len(running) < 2 * workers:
                 running.add(pool.submit(_local_shard, todo.pop()))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                yield fut.result()
+            yield [fut.result() for fut in finished]  # every shard done by now: one commit
     finally:
         for fut in running:
             fut.cancel()
@@ -324,8 +324,10 @@ def _run_ray(
             while todo and len(running) < limit:
                 running.append(fn.remote(ws_path, task_ref, todo.pop()))
             ready, running = ray.wait(running, num_returns=1)
-            for ref in ready:
-                yield ray.get(ref)
+            if running:  # and every other shard done by now: one commit
+                more, running = ray.wait(running, num_returns=len(running), timeout=0)
+                ready += more
+            yield ray.get(ready)
     finally:
         for ref in running:
             try:
@@ -438,21 +440,26 @@ def run_job(
         )
         by_index = {s.index: s for s in shards}
         con = ws.connect(read_only=False)
-        for index, result, secs, worker in results:
-            shard = by_index[index]
-            with ws.write(job=f"{task.label} shard {index}", con=con) as wcon:
-                task.commit(wcon, result)
-                wcon.execute(
-                    "INSERT INTO engine_shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [task.key, index, shard.doc_ids[0], shard.doc_ids[-1], len(shard.doc_ids),
-                     secs, engine, worker, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
-                )  # fmt: skip
-            report.shards += 1
-            report.docs += len(shard.doc_ids)
-            report.shard_seconds.append(secs)
+        for batch in results:
+            # the shards finished since the last commit, committed together (each recorded):
+            # when commits are the bottleneck, fewer and larger transactions keep up
+            with ws.write(job=f"{task.label} shards", con=con) as wcon:
+                for index, result, secs, worker in batch:
+                    shard = by_index[index]
+                    task.commit(wcon, result)
+                    wcon.execute(
+                        "INSERT INTO engine_shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [task.key, index, shard.doc_ids[0], shard.doc_ids[-1],
+                         len(shard.doc_ids), secs, engine, worker,
+                         dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+                    )  # fmt: skip
+            for index, _result, secs, _worker in batch:
+                report.shards += 1
+                report.docs += len(by_index[index].doc_ids)
+                report.shard_seconds.append(secs)
+                if on_commit:
+                    on_commit(report.shards, report.docs)
             tell(report.shards, len(shards), report.docs, n_docs)
-            if on_commit:
-                on_commit(report.shards, report.docs)
     finally:
         close = getattr(results, "close", None)
         if close:

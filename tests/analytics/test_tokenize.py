@@ -287,10 +287,13 @@ def test_killed_job_resumes_at_the_next_unfinished_shard(small_ws, tmp_path):
     kids = [int(p) for p in out.read_text().split()[:8] if p.isdigit()]
     assert kids and all(_gone(p) for p in kids), "a pool worker outlived its killed driver"
     ws = Workspace(small_ws.path)
-    assert len(_stored(ws, "mini")) == 40 and done_shards(ws.cursor(), "tokenize:mini") == 2
+    # killed once its second shard was committed (a commit may carry the next one too)
+    n_done = done_shards(ws.cursor(), "tokenize:mini")
+    assert 2 <= n_done <= 3 and len(_stored(ws, "mini")) == 20 * n_done
     counter = TokenCounter(MINILM)
     rep = tokenize(ws, MINILM, name="mini", counter=counter, workers=1, shard_size=20)
-    assert (rep.skipped_docs, rep.docs, rep.shards) == (40, 50, 3)
+    left = 90 - 20 * n_done
+    assert (rep.skipped_docs, rep.docs, rep.shards) == (20 * n_done, left, -(-left // 20))
     assert _stored(ws, "mini") == _direct(ws, counter)
     assert done_shards(ws.cursor(), "tokenize:mini") == 5
 
