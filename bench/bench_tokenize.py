@@ -247,8 +247,8 @@ def main() -> None:
                 secs[k].append(rep.seconds)
                 shutil.rmtree(d, ignore_errors=True)
         s1, s2 = min(secs[1]), min(secs[2])
-        print(f"signal gopher_quality on {n_sig:,} documents, 8 shards ({shard} each): 1 process {s1:.2f} s, "
-              f"2 processes {s2:.2f} s -> {s1 / s2:.2f}x")  # fmt: skip
+        print(f"signal gopher_quality on {n_sig:,} documents, 8 shards ({shard} each): "
+              f"1 process {s1:.2f} s, 2 processes {s2:.2f} s -> {s1 / s2:.2f}x")  # fmt: skip
 
         # 3. Ray, two nodes, vs local 2 processes (tokenize, same shards)
         if not args.no_ray:
