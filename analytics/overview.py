@@ -36,17 +36,34 @@ def _has_rollup(cur: duckdb.DuckDBPyConnection) -> bool:
     return table_exists(cur, "doc_rollup")
 
 
-def _rollup(cur: duckdb.DuckDBPyConnection, flt: DocFilter) -> bool:
-    return facet_only(flt) and _has_rollup(cur)
+def _rollup(cur: duckdb.DuckDBPyConnection, flt: DocFilter, table: str = "documents") -> bool:
+    return table == "documents" and facet_only(flt) and _has_rollup(cur)
 
 
-def totals(cur: duckdb.DuckDBPyConnection, flt: DocFilter = DocFilter()) -> dict[str, int]:
+def _table(cur: duckdb.DuckDBPyConnection, tokenizer: str | None) -> str:
+    """`documents`, or the view whose n_tokens count in `tokenizer` (analytics.tokenize)."""
+    if not tokenizer or tokenizer == "ingest":
+        return "documents"
+    from analytics.tokenize import documents_table
+
+    return documents_table(cur, tokenizer)
+
+
+def totals(
+    cur: duckdb.DuckDBPyConnection,
+    flt: DocFilter = DocFilter(),
+    *,
+    tokenizer: str | None = None,
+) -> dict[str, int]:
     """documents, tokens, bytes, sources, domains, languages under the filter.
 
     Facet-only filters are answered from `doc_rollup` (exact per-ingest aggregates), so the
-    cost does not grow with the number of documents; the date range then scans one column."""
+    cost does not grow with the number of documents; the date range then scans one column.
+    `tokenizer`: count tokens in a tokenizer added by `mixscope tokenize` (default: the
+    ingest tokenizer)."""
     where, params = flt.where()
-    if _rollup(cur, flt):
+    table = _table(cur, tokenizer)
+    if _rollup(cur, flt, table):
         df, _ = run_query(
             cur,
             f"""SELECT COALESCE(sum(n_docs), 0)::BIGINT AS documents,
@@ -66,7 +83,7 @@ def totals(cur: duckdb.DuckDBPyConnection, flt: DocFilter = DocFilter()) -> dict
                    COALESCE(sum(n_bytes), 0)::BIGINT AS bytes, count(DISTINCT source) AS sources,
                    count(DISTINCT domain) AS domains, count(DISTINCT lang) AS languages,
                    min(date) AS date_min, max(date) AS date_max
-            FROM documents WHERE {where}""",
+            FROM {table} WHERE {where}""",
         params,
     )
     return df.iloc[0].to_dict()
@@ -77,14 +94,17 @@ def composition(
     flt: DocFilter = DocFilter(),
     *,
     by: tuple[str, ...] = ("domain", "source", "lang"),
+    tokenizer: str | None = None,
 ) -> pd.DataFrame:
-    """Documents, tokens and bytes per combination of the `by` columns (nulls as '(none)')."""
+    """Documents, tokens and bytes per combination of the `by` columns (nulls as '(none)');
+    tokens in `tokenizer` when given (see `totals`)."""
     bad = [c for c in by if c not in GROUPABLE]
     if bad or not by:
         raise MixscopeError(f"group by columns must be among {', '.join(GROUPABLE)}; got {bad}.")
     where, params = flt.where()
     cols = ", ".join(f"COALESCE({c}, '(none)') AS {c}" for c in by)
-    table, n = ("doc_rollup", "sum(n_docs)") if _rollup(cur, flt) else ("documents", "count(*)")
+    base = _table(cur, tokenizer)
+    table, n = ("doc_rollup", "sum(n_docs)") if _rollup(cur, flt, base) else (base, "count(*)")
     df, _ = run_query(
         cur,
         f"""SELECT {cols}, {n}::BIGINT AS documents, sum(n_tokens)::BIGINT AS tokens,

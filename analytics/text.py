@@ -76,11 +76,14 @@ def text_sql(
     *,
     file_ids: Iterable[int] | None = None,
     check: bool = True,
+    row_range: tuple[int, int] | None = None,
 ) -> str:
     """SQL of a relation `(doc_id, text)` over every document's text.
 
     `file_ids` restricts the external files read (e.g. those of the documents wanted);
     copied texts are always included. `check` verifies the files are unchanged first.
+    `row_range` (lo, hi): only Parquet rows lo..hi are needed (the reader then skips the
+    row groups outside; the text is still matched to its document by file and row).
     """
     files = external_files(con, file_ids)
     if check:
@@ -98,10 +101,16 @@ def text_sql(
             f"AND file_id IN (SELECT unnest({ids})))"
         )
         if fmt == "parquet":
+            rows = ""
+            if row_range is not None:
+                rows = (
+                    f" WHERE s.file_row_number BETWEEN {int(row_range[0])} AND {int(row_range[1])}"
+                )
             parts.append(
                 f"SELECT d.doc_id, {text} AS text FROM {src} s "
                 f"JOIN {files_of} f ON f.uri = s.filename "
                 "JOIN documents d ON d.file_id = f.file_id AND d.text_row = s.file_row_number"
+                + rows
             )
         else:
             # No row numbers in DuckDB's JSON/CSV readers: find the text by its document id
@@ -136,11 +145,27 @@ def file_ids_of(con: duckdb.DuckDBPyConnection, doc_ids: list[str]) -> list[int]
     return [int(r[0]) for r in rows]
 
 
+def _rows_and_files(
+    con: duckdb.DuckDBPyConnection, doc_ids: list[str]
+) -> tuple[int | None, int | None, list[int]]:
+    """(lowest text_row, highest text_row, file ids) of `doc_ids` (rows None when any of them
+    has no row: JSONL/CSV documents are found by id)."""
+    rows = con.execute(
+        "SELECT file_id, min(text_row), max(text_row), count(*) - count(text_row) FROM documents "
+        "WHERE doc_id IN (SELECT unnest(?::VARCHAR[])) AND file_id IS NOT NULL GROUP BY file_id",
+        [list(doc_ids)],
+    ).fetchall()
+    if not rows or any(r[3] for r in rows):
+        return None, None, [int(r[0]) for r in rows]
+    return min(int(r[1]) for r in rows), max(int(r[2]) for r in rows), [int(r[0]) for r in rows]
+
+
 def fetch_texts(con: duckdb.DuckDBPyConnection, doc_ids: list[str]) -> dict[str, str]:
     """{doc_id: text} for `doc_ids`, reading only the files that hold them."""
     if not doc_ids:
         return {}
-    sql = text_sql(con, file_ids=file_ids_of(con, doc_ids))
+    lo, hi, file_ids = _rows_and_files(con, doc_ids)
+    sql = text_sql(con, file_ids=file_ids, row_range=None if lo is None else (lo, hi))
     try:
         rows = con.execute(
             f"SELECT t.doc_id, t.text FROM {sql} t WHERE t.doc_id IN (SELECT unnest(?::VARCHAR[]))",

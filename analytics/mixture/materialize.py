@@ -269,7 +269,7 @@ def materialize(
     columns: Sequence[str] = ("text",),
     phases: Sequence[str] | None = None,
     seed: int | None = None,
-    table: str = "documents",
+    table: str | None = None,
     verify: bool = True,
     overwrite: bool = False,
     derived: Mapping[str, str] | None = None,
@@ -319,6 +319,10 @@ def materialize(
             own.close()
     if fmt not in ("jsonl", "parquet"):
         raise MixtureError(f"fmt: expected 'jsonl' or 'parquet', got {fmt!r}")
+    if table is None:
+        from analytics.mixture.selection import manifest_table
+
+        table = manifest_table(manifest)
     if shard_tokens is None and (shard_rows is None or int(shard_rows) < 1):
         raise MixtureError(f"shard_rows: expected an integer >= 1, got {shard_rows!r}")
     if shard_tokens is not None and int(shard_tokens) < 1:

@@ -318,8 +318,22 @@ class ReproductionReport:
         return self.snapshot_matches and not self.differences
 
 
+_TOKENIZER_VIEW = re.compile(r'\bFROM "(documents_tok_[A-Za-z][A-Za-z0-9_]*)"')
+
+
+def manifest_table(manifest: Manifest) -> str:
+    """The relation a manifest's selections read: ``documents``, or the view of the tokenizer
+    its budgets were counted in (``documents_tok_<name>``, see analytics.tokenize)."""
+    for ph in manifest.phases:
+        for g in ph.groups:
+            if g.selection is not None:
+                m = _TOKENIZER_VIEW.search(g.selection.sql)
+                return m.group(1) if m else "documents"
+    return "documents"
+
+
 def reproduce(
-    con: Any, manifest: Manifest, *, strict: bool = True, table: str = "documents"
+    con: Any, manifest: Manifest, *, strict: bool = True, table: str | None = None
 ) -> ReproductionReport:
     """Recompute every group's selection and compare with the manifest.
 
@@ -330,8 +344,9 @@ def reproduce(
 
     The SQL comes from the manifest file: each must be a single SELECT. Run this on a
     read-only connection (``Workspace.reader()``) with external access disabled when the
-    manifest is not trusted.
+    manifest is not trusted. ``table`` defaults to the one its selections read.
     """
+    table = table or manifest_table(manifest)
     snap = snapshot_hash(con, table=table)
     cache: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
     rows, diffs, unverified = [], [], []

@@ -163,7 +163,12 @@ def run_signals(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from analytics.engine import _noop, _plain_main
+
         pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"))
+        with _plain_main():  # start the workers now, without re-running the caller's __main__
+            for _ in range(n_jobs):
+                pool.submit(_noop)
     try:
         if total:
             batches = query_reader(reader, sql, sql_params, batch_size)

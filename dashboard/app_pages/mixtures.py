@@ -13,11 +13,13 @@ from dashboard.components import (
     mixture_strategies,
     mixture_swarm,
 )
+from dashboard.components.tokenizer_pick import tokenizer_picker
 
 st.title("Mixtures")
-tokenizer = state.cached_meta().get("tokenizer", "the workspace tokenizer")
+tok, tok_rec = tokenizer_picker("mx_tok")
 st.caption(
-    f"Weights are shares of each phase's token budget, counted in tokens of `{tokenizer}`. "
+    f"Weights are shares of each phase's token budget, counted in tokens of "
+    f"`{tok_rec['source']}` (recorded in the manifest). "
     "Epochs = target tokens / available tokens."
 )
 opened = mixture_saved.open_from_url()  # ?mix=NAME@VERSION fills the editor once
@@ -28,7 +30,7 @@ with c1:
     group_by = mixture_groups.group_picker()
 st.session_state.setdefault("mx_seed", 0)
 seed = c2.number_input("Seed", min_value=0, step=1, key="mx_seed", help="Recorded in the manifest.")
-counts = mixture_groups.group_counts(flt, group_by)
+counts = mixture_groups.group_counts(flt, group_by, tokenizer=tok)
 
 draft = None
 if counts is not None:
@@ -42,7 +44,9 @@ if counts is not None:
         counts, flt=flt, group_by=group_by, target=target, quality=quality
     )
     if phases is not None:
-        draft = mixture_saved.Draft(flt=flt, group_by=group_by, phases=phases, seed=int(seed))
+        draft = mixture_saved.Draft(
+            flt=flt, group_by=group_by, phases=phases, seed=int(seed), tokenizer=tok
+        )
 
 mixture_dsir.dsir_panel(flt)
 

@@ -7,16 +7,20 @@ from dashboard import state
 from dashboard.components import charts
 from dashboard.components.filterbar import filter_caption
 from dashboard.components.numbers import totals_row
+from dashboard.components.tokenize_jobs import add_tokenizer_box
+from dashboard.components.tokenizer_pick import tokenizer_picker
 
 flt = state.current_filter()
-meta = state.cached_meta()
 
 st.title("Overview")
+tok, tok_rec = tokenizer_picker("ov_tok")
 st.caption(
-    f"Tokens counted with `{meta.get('tokenizer')}` "
-    f"(sha256 `{meta.get('tokenizer_sha256', '?')[:12]}`). {filter_caption(flt)}"
+    f"Tokens counted with `{tok_rec['source']}` "
+    f"(sha256 `{(tok_rec['sha256'] or '?')[:12]}`). {filter_caption(flt)}"
 )
-totals_row(state.cached(overview.totals, flt))
+totals_row(state.cached(overview.totals, flt, tokenizer=tok))
+with st.expander("Count tokens in another tokenizer (your training tokenizer)"):
+    add_tokenizer_box("ov_add_tok")
 
 left, right = st.columns([3, 1])
 with right:
@@ -29,7 +33,7 @@ with right:
         key="ov_path",
     )
     order = order or ["source"]
-    comp = state.cached(overview.composition, flt, by=order)
+    comp = state.cached(overview.composition, flt, by=order, tokenizer=tok)
     shares = comp.groupby(order[0], as_index=False)[basis].sum().sort_values(basis, ascending=False)
     shares["share"] = shares[basis] / shares[basis].sum()
     st.dataframe(

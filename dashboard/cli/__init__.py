@@ -21,7 +21,17 @@ app = typer.Typer(
 )
 
 # Each area registers its commands in its own module; listed here once it exists.
-COMMAND_MODULES = ["core", "jobs", "signals", "embed", "maps", "geometry", "mix", "swarm"]
+COMMAND_MODULES = [
+    "core",
+    "jobs",
+    "signals",
+    "embed",
+    "maps",
+    "geometry",
+    "mix",
+    "swarm",
+    "tokenize",
+]
 for _name in COMMAND_MODULES:
     if (Path(__file__).parent / f"{_name}.py").exists():
         importlib.import_module(f"dashboard.cli.{_name}")
@@ -61,7 +71,7 @@ def _usage_error(exc) -> None:
 
 #: commands that write the workspace or run long: recorded on the Jobs page when started in
 #: a terminal (queued jobs are recorded by the queue itself)
-RECORDED = {"ingest", "signals", "embed", "map", "geometry", "demo-series", "compact"}
+RECORDED = {"ingest", "tokenize", "signals", "embed", "map", "geometry", "demo-series", "compact"}
 
 
 def _workspace_arg(argv: list[str]) -> Path:

@@ -210,18 +210,21 @@ def info(
 ) -> None:
     """What the workspace holds: documents, tokens, sources, tokenizer, schema version."""
     from analytics.overview import composition, totals
+    from analytics.tokenize import list_tokenizers
 
     ws = open_workspace(workspace)
     cur = ws.cursor()
     tot = totals(cur)
     meta = ws.meta()
     comp = composition(cur, by=("source",))
+    toks = list_tokenizers(cur)
     if as_json:
         out = {
             "workspace": str(ws.path),
             "meta": meta,
             "totals": {k: (str(v) if v is not None else None) for k, v in tot.items()},
             "sources": comp.to_dict(orient="records"),
+            "tokenizers": toks,
         }
         typer.echo(json.dumps(out, indent=2, default=str))
         return
@@ -243,6 +246,14 @@ def info(
             plain(row.source), f"{row.documents:,}", f"{int(row.tokens):,}", f"{int(row.bytes):,}"
         )
     console.print(table)
+    if len(toks) > 1:
+        ttable = Table("tokenizer", "source", "sha256", "documents", "tokens")
+        for t in toks:
+            ttable.add_row(
+                plain(t["name"]), plain(t["source"]), plain((t["sha256"] or "?")[:12]),
+                f"{t['documents']:,}", f"{t['tokens']:,}",
+            )  # fmt: skip
+        console.print(ttable)
 
 
 @app.command()

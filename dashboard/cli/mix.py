@@ -490,11 +490,20 @@ def create_cmd(
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the manifest to this .yaml/.json.")
     ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Count the budget in this tokenizer (a name from `mixscope tokenize`; "
+            "default: the ingest tokenizer). The manifest records it.",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build a manifest from the workspace (as the Mixtures page does) and save it."""
     from analytics.mixture import builder as b
     from analytics.mixture import save_mixture, write_manifest
+    from analytics.tokenize import documents_table, manifest_tokenizer
 
     ws = Workspace.open(workspace)
     cur = ws.cursor()
@@ -514,9 +523,10 @@ def create_cmd(
     if group_by is None:
         raise MixscopeError("--group-by: required (what to mix over: source, domain, ...)")
     with user_errors():
+        table = documents_table(cur, tokenizer)
         flt = filter_from_url(where_from_url)
         b.check_group_by(cur, group_by)
-        counts = b.group_table(cur, flt, group_by=group_by)
+        counts = b.group_table(cur, flt, group_by=group_by, table=table)
         if counts.empty:
             raise MixscopeError(f"the filter ({flt.describe()}) selects no documents")
         weights = strategy_weights(
@@ -544,6 +554,8 @@ def create_cmd(
             phases=[spec],
             seed=seed,
             locator_template=locator_template,
+            table=table,
+            tokenizer=manifest_tokenizer(cur, tokenizer),
         )
         if out is not None:
             out = check_output_path(out, workspaces=[ws.path], kind="file")

@@ -81,6 +81,23 @@ def run(
         int,
         typer.Option(help="Publish finished work every this many documents (resume point)."),
     ] = DEFAULT_CHUNK,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Run shard by shard on the engine: local (a process pool of every core) or "
+            "ray (a Ray cluster). Default: the in-process runner (--jobs, --batch-size).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", help="Engine: documents per shard (one commit).")
+    ] = 2_000,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Compute signals for every document not yet scored; resumable after interruption."""
@@ -90,6 +107,9 @@ def run(
         raise MixscopeError("--batch-size, --jobs and --checkpoint-every must be at least 1")
     signals = resolve_signals(only or None, parse_params(param))  # bad names: exit 2, no write
     ws = Workspace.open(workspace)
+    if engine is not None:
+        _run_on_engine(ws, signals, engine, workers, ray_address, shard_size)
+        return
     pending = count_pending(ws.cursor(), signals)
     names = ", ".join(s.name for s in signals)
     console.print(f"{pending:,} documents to score for {names}")
@@ -160,6 +180,34 @@ def run(
     stdout.print(table)
     rate = f" ({done / elapsed:,.1f} docs/s)" if done and elapsed > 0 else ""
     console.print(f"[green]scored[/green] {done:,} documents in {elapsed:.1f} s{rate}")
+
+
+def _run_on_engine(ws, signals, engine, workers, ray_address, shard_size) -> None:
+    from analytics.engine import ENGINES, EngineError, ray_connect
+    from analytics.signals.engine_run import run_signals_engine
+    from dashboard.cli.tokenize import line_printer
+
+    if engine not in ENGINES:
+        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
+    on_line = line_printer()
+    res, rep = run_signals_engine(
+        ws, signals, engine=engine, workers=workers, ray_address=ray_address,
+        shard_size=shard_size, on_line=on_line,
+    )  # fmt: skip
+    on_line.flush()
+    n_docs = _count_documents(ws)
+    table = Table("signal", "version", "scored", "coverage")
+    for rec in res.itertuples(index=False):
+        cov = f"{int(rec.n_docs) / n_docs:.1%}" if n_docs else "-"
+        table.add_row(rec.name, rec.version, f"{int(rec.n_docs):,}", cov)
+    stdout.print(table)
+    console.print(
+        f"scored {rep.docs:,} documents in {rep.shards:,} shards ({rep.skipped_docs:,} already "
+        f"scored), {rep.docs_per_s:,.1f} docs/s on {rep.engine} x{rep.workers}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def _count_documents(ws: Workspace) -> int:

@@ -80,10 +80,18 @@ def group_picker() -> str:
     return choice
 
 
-def group_counts(flt: DocFilter, group_by: str) -> pd.DataFrame | None:
-    """Per-group documents and tokens under the filter (cached per snapshot); None on error."""
+def group_counts(
+    flt: DocFilter, group_by: str, *, tokenizer: str | None = None
+) -> pd.DataFrame | None:
+    """Per-group documents and tokens (in `tokenizer`, default the ingest one) under the
+    filter (cached per snapshot); None on error."""
     try:
-        counts = state.cached(mb.group_table, flt, group_by=group_by)
+        table = "documents"
+        if tokenizer:
+            from analytics.tokenize import documents_table
+
+            table = state.cached(documents_table, name=tokenizer)
+        counts = state.cached(mb.group_table, flt, group_by=group_by, table=table)
     except (MixtureError, MixscopeError) as exc:
         st.error(plain(exc))
         return None

@@ -38,10 +38,12 @@ class Draft:
     group_by: str
     phases: list[mb.PhaseSpec]
     seed: int
+    tokenizer: str | None = None  # a name from `mixscope tokenize`; None: the ingest one
 
     def key(self) -> str:
         return json.dumps(
             {
+                "tokenizer": self.tokenizer,
                 "filter": self.flt.to_params(),
                 "group_by": self.group_by,
                 "seed": self.seed,
@@ -63,13 +65,18 @@ class Draft:
         )
 
     def manifest(self) -> Manifest:
+        from analytics.tokenize import documents_table, manifest_tokenizer
+
+        cur = state.workspace().cursor()
         return mb.create_manifest(
-            state.workspace().cursor(),
+            cur,
             self.flt,
             group_by=self.group_by,
             phases=self.phases,
             seed=self.seed,
             locator_template=st.session_state.get("mx_locator_template") or "{group}",
+            table=documents_table(cur, self.tokenizer),
+            tokenizer=manifest_tokenizer(cur, self.tokenizer),
         )
 
 

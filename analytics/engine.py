@@ -1,0 +1,484 @@
+"""One engine for per-document jobs: shard by shard, on this machine or on a Ray cluster.
+
+A job is a :class:`ShardTask`: it names the documents it still has to do (`pending_sql`, an
+anti-join against its own results), computes a result table from the text of a shard of
+documents (`compute`, run in a worker process) and commits one shard's result (`commit`, run
+by the driver inside the shard's own short write transaction). The engine:
+
+1. lists the pending documents in the order their text is stored (file, row, id) and cuts
+   them into contiguous shards of `shard_size` documents;
+2. runs the shards on workers that read their text through analytics.text (from wherever
+   the corpus lives: the workspace's `texts` copy or the original files, local or remote);
+3. commits finished shards in short transactions (every shard finished since the last
+   commit goes into the next one, so commits keep up with many workers), recording each in
+   `engine_shards` (job key, shard, documents, seconds, engine), so a killed job resumes at
+   the next unfinished shard: finished shards are not pending any more;
+4. reports shards and documents done, documents/s and an ETA to a progress callback (the
+   CLI's bars and the job's progress.json on the Jobs page).
+
+Engines:
+
+* ``local`` (default): a process pool of `workers` processes (default: every core).
+* ``ray``: Ray tasks on an existing cluster (``ray_address="auto"`` or ``"HOST:PORT"``), or a
+  local Ray instance when no address is given. Workers open the workspace by its path, so on
+  a multi-machine cluster the workspace (a PostgreSQL catalog, or a shared filesystem) and the
+  corpus (object store or shared filesystem) must be reachable from every node.
+
+Both engines run the same `compute` on the same shards, so their results are identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+
+from analytics.errors import MixscopeError
+
+ENGINES = ("local", "ray")
+DEFAULT_SHARD_SIZE = 2_000
+
+#: progress(stage, done, total)
+Progress = Callable[[str, int, int], None]
+
+ENGINE_SHARDS_DDL = """CREATE TABLE IF NOT EXISTS engine_shards(
+    job_key VARCHAR NOT NULL, shard INTEGER, first_doc VARCHAR, last_doc VARCHAR,
+    n_docs BIGINT, seconds DOUBLE, engine VARCHAR, worker VARCHAR, committed_at TIMESTAMP)"""
+
+
+class EngineError(MixscopeError):
+    """A job cannot run on the engine asked for (unknown engine, Ray not reachable...)."""
+
+
+class ShardTask(Protocol):
+    """What the engine needs of a per-document job (a picklable object)."""
+
+    #: identifies the job's results (e.g. "tokenize:smollm2"); done shards are kept under it
+    key: str
+    #: what the progress lines call it
+    label: str
+    #: columns of `documents` that `compute` needs besides doc_id and text (e.g. ("url",))
+    columns: tuple[str, ...]
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Driver, inside a write transaction, before any shard: create result tables."""
+
+    def pending_sql(self) -> tuple[str, list]:
+        """SELECT doc_id FROM documents d WHERE <no result yet> (with its parameters)."""
+
+    def compute(self, batch: pa.Table) -> pa.Table:
+        """Worker: the result rows of a shard; `batch` holds doc_id, text and `columns`."""
+
+    def commit(self, con: duckdb.DuckDBPyConnection, result: pa.Table) -> int:
+        """Driver, inside the shard's write transaction: store `result`; rows written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    index: int
+    doc_ids: tuple[str, ...]
+
+
+@dataclasses.dataclass
+class EngineReport:
+    """What one run did: shards/documents done by this run, and how long it took."""
+
+    job_key: str
+    engine: str
+    workers: int
+    shards: int
+    docs: int
+    skipped_docs: int  # documents already done before this run (resume)
+    seconds: float
+    shard_seconds: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.docs / self.seconds if self.seconds > 0 else 0.0
+
+
+# --------------------------------------------------------------------------- planning
+def plan_shards(con: duckdb.DuckDBPyConnection, task: ShardTask, shard_size: int) -> list[Shard]:
+    """The pending documents of `task`, in storage order, cut into contiguous shards."""
+    if shard_size < 1:
+        raise EngineError(f"--shard-size {shard_size}: expected a positive number of documents")
+    sql, params = task.pending_sql()
+    rows = con.execute(
+        f"SELECT p.doc_id FROM ({sql}) p JOIN documents d USING (doc_id) "
+        "ORDER BY d.file_id NULLS FIRST, d.text_row NULLS FIRST, p.doc_id",
+        params,
+    ).fetchall()
+    ids = [r[0] for r in rows]
+    return [
+        Shard(i, tuple(ids[lo : lo + shard_size]))
+        for i, lo in enumerate(range(0, len(ids), shard_size))
+    ]
+
+
+# --------------------------------------------------------------------------- workers
+_WORKER: dict[str, Any] = {}
+
+
+def _die_with_parent(parent: int) -> None:
+    """A pool worker exits when its driver dies (even by SIGKILL): Linux's parent-death
+    signal, and a watchdog thread elsewhere (the worker is reparented when the driver dies)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="mixscope-parent-watch").start()
+
+
+def _worker_init(ws_path: str, task: ShardTask, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
+    # one process per core: the tokenizers' own thread pool would only oversubscribe
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    _WORKER.clear()
+    _WORKER.update(ws_path=ws_path, task=task)
+
+
+def _worker_cursor(ws_path: str) -> duckdb.DuckDBPyConnection:
+    from analytics.workspace import Workspace
+
+    ws = _WORKER.get(("ws", ws_path))
+    if ws is None:
+        ws = _WORKER[("ws", ws_path)] = Workspace(ws_path)
+    return ws.cursor()
+
+
+def run_shard(ws_path: str, task: ShardTask, shard: Shard) -> tuple[int, pa.Table, float, str]:
+    """Read the shard's text and compute it: (index, result, seconds, worker name)."""
+    from analytics.text import fetch_texts
+
+    t0 = time.perf_counter()
+    texts = fetch_texts(_worker_cursor(ws_path), list(shard.doc_ids))
+    missing = [d for d in shard.doc_ids if d not in texts]
+    if missing:
+        raise MixscopeError(
+            f"{len(missing)} document(s) of shard {shard.index} have no readable text "
+            f"(first: {missing[0]!r}); re-ingest their files."
+        )
+    ids = list(shard.doc_ids)
+    batch = {"doc_id": pa.array(ids, pa.string()), "text": [texts[d] for d in ids]}
+    extra = tuple(getattr(task, "columns", ()) or ())
+    if extra:
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in extra)
+        rows = dict(
+            (r[0], r[1:])
+            for r in _worker_cursor(ws_path)
+            .execute(
+                f"SELECT doc_id, {cols} FROM documents WHERE doc_id IN "
+                "(SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            )
+            .fetchall()
+        )
+        for j, c in enumerate(extra):
+            batch[c] = [rows[d][j] for d in ids]
+    result = task.compute(pa.table(batch))
+    return shard.index, result, time.perf_counter() - t0, f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _local_shard(shard: Shard) -> tuple[int, pa.Table, float, str]:
+    return run_shard(_WORKER["ws_path"], _WORKER["task"], shard)
+
+
+# --------------------------------------------------------------------------- engines
+def _noop() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _plain_main() -> Iterator[None]:
+    """While workers start, hide the caller's `__main__`: `spawn` would otherwise re-run it
+    in every worker (a Streamlit page, a notebook, a script). Tasks live in importable
+    modules, so workers never need it."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def start_pool(ws_path: str, task: ShardTask, workers: int):
+    """A spawn process pool whose `workers` processes start now, in the background (they
+    import, load the task and open the workspace while the driver plans the shards)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
+    )
+    with _plain_main():  # the pool starts processes on demand: ask for all of them now
+        for _ in range(workers):
+            pool.submit(_noop)
+    return pool
+
+
+def _run_local(pool, shards: list[Shard], workers: int) -> Iterator:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    todo = list(reversed(shards))
+    running = set()
+    try:
+        while todo or running:
+            while todo and len(running) < 2 * workers:
+                running.add(pool.submit(_local_shard, todo.pop()))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            yield [fut.result() for fut in finished]  # every shard done by now: one commit
+    finally:
+        for fut in running:
+            fut.cancel()
+
+
+def check_ray_address(address: str | None) -> None:
+    """A HOST:PORT that does not answer -> EngineError at once (Ray itself waits long)."""
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            pass
+    except (OSError, ValueError) as exc:
+        raise EngineError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc}); expected the "
+            "HOST:PORT of a running head node (`ray start --head` prints it) or `auto`."
+        ) from None
+
+
+def ray_connect(address: str | None):
+    """Import Ray and connect to `address` (None: a local instance). One-line errors."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise EngineError("the Ray engine needs Ray: pip install 'ray[data]'") from exc
+    check_ray_address(address)
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=address,
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                include_dashboard=False if address in (None, "local") else None,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineError(
+                f"--ray-address {address}: cannot connect to a Ray cluster "
+                f"({' '.join(str(exc).split())[:200]})."
+            ) from exc
+    return ray
+
+
+_RAY_FN = None
+
+
+def _ray_fn(ray):
+    global _RAY_FN
+    if _RAY_FN is None:
+        _RAY_FN = ray.remote(num_cpus=1, max_retries=2)(run_shard)
+    return _RAY_FN
+
+
+def _run_ray(
+    ws_path: str, task: ShardTask, shards: list[Shard], address: str | None, workers: int
+) -> Iterator:
+    ray = ray_connect(address)
+    fn = _ray_fn(ray)
+    task_ref = ray.put(task)
+    todo = list(reversed(shards))
+    running: list = []
+    limit = max(2, 2 * workers)
+    try:
+        while todo or running:
+            while todo and len(running) < limit:
+                running.append(fn.remote(ws_path, task_ref, todo.pop()))
+            ready, running = ray.wait(running, num_returns=1)
+            if running:  # and every other shard done by now: one commit
+                more, running = ray.wait(running, num_returns=len(running), timeout=0)
+                ready += more
+            yield ray.get(ready)
+    finally:
+        for ref in running:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
+def ray_workers(address: str | None) -> int:
+    ray = ray_connect(address)
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+# --------------------------------------------------------------------------- driver
+def _fmt_eta(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def progress_line(label: str, shards: tuple[int, int], docs: tuple[int, int], secs: float) -> str:
+    """'LABEL: shards 3/10, documents 6,000/20,000, 1,234 docs/s, ETA 11s'."""
+    rate = docs[0] / secs if secs > 0 else 0.0
+    eta = (docs[1] - docs[0]) / rate if rate > 0 else float("nan")
+    return (
+        f"{label}: shards {shards[0]:,}/{shards[1]:,}, documents {docs[0]:,}/{docs[1]:,}, "
+        f"{rate:,.0f} docs/s, ETA {_fmt_eta(eta)}"
+    )
+
+
+def run_job(
+    ws,
+    task: ShardTask,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: Progress | None = None,
+    on_line: Callable[[str], None] | None = None,
+    on_commit: Callable[[int, int], None] | None = None,
+) -> EngineReport:
+    """Run `task` over every pending document of workspace `ws`, shard by shard.
+
+    After each committed shard: `progress(task.label, docs_done, docs_total)` (the CLI's
+    bar), `on_line(line)` with the line of :func:`progress_line` (shards, documents, docs/s,
+    ETA), the same line to the job's progress.json when run as a job (the Jobs page; a
+    cancel request stops the job there, between shards), and `on_commit(shards_done,
+    docs_done)`.
+    """
+    from analytics.jobs import JobReporter
+
+    job = JobReporter(min_interval_s=0.0)
+
+    def tell(shards_done: int, n_shards: int, docs_done: int, n: int) -> None:
+        line = progress_line(
+            task.label, (shards_done, n_shards), (docs_done, n), time.perf_counter() - t0
+        )
+        job(line, docs_done, n)
+        if progress:
+            progress(task.label, docs_done, n)
+        if on_line:
+            on_line(line)
+
+    if engine not in ENGINES:
+        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers {workers}: expected at least 1")
+    if engine == "ray":
+        ray_connect(ray_address)  # an address that does not answer fails before any write
+    t0 = time.perf_counter()
+    ws_path = str(ws.path)
+    pool = None
+    con = None
+    results = None
+    try:
+        with ws.write(job=f"{task.label} (prepare)") as wcon:
+            wcon.execute(ENGINE_SHARDS_DDL)
+            task.prepare(wcon)
+        cur = ws.cursor()
+        n_pending = int(
+            cur.execute(
+                f"SELECT count(*) FROM ({task.pending_sql()[0]})", task.pending_sql()[1]
+            ).fetchall()[0][0]
+        )
+        if engine == "local":
+            workers = workers or os.cpu_count() or 1
+            workers = max(1, min(workers, -(-n_pending // max(shard_size, 1)) or 1))
+            if n_pending:
+                pool = start_pool(ws_path, task, workers)  # starts while the shards are planned
+        else:
+            workers = workers or ray_workers(ray_address)
+        shards = plan_shards(cur, task, shard_size)
+        n_total = int(cur.execute("SELECT count(*) FROM documents").fetchall()[0][0])
+        n_docs = sum(len(s.doc_ids) for s in shards)
+        report = EngineReport(task.key, engine, workers, 0, 0, n_total - n_docs, 0.0)
+        tell(0, len(shards), 0, n_docs)
+        if not shards:
+            report.seconds = time.perf_counter() - t0
+            return report
+        results = (
+            _run_local(pool, shards, workers)
+            if engine == "local"
+            else _run_ray(ws_path, task, shards, ray_address, workers)
+        )
+        by_index = {s.index: s for s in shards}
+        con = ws.connect(read_only=False)
+        for batch in results:
+            # the shards finished since the last commit, committed together (each recorded):
+            # when commits are the bottleneck, fewer and larger transactions keep up
+            with ws.write(job=f"{task.label} shards", con=con) as wcon:
+                for index, result, secs, worker in batch:
+                    shard = by_index[index]
+                    task.commit(wcon, result)
+                    wcon.execute(
+                        "INSERT INTO engine_shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [task.key, index, shard.doc_ids[0], shard.doc_ids[-1],
+                         len(shard.doc_ids), secs, engine, worker,
+                         dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+                    )  # fmt: skip
+            for index, _result, secs, _worker in batch:
+                report.shards += 1
+                report.docs += len(by_index[index].doc_ids)
+                report.shard_seconds.append(secs)
+                if on_commit:
+                    on_commit(report.shards, report.docs)
+            tell(report.shards, len(shards), report.docs, n_docs)
+    finally:
+        close = getattr(results, "close", None)
+        if close:
+            close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if con is not None:
+            con.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def done_shards(con: duckdb.DuckDBPyConnection, job_key: str) -> int:
+    """Shards committed under `job_key` (by every run of it)."""
+    try:
+        return int(
+            con.execute(
+                "SELECT count(*) FROM engine_shards WHERE job_key = ?", [job_key]
+            ).fetchall()[0][0]
+        )
+    except duckdb.CatalogException:
+        return 0
