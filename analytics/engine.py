@@ -285,12 +285,18 @@ def ray_connect(address: str | None):
         raise EngineError("the Ray engine needs Ray: pip install 'ray[data]'") from exc
     check_ray_address(address)
     if not ray.is_initialized():
+        extra = {}
+        if address and address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost"):
+            # A head bound to loopback is on this machine: advertise loopback too, so its
+            # workers reach this driver (the owner of the task object) the same way.
+            extra["_node_ip_address"] = "127.0.0.1"
         try:
             ray.init(
                 address=address,
                 ignore_reinit_error=True,
                 log_to_driver=False,
                 include_dashboard=False if address in (None, "local") else None,
+                **extra,
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EngineError(

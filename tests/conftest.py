@@ -306,7 +306,7 @@ def ray_cluster(tmp_path_factory):
         )
         import ray
 
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, _node_ip_address="127.0.0.1")
         try:
             while ray.cluster_resources().get("CPU", 0) < 2 or len(ray.nodes()) < 2:
                 if time.monotonic() > deadline:

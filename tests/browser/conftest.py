@@ -28,8 +28,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(demo_workspace):
-    yield from serve(demo_workspace.path)
+def server(demo_workspace, tmp_path_factory):
+    """The app served over a private copy of the demo workspace: browser tests queue jobs
+    (an upload's ingest) that must not change the workspace other tests read."""
+    copy = tmp_path_factory.mktemp("served") / "ws"
+    shutil.copytree(demo_workspace.path, copy)
+    yield from serve(copy)
 
 
 def serve(workspace_path, extra_env=None):

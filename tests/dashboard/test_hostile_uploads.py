@@ -6,6 +6,7 @@ records whether it was reached or the body read, then a real `mixscope serve` pr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import http.client
 import socket
 import uuid
@@ -65,7 +66,10 @@ def _call(gate, path, headers, method="PUT"):
         "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
     }
     gate.app = downstream
-    asyncio.run(gate(scope, receive, send))
+    # A loop of its own in a thread of its own: another test may have left this thread's
+    # event loop running.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, gate(scope, receive, send)).result()
     return seen["status"], seen["reached"], seen["read"]
 
 
