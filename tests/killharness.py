@@ -9,10 +9,10 @@ a random fraction of the time it takes to finish. The writers (WRITERS, cycled):
   on the shared workspace. Then:
   - the workspace opens (a fresh process-level Workspace) and every table reads;
   - its committed state equals the state before the writer ("before") or the state the
-    same writer reaches when it runs to the end on a copy of "before" ("after"); embed and
-    geometry save their work as they go (resumable), so for them a state in between is also
-    consistent: every table's rows and every embedding set's vectors between before and
-    after, none twice ("partial");
+    same writer reaches when it runs to the end on a copy of "before" ("after"); signals,
+    embed and geometry save their work as they go (resumable), so for them a state in
+    between is also consistent: every table's rows and every embedding set's vectors
+    between before and after, none twice ("partial");
   - no document id, signal row, mixture version or embedded document appears twice;
   - the next writer (the same command, again) succeeds, and the state it leaves equals
     "after" (writers are idempotent, except `mix create` which adds one version each run).
@@ -54,7 +54,9 @@ KEYS = {
 #: the writers, in the order a campaign cycles them
 WRITERS = ("ingest", "signals", "mix", "embed", "geometry", "materialise", "migrate")
 #: writers that publish their work in several steps and resume where a killed run stopped
-RESUMABLE = ("embed", "geometry")
+#: (`signals run` commits the scored documents at each --checkpoint-every chunk, then
+#: records the run and runs the global passes in later commits)
+RESUMABLE = ("signals", "embed", "geometry")
 #: a tiny causal LM series (as tests/dashboard/test_geometry_workspace.py) and its probe
 TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 300, "block_size": 32}
 PROBE = ["--probe-size", "64", "--max-tokens", "32", "--threads", "1"]
@@ -73,7 +75,7 @@ def writers(corpus: Path, work: Path | None = None, i: int = 0) -> dict[str, lis
         "signals": [
             "signals", "run", "--only", "gopher_quality",
             "--param", "gopher_quality.tokenizer=regex", "--checkpoint-every", "100000000",
-            "--batch-size", "100000",  # one commit: the state is before or after
+            "--batch-size", "100000",  # one scoring commit, then the run's records
         ],
         "mix": ["mix", "create", "killmix", "--group-by", "source", "--budget", "100000"],
         "embed": ["embed", "--model", "fake", "--shard-rows", "500", "--batch-size", "64",
@@ -317,7 +319,9 @@ def kill_once(
         rep.landed_partial += 1
     else:
         diff = {
-            k: (before.get(k), mid.get(k), after.get(k)) for k in mid if mid[k] != before.get(k)
+            k: (before.get(k), mid.get(k), after.get(k))
+            for k in set(mid) | set(after)
+            if mid.get(k) != before.get(k) or mid.get(k) != after.get(k)
         }
         rep.problems.append(f"{name} killed at {delay:.2f}s: neither before nor after: {diff}")
         return rep

@@ -143,6 +143,8 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Saved mixtures: one row per version."""
+    import pandas as pd
+
     from analytics.mixture import list_mixtures
 
     cur = Workspace.open(workspace).cursor()
@@ -161,9 +163,9 @@ def list_cmd(
             str(r.version),
             str(r.created_at)[:19],
             escape(r.saved_by) if isinstance(r.saved_by, str) else "",
-            str(r.phases),
-            f"{int(r.total_tokens):,}",
-            r.note or "",
+            "" if pd.isna(r.phases) else str(r.phases),
+            "" if pd.isna(r.total_tokens) else f"{int(r.total_tokens):,}",
+            escape(r.note) if isinstance(r.note, str) else "",
         )
     console.print(table)
 
