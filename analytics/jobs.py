@@ -340,6 +340,27 @@ def _last_error(log: str) -> str | None:
     return None
 
 
+def acting_user() -> str | None:
+    """Who a command acts for, as recorded on what it saves (mixtures.saved_by): the
+    dashboard user who submitted the job it runs in (`submitted_by`: the signed-in e-mail,
+    the proxy's user, or the role of a token sign-in), else the OS user running it in a
+    terminal, else None."""
+    job_dir = os.environ.get(JOB_ENV)
+    if job_dir:
+        try:
+            who = json.loads((Path(job_dir) / "job.json").read_text()).get("submitted_by")
+        except (OSError, ValueError, AttributeError):
+            who = None
+        if isinstance(who, str) and who.strip() and who != "terminal":
+            return who.strip()
+    import getpass
+
+    try:
+        return getpass.getuser() or None
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return None
+
+
 class JobReporter:
     """Progress callback for code running inside a job: writes progress.json (throttled)
     and raises JobCancelled when a cancel was requested. Outside a job it does nothing."""

@@ -66,6 +66,11 @@ MIGRATIONS: list[tuple[int, str, list[str] | Callable[[], list[str]]]] = [
         "mixture lineage: runs and checkpoints trained on each mixture version",
         schema_of("analytics.mixture.lineage"),
     ),
+    (
+        7,
+        "who saved each mixture version: mixtures.saved_by",
+        lambda: list(importlib.import_module("analytics.mixture.schema").SAVED_BY),
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

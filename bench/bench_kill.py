@@ -2,9 +2,11 @@
 
     python bench/bench_kill.py [--kills 20] [--seed 0]
 
-A workspace is built from a generated corpus; then writers (ingest of a new 3,000-document
-file, a signals run, `mix create`), cycled, are each killed with SIGKILL at a random point
-(see tests/killharness.py for the checks). Reports how many kills left a consistent
+A workspace is built from a generated corpus; then writers, cycled (ingest of a new
+3,000-document file, a signals run, `mix create`, `embed --model fake`, `geometry` of a tiny
+checkpoint series, `mix materialize` into an out dir, `migrate` of a 20,000-document
+single-file 0.1 workspace), are each killed with SIGKILL at a random point (see
+tests/killharness.py for the checks). Reports how many kills left a consistent
 workspace (state before or after the writer, no duplicates, every table readable) and how
 many re-runs completed. Baseline: the same writers run to completion on a copy of the
 workspace before each kill (the "after" state and the duration the kill point is drawn
@@ -41,6 +43,7 @@ def main() -> None:
     rep = campaign(ws, work, kills=args.kills, seed=args.seed)
     final = state(ws)
     print(rep.line(), f"in {time.monotonic() - t0:.0f}s")
+    # the baseline: every reference run (same writer, to the end, on a copy) completed
     print(
         f"inconsistent workspaces: {rep.kills - rep.consistent} of {rep.kills}; "
         f"re-runs completed: {rep.reruns_ok}/{rep.consistent}; duplicate documents at the end: "

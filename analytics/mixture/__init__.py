@@ -55,7 +55,7 @@ from .selection import (
     selection_stats,
     snapshot_hash,
 )
-from .store import diff_manifests, list_mixtures, load_mixture, save_mixture
+from .store import diff_manifests, list_mixtures, load_mixture, save_mixture, version_info
 from .strategies import (
     STRATEGIES,
     dsir_log_importance,
@@ -138,6 +138,7 @@ __all__ = [
     "save_mixture",
     "list_mixtures",
     "load_mixture",
+    "version_info",
     "diff_manifests",
     # errors
     "MixtureError",

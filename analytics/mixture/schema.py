@@ -13,3 +13,9 @@ SCHEMA: list[str] = [
     )
     """,
 ]
+
+#: Who saved each version (migration 7; NULL for versions saved before it, and for saves
+#: with no known user): the signed-in dashboard user (identity-provider e-mail, or the
+#: proxy's X-Forwarded-User), the submitter of the job that saved it, or the OS user of a
+#: terminal `mixscope mix create`.
+SAVED_BY: list[str] = ["ALTER TABLE mixtures ADD COLUMN IF NOT EXISTS saved_by VARCHAR"]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .errors import MixtureError
 from .manifest import Manifest, manifest_to_dict, validate_manifest
-from .schema import SCHEMA
+from .schema import SAVED_BY, SCHEMA
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,127}$")
 
@@ -32,12 +32,20 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 def ensure_schema(con: Any) -> None:
     """Create the mixture tables if missing (for tests and stand-alone use)."""
-    for ddl in SCHEMA:
+    for ddl in SCHEMA + SAVED_BY:
         con.execute(ddl)
 
 
-def save_mixture(con: Any, name: str, manifest: Manifest, *, note: str | None = None) -> int:
-    """Store ``manifest`` under ``name`` as a new version; returns the version number."""
+def save_mixture(
+    con: Any,
+    name: str,
+    manifest: Manifest,
+    *,
+    note: str | None = None,
+    saved_by: str | None = None,
+) -> int:
+    """Store ``manifest`` under ``name`` as a new version (saved by ``saved_by``, a user name
+    or e-mail, if known); returns the version number."""
     if not _NAME.match(name or ""):
         raise MixtureError(f"name: {name!r} must be 1-128 letters, digits, space, '_', '.', '-'")
     m = validate_manifest(manifest)
@@ -46,22 +54,54 @@ def save_mixture(con: Any, name: str, manifest: Manifest, *, note: str | None = 
     ).fetchone()
     version = int(latest) + 1
     con.execute(
-        "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?)",
-        [name, version, _dt.datetime.now(_dt.UTC), note, json.dumps(manifest_to_dict(m))],
+        "INSERT INTO mixtures (name, version, created_at, note, manifest, saved_by) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            name,
+            version,
+            _dt.datetime.now(_dt.UTC),
+            note,
+            json.dumps(manifest_to_dict(m)),
+            (saved_by or "").strip()[:256] or None,
+        ],
     )
     return version
 
 
+def _saved_by(con: Any) -> str:
+    """The saved_by column, or NULL on a workspace its migration (7) has not reached yet (it
+    runs at the first write; reading must not need it)."""
+    cols = [d[0] for d in con.execute("SELECT * FROM mixtures LIMIT 0").description]
+    return "saved_by" if "saved_by" in cols else "CAST(NULL AS VARCHAR) AS saved_by"
+
+
 def list_mixtures(con: Any) -> pd.DataFrame:
-    """One row per saved version: name, version, created_at, note, phases, total_tokens."""
+    """One row per saved version: name, version, created_at, saved_by, note, phases,
+    total_tokens."""
     return con.execute(
-        """
-        SELECT name, version, created_at, note,
+        f"""
+        SELECT name, version, created_at, {_saved_by(con)}, note,
                json_array_length(manifest -> '$.phases') AS phases,
                CAST(manifest ->> '$.total_tokens' AS BIGINT) AS total_tokens
         FROM mixtures ORDER BY name, version
         """
     ).df()
+
+
+def version_info(con: Any, name: str, version: int | None = None) -> dict[str, Any]:
+    """version, created_at, saved_by and note of a saved version (latest unless given)."""
+    row = con.execute(
+        f"SELECT version, CAST(created_at AS VARCHAR), {_saved_by(con)}, note FROM mixtures "
+        "WHERE name = ? "
+        "AND (? IS NULL OR version = ?) ORDER BY version DESC LIMIT 1",
+        [name, version, version],
+    ).fetchone()
+    if row is None:
+        raise MixtureError(
+            f"name: no saved mixture {name!r}"
+            + (f" version {version}" if version is not None else "")
+        )
+    return dict(zip(("version", "created_at", "saved_by", "note"), row, strict=True))
 
 
 def load_mixture(con: Any, name: str, version: int | None = None) -> Manifest:

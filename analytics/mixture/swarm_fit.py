@@ -167,7 +167,9 @@ def fit_swarm(
     return SwarmFit(swarm, obj, regs, use, cons, proposal, n_cand, pd.DataFrame(rows), used)
 
 
-def save_proposal(ws: Any, fit: SwarmFit, name: str, *, note: str | None = None) -> int:
+def save_proposal(
+    ws: Any, fit: SwarmFit, name: str, *, note: str | None = None, saved_by: str | None = None
+) -> int:
     """Save the proposal as a new version of mixture ``name`` (over the swarm's training
     documents, with the swarm's budget); returns the version."""
     from .builder import PhaseSpec, create_manifest
@@ -184,7 +186,9 @@ def save_proposal(ws: Any, fit: SwarmFit, name: str, *, note: str | None = None)
     )
     with ws.write(job=f"mix swarm proposal {name}") as con:
         ensure_schema(con)
-        return save_mixture(con, name, manifest, note=note or f"proposed from swarm {sw.name}")
+        return save_mixture(
+            con, name, manifest, note=note or f"proposed from swarm {sw.name}", saved_by=saved_by
+        )
 
 
 def swarm_of_manifest(manifest: Any) -> tuple[str, dict[str, Any]]:

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from analytics.db import table_exists
 from analytics.errors import MixscopeError
+from analytics.jobs import acting_user
 from analytics.mixture.errors import MixtureError
 from analytics.paths import check_output_dir, check_output_path, is_empty_dir
 from analytics.workspace import Workspace
@@ -141,6 +143,8 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Saved mixtures: one row per version."""
+    import pandas as pd
+
     from analytics.mixture import list_mixtures
 
     cur = Workspace.open(workspace).cursor()
@@ -152,15 +156,16 @@ def list_cmd(
     if df is None or df.empty:
         console.print("no saved mixtures (create one with `mixscope mix create` or the page)")
         return
-    table = Table("name", "version", "created", "phases", "total tokens", "note")
+    table = Table("name", "version", "created", "saved by", "phases", "total tokens", "note")
     for r in df.itertuples(index=False):
         table.add_row(
             r.name,
             str(r.version),
             str(r.created_at)[:19],
-            str(r.phases),
-            f"{int(r.total_tokens):,}",
-            r.note or "",
+            escape(r.saved_by) if isinstance(r.saved_by, str) else "",
+            "" if pd.isna(r.phases) else str(r.phases),
+            "" if pd.isna(r.total_tokens) else f"{int(r.total_tokens):,}",
+            escape(r.note) if isinstance(r.note, str) else "",
         )
     console.print(table)
 
@@ -183,6 +188,16 @@ def show_cmd(
             return
         if fmt != "table":
             raise MixscopeError(f"--format: expected table, yaml or json, got {fmt!r}")
+    if not _is_file_ref(ref):
+        from analytics.mixture import version_info
+
+        name, version = parse_ref(ref)
+        info = version_info(Workspace.open(workspace).cursor(), name, version)
+        console.print(
+            f"saved as {name}@{info['version']} on {str(info['created_at'])[:19]} by "
+            f"{info['saved_by'] or 'unknown'}" + (f": {info['note']}" if info["note"] else ""),
+            markup=False,
+        )
     console.print(
         f"[bold]{ref}[/bold]: {m.total_tokens:,} tokens ({m.weight_basis} basis), seed {m.seed}, "
         f"tokenizer {m.tokenizer.name}, snapshot {m.corpus_snapshot_hash[:19]}"
@@ -374,7 +389,7 @@ def dsir_create(
             out = check_output_path(out, workspaces=[ws.path], kind="file")
             write_manifest(manifest, out)
         with ws.write(job=f"mix create {name}") as con:
-            version = save_mixture(con, name, manifest, note=note)
+            version = save_mixture(con, name, manifest, note=note, saved_by=acting_user())
     d = res.diagnostics
     console.print(
         f"[green]saved[/green] mixture {name}@{version}: DSIR selected "
@@ -561,7 +576,7 @@ def create_cmd(
             out = check_output_path(out, workspaces=[ws.path], kind="file")
             write_manifest(manifest, out)
         with ws.write(job=f"mix create {name}") as con:
-            version = save_mixture(con, name, manifest, note=note)
+            version = save_mixture(con, name, manifest, note=note, saved_by=acting_user())
     plan = b.plan_for(counts, spec)
     warn = plan[plan["warning"] != ""]
     console.print(

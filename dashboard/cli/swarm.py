@@ -99,6 +99,7 @@ def _print_fit(fit) -> None:
 
 
 def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mixture, save):
+    from analytics.jobs import acting_user
     from analytics.mixture.swarm_fit import fit_swarm, save_proposal
 
     fit = fit_swarm(
@@ -112,7 +113,7 @@ def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mi
     )
     _print_fit(fit)
     if save:
-        v = save_proposal(ws, fit, mixture)
+        v = save_proposal(ws, fit, mixture, saved_by=acting_user())
         console.print(
             f"[green]saved[/green] the proposal as mixture {mixture}@{v} "
             f"(check it with `mixscope mix validate-proxy {mixture}@{v}`)"

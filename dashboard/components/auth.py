@@ -187,6 +187,18 @@ def who() -> str | None:
     return st.session_state.get("user")
 
 
+def acting_user() -> str | None:
+    """Who this session acts for, as recorded on jobs (`submitted_by`) and saved mixtures
+    (`saved_by`): the user a reverse proxy names (X-Forwarded-User), else the
+    identity-provider e-mail, else the role of a token sign-in ("editor"; shared tokens name
+    no person), else None (a local dashboard without sign-in)."""
+    try:
+        user = st.context.headers.get("X-Forwarded-User")
+    except Exception:  # no request context (tests, bare mode)
+        user = None
+    return user or who() or st.session_state.get("role")
+
+
 def require_editor(action: str) -> bool:
     """Show a note and return False when a viewer tries an editor action."""
     if can_edit():

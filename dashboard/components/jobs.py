@@ -6,6 +6,7 @@ import streamlit as st
 
 from analytics.jobs import Job, JobStore
 from dashboard import state
+from dashboard.components.auth import acting_user
 from dashboard.components.text import md, show_error, show_info, show_success
 
 
@@ -17,12 +18,7 @@ def submit(kind: str, args: list[str], *, after: list[str] | None = None) -> Job
     """Queue a CLI job for this workspace (after the jobs `after`, if any) and make sure a
     worker runs it."""
     s = store()
-    try:
-        user = st.context.headers.get("X-Forwarded-User")
-    except Exception:  # no request context (tests, bare mode)
-        user = None
-    user = user or st.session_state.get("user")  # identity-provider sign-in: the e-mail
-    job = s.submit(kind, args, submitted_by=user or st.session_state.get("role"), after=after)
+    job = s.submit(kind, args, submitted_by=acting_user(), after=after)
     s.ensure_worker()
     st.session_state.setdefault("my_jobs", []).append(job.id)
     return job

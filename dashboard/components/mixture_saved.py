@@ -24,7 +24,7 @@ from analytics.mixture import (
 from analytics.mixture import builder as mb
 from analytics.mixture.store import parse_ref as store_parse_ref
 from dashboard import state
-from dashboard.components.auth import require_editor
+from dashboard.components.auth import acting_user, require_editor
 from dashboard.components.mixture_plan import plain
 
 RESTORABLE = ("natural", "uniform", "temperature", "unimax")
@@ -90,7 +90,7 @@ def _has_table(cur) -> bool:
 def saved_list(cur) -> pd.DataFrame:
     """Saved versions (empty when the workspace has no mixtures table yet)."""
     if not _has_table(cur):
-        return pd.DataFrame(columns=["name", "version", "created_at", "note", "phases"])
+        return pd.DataFrame(columns=["name", "version", "created_at", "saved_by", "note", "phases"])
     return list_mixtures(cur)
 
 
@@ -199,7 +199,9 @@ def save_panel(draft: Draft | None) -> None:
             m = draft.manifest()
             ws = state.workspace()
             with ws.write(job=f"mix save {name.strip()}") as con:
-                version = save_mixture(con, name.strip(), m, note=note.strip() or None)
+                version = save_mixture(
+                    con, name.strip(), m, note=note.strip() or None, saved_by=acting_user()
+                )
         except (MixtureError, MixscopeError) as exc:
             st.error(plain(exc))
             return
@@ -242,7 +244,9 @@ def library_panel(opened: tuple[str, Manifest] | None) -> None:
             if d2.button("Duplicate", key="mx_dup", disabled=not can_dup):
                 try:
                     with state.workspace().write(job=f"mix duplicate {ref}") as con:
-                        v = save_mixture(con, new.strip(), m, note=f"duplicate of {ref}")
+                        v = save_mixture(
+                            con, new.strip(), m, note=f"duplicate of {ref}", saved_by=acting_user()
+                        )
                     st.success(plain(f"Saved {new.strip()}@{v} (a copy of {ref})."))
                 except (MixtureError, MixscopeError) as exc:
                     st.error(plain(exc))

@@ -12,7 +12,7 @@ from analytics.mixture import MixtureError
 from analytics.mixture import swarm as sw_lib
 from analytics.mixture.propose import LABELS
 from dashboard import state
-from dashboard.components.auth import require_editor
+from dashboard.components.auth import acting_user, require_editor
 from dashboard.components.jobs import follow, submit
 from dashboard.components.mixture_plan import plain
 
@@ -184,7 +184,7 @@ def swarm_panel(groups_hint: str = "") -> None:
                         kl_max=settings[3],
                         seed=int(p.get("seed", 0)),
                     )
-                    v = save_proposal(state.workspace(), fit, name)
+                    v = save_proposal(state.workspace(), fit, name, saved_by=acting_user())
                     st.success(
                         plain(
                             f"Saved {name}@{v}. Validate it with `mixscope mix "
