@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -127,6 +127,49 @@ def split_over_locators(
             )
         out.extend((g.id, loc, w / len(locs)) for loc in locs)
     return out
+
+
+def weighted_locators(
+    pi: int,
+    phase: Phase,
+    weights: Sequence[float],
+    override: Mapping[str, Sequence[str]] | None,
+    notes: list[str],
+    decimals: int,
+) -> list[tuple[str, str, Decimal]]:
+    """(group id, locator, exact decimal weight): :func:`split_over_locators` rounded so the
+    written weights add up to exactly 1."""
+    rows = split_over_locators(pi, phase, weights, override, notes)
+    ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+    return [(gid, loc, w) for (gid, loc, _), w in zip(rows, ws)]
+
+
+def export_per_phase(
+    manifest: Manifest,
+    fmt: str,
+    basis: str,
+    phase: str | None,
+    build: Callable[[int, Phase, list[str]], tuple[dict[str, str], Any]],
+) -> Export:
+    """The loop of every one-config-per-phase exporter: ``build(phase index, phase, notes)``
+    returns that phase's files (name -> text) and its structured data."""
+    notes: list[str] = []
+    files: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for pi, ph in select_phases(manifest, phase):
+        phase_files, data[ph.name] = build(pi, ph, notes)
+        files.update(phase_files)
+    return Export(format=fmt, files=files, data=data, basis=basis, notes=notes)
+
+
+def check_per(per: str) -> None:
+    if per not in ("document", "token-block"):
+        raise ExportError(f"per: expected 'document' or 'token-block', got {per!r}")
+
+
+def basis_weights(phase: Phase, per: str, notes: list[str]) -> list[float]:
+    """Per-document weights for ``per="document"``, token weights for ``"token-block"``."""
+    return per_document_weights(phase, notes) if per == "document" else token_weights(phase, notes)
 
 
 def token_weights(phase: Phase, notes: list[str]) -> list[float]:

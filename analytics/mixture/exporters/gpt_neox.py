@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
     as_number,
     dump_yaml,
-    exact_decimals,
+    export_per_phase,
     safe_name,
-    select_phases,
-    split_over_locators,
     token_weights,
+    weighted_locators,
 )
 from ._registry import register_exporter
 
@@ -38,15 +37,12 @@ def export_gpt_neox(
     decimals: int = 10,
 ) -> Export:
     """GPT-NeoX data config fragments, one YAML per phase."""
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
-        rows = split_over_locators(pi, ph, token_weights(ph, notes), locators, notes)
-        ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
+        rows = weighted_locators(pi, ph, token_weights(ph, notes), locators, notes, decimals)
         cfg: dict = {
             "train_data_paths": [loc for _, loc, _ in rows],
-            "train_data_weights": [as_number(w) for w in ws],
+            "train_data_weights": [as_number(w) for _, _, w in rows],
             "weight_by_num_documents": False,
             "seed": manifest.seed,
         }
@@ -54,6 +50,6 @@ def export_gpt_neox(
             cfg["valid_data_paths"] = list(valid_data_paths)
         if test_data_paths is not None:
             cfg["test_data_paths"] = list(test_data_paths)
-        files[f"{safe_name(ph.name)}.yml"] = dump_yaml(cfg)
-        data[ph.name] = cfg
-    return Export(format="gpt-neox", files=files, data=data, basis=BASIS, notes=notes)
+        return {f"{safe_name(ph.name)}.yml": dump_yaml(cfg)}, cfg
+
+    return export_per_phase(manifest, "gpt-neox", BASIS, phase, build)

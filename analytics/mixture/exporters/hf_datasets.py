@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
@@ -20,10 +20,10 @@ from ._common import (
     as_number,
     dump_json,
     exact_decimals,
+    export_per_phase,
     group_locators,
     per_document_weights,
     safe_name,
-    select_phases,
 )
 from ._registry import register_exporter
 
@@ -40,10 +40,8 @@ def export_hf_datasets(
     decimals: int = 10,
 ) -> Export:
     """Arguments for ``datasets.interleave_datasets``, one JSON per phase."""
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
         groups = active_groups(ph, notes)
         probs = exact_decimals(per_document_weights(ph, notes), decimals=decimals)
         cfg = {
@@ -54,6 +52,6 @@ def export_hf_datasets(
             "seed": int(manifest.seed),
             "stopping_strategy": stopping_strategy,
         }
-        files[f"{safe_name(ph.name)}.interleave.json"] = dump_json(cfg)
-        data[ph.name] = cfg
-    return Export(format="hf-datasets", files=files, data=data, basis=BASIS, notes=notes)
+        return {f"{safe_name(ph.name)}.interleave.json": dump_json(cfg)}, cfg
+
+    return export_per_phase(manifest, "hf-datasets", BASIS, phase, build)

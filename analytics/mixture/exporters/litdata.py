@@ -12,19 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from analytics.mixture.errors import ExportError
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
     as_number,
+    basis_weights,
+    check_per,
     dump_json,
-    exact_decimals,
-    per_document_weights,
+    export_per_phase,
     safe_name,
-    select_phases,
-    split_over_locators,
-    token_weights,
+    weighted_locators,
 )
 from ._registry import register_exporter
 
@@ -41,21 +39,17 @@ def export_litdata(
     decimals: int = 10,
 ) -> Export:
     """Arguments for ``litdata.CombinedStreamingDataset``, one JSON per phase."""
-    if per not in ("document", "token-block"):
-        raise ExportError(f"per: expected 'document' or 'token-block', got {per!r}")
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
-        base = per_document_weights(ph, notes) if per == "document" else token_weights(ph, notes)
-        rows = split_over_locators(pi, ph, base, locators, notes)
-        ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+    check_per(per)
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
+        base = basis_weights(ph, per, notes)
+        rows = weighted_locators(pi, ph, base, locators, notes, decimals)
         cfg = {
             "datasets": [{"group": gid, "input_dir": loc} for gid, loc, _ in rows],
-            "weights": [as_number(w) for w in ws],
+            "weights": [as_number(w) for _, _, w in rows],
             "seed": int(manifest.seed),
             "iterate_over_all": False,
         }
-        files[f"{safe_name(ph.name)}.litdata.json"] = dump_json(cfg)
-        data[ph.name] = cfg
-    return Export(format="litdata", files=files, data=data, basis=BASIS, notes=notes)
+        return {f"{safe_name(ph.name)}.litdata.json": dump_json(cfg)}, cfg
+
+    return export_per_phase(manifest, "litdata", BASIS, phase, build)

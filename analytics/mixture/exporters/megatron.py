@@ -14,17 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
     decimal_text,
     dump_json,
-    exact_decimals,
+    export_per_phase,
     safe_name,
-    select_phases,
-    split_over_locators,
     token_weights,
+    weighted_locators,
 )
 from ._registry import register_exporter
 
@@ -41,21 +40,21 @@ def export_megatron(
     decimals: int = 10,
 ) -> Export:
     """Megatron-LM blends, one per phase (see the module docstring)."""
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
-        rows = split_over_locators(pi, ph, token_weights(ph, notes), locators, notes)
-        ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
+        rows = weighted_locators(pi, ph, token_weights(ph, notes), locators, notes, decimals)
         blend: list[str] = []
-        for (_, loc, _), w in zip(rows, ws):
+        for _, loc, w in rows:
             blend += [decimal_text(w), loc]
         args = ["--data-path", *blend]
         if seq_length:
             args += ["--train-samples", str(math.ceil(ph.budget_tokens / int(seq_length)))]
         args += ["--seed", str(manifest.seed)]
         name = safe_name(ph.name)
-        files[f"{name}.data-args"] = " ".join(blend) + "\n"
-        files[f"{name}.per-split.json"] = dump_json({"train": blend})
-        data[ph.name] = {"blend": blend, "args": args}
-    return Export(format="megatron", files=files, data=data, basis=BASIS, notes=notes)
+        files = {
+            f"{name}.data-args": " ".join(blend) + "\n",
+            f"{name}.per-split.json": dump_json({"train": blend}),
+        }
+        return files, {"blend": blend, "args": args}
+
+    return export_per_phase(manifest, "megatron", BASIS, phase, build)

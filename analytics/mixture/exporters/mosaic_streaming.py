@@ -14,20 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from analytics.mixture.errors import ExportError
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
     as_number,
+    basis_weights,
+    check_per,
     dump_yaml,
-    exact_decimals,
+    export_per_phase,
     is_remote,
-    per_document_weights,
     safe_name,
-    select_phases,
-    split_over_locators,
-    token_weights,
+    weighted_locators,
 )
 from ._registry import register_exporter
 
@@ -45,17 +43,12 @@ def export_mosaic_streaming(
     decimals: int = 10,
 ) -> Export:
     """``streams:`` mappings (llm-foundry style), one YAML per phase."""
-    if per not in ("document", "token-block"):
-        raise ExportError(f"per: expected 'document' or 'token-block', got {per!r}")
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
-        base = per_document_weights(ph, notes) if per == "document" else token_weights(ph, notes)
-        rows = split_over_locators(pi, ph, base, locators, notes)
-        ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+    check_per(per)
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
+        rows = weighted_locators(pi, ph, basis_weights(ph, per, notes), locators, notes, decimals)
         streams: dict[str, dict] = {}
-        for k, ((gid, loc, _), w) in enumerate(zip(rows, ws)):
+        for k, (gid, loc, w) in enumerate(rows):
             name = (
                 safe_name(gid) if sum(r[0] == gid for r in rows) == 1 else f"{safe_name(gid)}_{k}"
             )
@@ -67,6 +60,6 @@ def export_mosaic_streaming(
             entry["proportion"] = as_number(w)
             streams[name] = entry
         cfg = {"streams": streams, "shuffle_seed": int(manifest.seed)}
-        files[f"{safe_name(ph.name)}.streams.yaml"] = dump_yaml(cfg)
-        data[ph.name] = cfg
-    return Export(format="mosaic-streaming", files=files, data=data, basis=BASIS, notes=notes)
+        return {f"{safe_name(ph.name)}.streams.yaml": dump_yaml(cfg)}, cfg
+
+    return export_per_phase(manifest, "mosaic-streaming", BASIS, phase, build)

@@ -21,10 +21,9 @@ from ._common import (
     Export,
     as_number,
     dump_yaml,
-    exact_decimals,
     select_phases,
-    split_over_locators,
     token_weights,
+    weighted_locators,
 )
 from ._registry import register_exporter
 
@@ -54,9 +53,9 @@ def export_nanotron(
     stages = []
     seen = 0
     for pi, ph in phases:
-        rows = split_over_locators(pi, ph, token_weights(ph, notes), locators, notes)
-        ws = exact_decimals([w for _, _, w in rows], decimals=decimals)
+        rows = weighted_locators(pi, ph, token_weights(ph, notes), locators, notes, decimals)
         paths = [loc for _, loc, _ in rows]
+        ws = [w for _, _, w in rows]
         if len(set(paths)) != len(paths):
             raise ExportError(
                 f"phase {ph.name!r}: the same locator appears twice; nanotron keys folders by path"

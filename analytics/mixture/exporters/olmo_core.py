@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from analytics.mixture.manifest import Manifest
+from analytics.mixture.manifest import Manifest, Phase
 
 from ._common import (
     Export,
@@ -21,9 +21,9 @@ from ._common import (
     as_number,
     dump_yaml,
     exact_decimals,
+    export_per_phase,
     group_locators,
     safe_name,
-    select_phases,
 )
 from ._registry import register_exporter
 
@@ -40,10 +40,8 @@ def export_olmo_core(
     decimals: int = 10,
 ) -> Export:
     """OLMo-core source mixture configs (``SourceMixtureDatasetConfig.from_dict`` input)."""
-    notes: list[str] = []
-    files: dict[str, str] = {}
-    data: dict[str, dict] = {}
-    for pi, ph in select_phases(manifest, phase):
+
+    def build(pi: int, ph: Phase, notes: list[str]) -> tuple[dict[str, str], dict]:
         groups = active_groups(ph, notes)
         ratios = exact_decimals([g.weight for _, g in groups], decimals=decimals)
         sources = []
@@ -68,6 +66,6 @@ def export_olmo_core(
             "global_batch_size": int(global_batch_size),
             "seed": int(manifest.seed),
         }
-        files[f"{safe_name(ph.name)}.olmo-core.yaml"] = dump_yaml(cfg)
-        data[ph.name] = cfg
-    return Export(format="olmo-core", files=files, data=data, basis=BASIS, notes=notes)
+        return {f"{safe_name(ph.name)}.olmo-core.yaml": dump_yaml(cfg)}, cfg
+
+    return export_per_phase(manifest, "olmo-core", BASIS, phase, build)
