@@ -41,6 +41,7 @@ _LAZY = {
     "compute_geometry": "run",
     "cache_key": "run",
     "geometry_params": "run",
+    "GeometryOptions": "run",
     "GeometryResult": "run",
     "MemoryCache": "run",
     "DirectoryCache": "run",

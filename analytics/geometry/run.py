@@ -365,65 +365,78 @@ def _resolve_checkpoints(checkpoints: Any) -> list[Checkpoint]:
     return discover_checkpoints(checkpoints)
 
 
-def geometry_params(
-    *,
-    pooling: str = "last",
-    max_tokens: int = 512,
-    layers: str | Sequence[int] = "all",
-    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"],
-    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"],
-    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"],
-    per_group: bool = True,
-    min_group_size: int = 8,
-    metrics: Sequence[str] | None = None,
-    weights: bool = True,
-    intruders: bool = True,
-    intruder_k: int = 10,
-    intruder_eps: float = 0.5,
-    intruder_max_dim: int = 8192,
-    weights_min_dim: int = 16,
-    layer_cka: bool = True,
-    device: str = "auto",
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GeometryOptions:
+    """The options of one geometry computation, with their defaults (the one place they are
+    written). :meth:`params` validates them and gives the canonical parameter dict that
+    :func:`compute_geometry` puts in its cache keys."""
+
+    pooling: str = "last"
+    max_tokens: int = 512
+    layers: str | Sequence[int] = "all"
+    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"]
+    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"]
+    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"]
+    per_group: bool = True
+    min_group_size: int = 8
+    metrics: Sequence[str] | None = None
+    weights: bool = True
+    intruders: bool = True
+    intruder_k: int = 10
+    intruder_eps: float = 0.5
+    intruder_max_dim: int = 8192
+    weights_min_dim: int = 16
+    layer_cka: bool = True
+    device: str = "auto"
+
+    def params(self) -> dict[str, Any]:
+        """Validated canonical parameters; ``device`` only contributes its kind ("cpu" /
+        "cuda": bf16 on CUDA changes the numbers)."""
+        if self.pooling not in ("last", "mean"):
+            raise GeometryInputError(f"pooling: expected 'last' or 'mean', got {self.pooling!r}")
+        names = list(self.metrics) if self.metrics is not None else list(REPRESENTATION_METRICS)
+        unknown = [m for m in names if m not in REPRESENTATION_METRICS]
+        if unknown:
+            raise GeometryInputError(
+                f"metrics: unknown {unknown}; registered: {sorted(REPRESENTATION_METRICS)}"
+            )
+        lo, hi = int(self.alpha_fit_range[0]), int(self.alpha_fit_range[1])
+        if not 0 <= lo < hi:
+            raise GeometryInputError(
+                f"alpha_fit_range: expected 0 <= start < end (0-based, half-open), got {lo}:{hi}"
+            )
+        if not self.rankme_eps > 0:
+            raise GeometryInputError(
+                f"rankme_eps: expected a positive number, got {self.rankme_eps}"
+            )
+        dev = resolve_device(self.device)
+        layers = self.layers
+        return {
+            **DEFAULT_METRIC_PARAMS,
+            "rankme_eps": float(self.rankme_eps),
+            "alpha_fit_range": [lo, hi],
+            "max_eigs": int(self.max_eigs),
+            "metrics": names,
+            "pooling": self.pooling,
+            "max_tokens": int(self.max_tokens),
+            "layers": layers if isinstance(layers, str) else [int(x) for x in layers],
+            "per_group": bool(self.per_group),
+            "min_group_size": int(self.min_group_size),
+            "weights": bool(self.weights),
+            "intruders": bool(self.intruders),
+            "intruder_k": int(self.intruder_k),
+            "intruder_eps": float(self.intruder_eps),
+            "intruder_max_dim": int(self.intruder_max_dim),
+            "weights_min_dim": int(self.weights_min_dim),
+            "layer_cka": bool(self.layer_cka),
+            "device_kind": "cuda" if dev.startswith("cuda") else dev,
+        }
+
+
+def geometry_params(**options: Any) -> dict[str, Any]:
     """The canonical parameter dict :func:`compute_geometry` uses (and puts in its cache
-    keys) for these options; same defaults as :func:`compute_geometry`. ``device`` only
-    contributes its kind ("cpu" / "cuda": bf16 on CUDA changes the numbers)."""
-    if pooling not in ("last", "mean"):
-        raise GeometryInputError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
-    names = list(metrics) if metrics is not None else list(REPRESENTATION_METRICS)
-    unknown = [m for m in names if m not in REPRESENTATION_METRICS]
-    if unknown:
-        raise GeometryInputError(
-            f"metrics: unknown {unknown}; registered: {sorted(REPRESENTATION_METRICS)}"
-        )
-    lo, hi = int(alpha_fit_range[0]), int(alpha_fit_range[1])
-    if not 0 <= lo < hi:
-        raise GeometryInputError(
-            f"alpha_fit_range: expected 0 <= start < end (0-based, half-open), got {lo}:{hi}"
-        )
-    if not rankme_eps > 0:
-        raise GeometryInputError(f"rankme_eps: expected a positive number, got {rankme_eps}")
-    dev = resolve_device(device)
-    return {
-        **DEFAULT_METRIC_PARAMS,
-        "rankme_eps": float(rankme_eps),
-        "alpha_fit_range": [lo, hi],
-        "max_eigs": int(max_eigs),
-        "metrics": names,
-        "pooling": pooling,
-        "max_tokens": int(max_tokens),
-        "layers": layers if isinstance(layers, str) else [int(x) for x in layers],
-        "per_group": bool(per_group),
-        "min_group_size": int(min_group_size),
-        "weights": bool(weights),
-        "intruders": bool(intruders),
-        "intruder_k": int(intruder_k),
-        "intruder_eps": float(intruder_eps),
-        "intruder_max_dim": int(intruder_max_dim),
-        "weights_min_dim": int(weights_min_dim),
-        "layer_cka": bool(layer_cka),
-        "device_kind": "cuda" if dev.startswith("cuda") else dev,
-    }
+    keys) for these :class:`GeometryOptions`."""
+    return GeometryOptions(**options).params()
 
 
 def compute_geometry(
@@ -431,26 +444,10 @@ def compute_geometry(
     probe_texts: Sequence[str],
     probe_groups: Sequence[Any] | None = None,
     *,
-    pooling: str = "last",
-    max_tokens: int = 512,
-    layers: str | Sequence[int] = "all",
-    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"],
-    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"],
-    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"],
-    per_group: bool = True,
-    min_group_size: int = 8,
-    metrics: Sequence[str] | None = None,
-    weights: bool = True,
-    intruders: bool = True,
-    intruder_k: int = 10,
-    intruder_eps: float = 0.5,
-    intruder_max_dim: int = 8192,
-    weights_min_dim: int = 16,
-    layer_cka: bool = True,
     batch_size: int = 8,
-    device: str = "auto",
     cache: GeometryCache | None = None,
     progress: Progress | None = None,
+    **options: Any,
 ) -> GeometryResult:
     """Geometry tables for a checkpoint series on a probe set.
 
@@ -458,15 +455,20 @@ def compute_geometry(
     :class:`Checkpoint`. ``probe_texts``: the probe set; ``probe_groups``: same-length
     labels (e.g. source) for per-group metrics (groups with fewer than ``min_group_size``
     texts get no spectral metrics, but still a loss row) - group "all" is always present.
-    ``pooling``/``max_tokens``/``layers``/``batch_size``/``device`` go to
-    :func:`extract_hidden_states`. ``rankme_eps`` (1e-7), ``alpha_fit_range`` ((11, 100),
-    0-based half-open, 1-based rank regressor), ``max_eigs`` (2048) configure the
-    metrics; ``metrics`` selects registered metric names (default: all of
-    :data:`REPRESENTATION_METRICS`). ``weights`` adds weight spectra, ``intruders``
-    intruder dimensions (top ``intruder_k``, threshold ``intruder_eps``; matrices larger
-    than ``intruder_max_dim`` on a side are skipped), ``layer_cka`` the layer x layer CKA of
-    each checkpoint. ``progress(done, total, message)`` is called per checkpoint.
+    ``options`` are :class:`GeometryOptions` fields: ``pooling``/``max_tokens``/``layers``/
+    ``device`` (with ``batch_size``) go to :func:`extract_hidden_states`. ``rankme_eps``
+    (1e-7), ``alpha_fit_range`` ((11, 100), 0-based half-open, 1-based rank regressor),
+    ``max_eigs`` (2048) configure the metrics; ``metrics`` selects registered metric names
+    (default: all of :data:`REPRESENTATION_METRICS`). ``weights`` adds weight spectra,
+    ``intruders`` intruder dimensions (top ``intruder_k``, threshold ``intruder_eps``;
+    matrices larger than ``intruder_max_dim`` on a side are skipped), ``layer_cka`` the
+    layer x layer CKA of each checkpoint. ``progress(done, total, message)`` is called per
+    checkpoint.
     """
+    try:
+        opts = GeometryOptions(**options)
+    except TypeError as exc:
+        raise GeometryInputError(f"options: {exc}") from None
     ckpts = _resolve_checkpoints(checkpoints)
     texts = list(probe_texts)
     if not texts:
@@ -476,25 +478,8 @@ def compute_geometry(
             f"probe_groups: expected {len(texts)} labels (one per probe text), "
             f"got {len(probe_groups)}"
         )
-    p = geometry_params(
-        pooling=pooling,
-        max_tokens=max_tokens,
-        layers=layers,
-        rankme_eps=rankme_eps,
-        alpha_fit_range=alpha_fit_range,
-        max_eigs=max_eigs,
-        per_group=per_group,
-        min_group_size=min_group_size,
-        metrics=metrics,
-        weights=weights,
-        intruders=intruders,
-        intruder_k=intruder_k,
-        intruder_eps=intruder_eps,
-        intruder_max_dim=intruder_max_dim,
-        weights_min_dim=weights_min_dim,
-        layer_cka=layer_cka,
-        device=device,
-    )
+    p = opts.params()
+    per_group, min_group_size = opts.per_group, opts.min_group_size
     ph = probe_hash(texts, probe_groups)
     groups_idx = _groups_of(texts, probe_groups, per_group, min_group_size)
     loss_groups = _groups_of(texts, probe_groups, True, 1)
@@ -509,7 +494,7 @@ def compute_geometry(
     pairs: list[dict[str, pd.DataFrame] | None] = [
         cache.get(k) if cache else None for k in pair_keys
     ]
-    need_weights = weights or intruders
+    need_weights = opts.weights or opts.intruders
     total = len(ckpts)
     prev: tuple[Checkpoint, ExtractionResult, dict[str, Any] | None] | None = None
     for i, ck in enumerate(ckpts):
@@ -528,11 +513,11 @@ def compute_geometry(
         ex = extract_hidden_states(
             ck,
             texts,
-            pooling=pooling,
-            max_tokens=max_tokens,
+            pooling=opts.pooling,
+            max_tokens=opts.max_tokens,
             batch_size=batch_size,
-            layers=layers,
-            device=device,
+            layers=opts.layers,
+            device=opts.device,
         )
         state = None
         if need_weights:
@@ -543,7 +528,7 @@ def compute_geometry(
             if progress:
                 progress(i, total, f"{ck.name}: computing metrics")
             frames = _per_checkpoint_frames(
-                ck, ex, state if weights else None, groups_idx, loss_groups, p
+                ck, ex, state if opts.weights else None, groups_idx, loss_groups, p
             )
             frames["info"] = pd.DataFrame(
                 [
