@@ -32,32 +32,66 @@ def snapshot_key() -> tuple:
     return (str(ws.path), ws.snapshot_id())
 
 
+def _name(func) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def _digest(key: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr(key).encode()).hexdigest()
+
+
 @st.cache_data(max_entries=1024, show_spinner=False)
-def _cached(key: tuple, module: str, fn: str, flt_key: str, _flt: DocFilter | None, kw: str):
-    import importlib
+def _cached(snap: tuple, name: str, flt_key: str, kw: str, _func, _flt: DocFilter | None):
     import json
 
-    func = getattr(importlib.import_module(module), fn)
     args: dict[str, Any] = json.loads(kw)
     for k, v in list(args.items()):
         if isinstance(v, list):
             args[k] = tuple(v)
     cur = workspace().cursor()
-    return func(cur, _flt, **args) if _flt is not None else func(cur, **args)
+    return _func(cur, _flt, **args) if _flt is not None else _func(cur, **args)
 
 
 def cached(func, flt: DocFilter | None = None, **kwargs: Any):
-    """Call `func(cursor, flt, **kwargs)` once per (snapshot, filter, arguments)."""
+    """Call `func(cursor, flt, **kwargs)` once per (snapshot, function, filter, arguments)."""
     import json
 
-    return _cached(
-        snapshot_key(),
-        func.__module__,
-        func.__name__,
-        repr(flt),
-        flt,
-        json.dumps(kwargs, sort_keys=True, default=str),
-    )
+    kw = json.dumps(kwargs, sort_keys=True, default=str)
+    return _cached(snapshot_key(), _name(func), repr(flt), kw, func, flt)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _memo(name: str, key: str, _func, _args: tuple, _kwargs: dict):
+    return _func(*_args, **_kwargs)
+
+
+def memo(func, *args: Any, key: Any, **kwargs: Any):
+    """`func(*args, **kwargs)` once per (function, `key`); `key` names everything the result
+    depends on (artefact stamps, the snapshot, the arguments), as plain values."""
+    return _memo(_name(func), _digest(key), func, args, kwargs)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _memo_large(name: str, key: str, _func, _args: tuple, _kwargs: dict):
+    return _func(*_args, **_kwargs)
+
+
+def memo_large(func, *args: Any, key: Any, **kwargs: Any):
+    """Like :func:`memo` for large in-memory objects (an embedding index): shared, not
+    copied, and at most two are held."""
+    return _memo_large(_name(func), _digest(key), func, args, kwargs)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared(name: str, key: str, _func, _args: tuple):
+    return _func(*_args)
+
+
+def shared(func, *args: Any):
+    """One `func(*args)` for the whole server process (a limiter, loaded secrets)."""
+    return _shared(_name(func), _digest(args), func, args)
 
 
 FILTER_KEYS = ("src", "dom", "lang", "from", "to", "tmin", "tmax", "q", "c")

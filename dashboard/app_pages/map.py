@@ -7,8 +7,9 @@ import streamlit as st
 
 from analytics import overview
 from analytics.errors import MixscopeError
+from analytics.maps import views as map_views
 from dashboard import state
-from dashboard.components import map_data, map_jobs, map_panels, map_sets
+from dashboard.components import map_data, map_jobs, map_panels
 from dashboard.components.docview import document_viewer
 from dashboard.components.map_scatter import scatter_figure, selected_doc_ids
 from dashboard.components.text import show_error
@@ -16,9 +17,9 @@ from dashboard.components.text import show_error
 st.title("Map")
 ws = state.workspace()
 n_corpus = int(state.cached(overview.totals)["documents"])
-maps = state.cached(map_sets.published_maps)
+maps = state.cached(map_views.published_maps)
 if maps.empty:
-    map_jobs.no_map_box(n_docs=n_corpus, has_embeddings=bool(map_sets.embedding_sets(ws)))
+    map_jobs.no_map_box(n_docs=n_corpus, has_embeddings=bool(map_views.embedding_sets(ws)))
     st.stop()
 
 # ---- which map
@@ -41,7 +42,7 @@ try:
     m = map_data.load_map(map_id)
 except MixscopeError as exc:  # published, but its files were removed
     show_error(f"Map {map_id} cannot be read: {exc}")
-    map_jobs.no_map_box(n_docs=n_corpus, has_embeddings=bool(map_sets.embedding_sets(ws)))
+    map_jobs.no_map_box(n_docs=n_corpus, has_embeddings=bool(map_views.embedding_sets(ws)))
     st.stop()
 params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
 st.caption(
@@ -53,7 +54,7 @@ st.caption(
 
 # ---- colour, filter
 flt = map_panels.valid_filter(state.current_filter())
-options = state.cached(map_data.colour_options)
+options = state.cached(map_views.colour_options)
 if st.query_params.get("color") in options and "map_color" not in st.session_state:
     st.session_state["map_color"] = st.query_params["color"]
 c1, c2, c3 = st.columns([2, 2, 1])

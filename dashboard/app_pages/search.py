@@ -3,6 +3,7 @@
 import streamlit as st
 
 from analytics.errors import MixscopeError
+from analytics.maps import views as map_views
 from analytics.maps.filtering import (
     keep_selection,
     selection_condition,
@@ -10,7 +11,7 @@ from analytics.maps.filtering import (
     with_condition,
 )
 from dashboard import state
-from dashboard.components import map_data, map_sets
+from dashboard.components import map_data
 from dashboard.components.auth import can_edit
 from dashboard.components.docview import document_viewer
 from dashboard.components.map_panels import apply_filter, describe_filter, valid_filter
@@ -18,7 +19,7 @@ from dashboard.components.text import md, show_error
 
 st.title("Search")
 ws = state.workspace()
-sets = map_sets.embedding_sets(ws)
+sets = map_views.embedding_sets(ws)
 if not sets:
     st.info(
         "No embeddings yet: search compares a query with the documents' embeddings. Embed the "
@@ -33,7 +34,7 @@ keys = [s["model_key"] for s in sets]
 if "search_model" not in st.session_state:
     wanted = st.query_params.get("model")
     st.session_state["search_model"] = wanted if wanted in keys else (
-        map_sets.default_model_key(ws) or keys[0]
+        map_views.default_model_key(ws) or keys[0]
     )  # fmt: skip
 counts = {s["model_key"]: int(s["count"]) for s in sets}
 model_key = st.selectbox(
@@ -69,9 +70,10 @@ if not flt.is_empty():
 def results_table(query: str | None, like: str | None) -> None:
     """The nearest documents as a table; picking a row opens it below."""
     try:
-        res = map_data.search_results(
-            model_key, query=query, like=like, k=int(k), flt=flt if use_filter else None
-        )
+        with st.spinner("Searching ..."):
+            res = map_data.search_results(
+                model_key, query=query, like=like, k=int(k), flt=flt if use_filter else None
+            )
     except MixscopeError as exc:
         show_error(exc)
         return

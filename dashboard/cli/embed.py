@@ -434,7 +434,7 @@ def search_command(
     import json
 
     from analytics.maps import more_like_this, search
-    from dashboard.components.map_sets import resolve_model_key
+    from analytics.maps.views import resolve_model_key
 
     if (query is None or not query.strip()) == (like is None):
         raise MixscopeError("give a query (\"mixscope search 'words'\") or --like DOC_ID, not both")

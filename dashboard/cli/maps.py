@@ -93,7 +93,7 @@ def map_command(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Project embeddings with UMAP (cached by content hash), cluster, label with c-TF-IDF."""
-    from dashboard.components.map_sets import published_maps, resolve_model_key
+    from analytics.maps.views import published_maps, resolve_model_key
 
     ws = Workspace.open(workspace)
     if list_only:

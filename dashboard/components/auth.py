@@ -8,24 +8,30 @@ import time
 import streamlit as st
 
 from analytics.auth import SECRETS_ENV, UPLOADS, SignInLimiter, load_secrets, parse_oidc
+from dashboard import state
 
 
-@st.cache_resource(show_spinner=False)
 def _load(file: str | None, viewer: str | None, editor: str | None):
     return load_secrets(file)
 
 
 def _secrets():
     env = os.environ
-    return _load(
-        env.get(SECRETS_ENV), env.get("MIXSCOPE_VIEWER_TOKEN"), env.get("MIXSCOPE_EDITOR_TOKEN")
+    return state.shared(
+        _load,
+        env.get(SECRETS_ENV),
+        env.get("MIXSCOPE_VIEWER_TOKEN"),
+        env.get("MIXSCOPE_EDITOR_TOKEN"),
     )
 
 
-@st.cache_resource(show_spinner=False)
+def _new_limiter() -> SignInLimiter:
+    return SignInLimiter(interval=1.0)
+
+
 def limiter() -> SignInLimiter:
     """One limiter for the whole server: attempts are paced per client, not per session."""
-    return SignInLimiter(interval=1.0)
+    return state.shared(_new_limiter)
 
 
 def client_key() -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from analytics.errors import MixscopeError
 from analytics.filters import DocFilter
+from analytics.maps import views as map_views
 from analytics.maps.filtering import (
     cluster_condition,
     describe_map_condition,
@@ -121,7 +122,7 @@ def selection_panel(map_id: str, doc_ids: list[str], flt: DocFilter) -> None:
             show_error(f"Could not store the selection: {exc}")
             return
         apply_filter(with_condition(flt, selection_condition(sel.selection_id)))
-    peek = state.cached(map_data.documents_brief, doc_ids=sorted(doc_ids)[:200])
+    peek = state.cached(map_views.documents_brief, doc_ids=sorted(doc_ids)[:200])
     st.caption(
         f"The first {len(peek):,} selected documents (by id); pick one to read it."
         if n > len(peek) else "Pick a document to read it."
@@ -219,7 +220,7 @@ def _duplicates_tab(map_id: str) -> None:
         st.dataframe(per.reset_index(), hide_index=True, key="map_dup_per_cluster")
         pairs = dups[~dups["keep"]].sort_values("similarity", ascending=False).head(100)
         ids = pairs["doc_id"].tolist() + pairs["duplicate_of"].tolist()
-        brief = state.cached(map_data.documents_brief, doc_ids=sorted(set(ids)))
+        brief = state.cached(map_views.documents_brief, doc_ids=sorted(set(ids)))
         snip = dict(zip(brief["doc_id"], brief["snippet"]))
         out = pd.DataFrame(
             {

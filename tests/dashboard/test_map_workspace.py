@@ -214,7 +214,7 @@ def test_with_condition_replaces_the_same_kind():
 
 
 def test_map_sets_resolution(map_ws, tmp_path):
-    from dashboard.components.map_sets import default_model_key, resolve_model_key
+    from analytics.maps.views import default_model_key, resolve_model_key
 
     assert resolve_model_key(map_ws, None) == KEY == default_model_key(map_ws)
     assert resolve_model_key(map_ws, "fake") == KEY == resolve_model_key(map_ws, KEY)
@@ -226,7 +226,7 @@ def test_map_sets_resolution(map_ws, tmp_path):
 
 
 def test_map_points_colour_and_filter(map_ws):
-    from dashboard.components.map_data import map_points
+    from analytics.maps.views import map_points
 
     cur = map_ws.cursor()
     map_id = rows(map_ws, "SELECT map_id FROM maps")[0][0]
@@ -246,8 +246,8 @@ def test_map_points_colour_and_filter(map_ws):
 
 
 def test_colour_by_a_signal_column(map_ws_copy):
+    from analytics.maps.views import colour_options, map_points
     from analytics.signals import run_signals
-    from dashboard.components.map_data import colour_options, map_points
 
     ws = map_ws_copy
     with ws.write(job="compression signal") as con:
