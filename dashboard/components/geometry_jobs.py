@@ -6,7 +6,7 @@ import streamlit as st
 
 from analytics.geometry.demo import pending_demo_job
 from dashboard.components.auth import can_edit
-from dashboard.components.jobs import progress_line, store, submit
+from dashboard.components.jobs import follow_and_refresh, store, submit
 
 _JOBS = "geometry_jobs"
 GEOMETRY_COMMANDS = ("demo-series", "geometry", "checkpoints")
@@ -54,16 +54,7 @@ def compute_run_box(runs: list[str]) -> None:
             st.success(f"Queued job {job.id}; progress at the top and on the Jobs page.")
 
 
-@st.fragment(run_every=2)
 def follow_geometry_jobs(job_ids: list[str]) -> None:
     """Live progress; reruns the page once when a followed job finishes, so new results
     appear without a reload."""
-    s = store()
-    jobs = [s.refresh(s.get(j)) for j in job_ids]
-    for job in jobs:
-        progress_line(job)
-    seen = st.session_state.setdefault("geometry_jobs_seen", [])
-    fresh = [j.id for j in jobs if j.status in ("done", "failed", "cancelled") and j.id not in seen]
-    if fresh:
-        seen.extend(fresh)
-        st.rerun(scope="app")
+    follow_and_refresh(job_ids, "geometry_jobs_seen")

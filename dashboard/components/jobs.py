@@ -47,3 +47,36 @@ def follow(job_ids: list[str]) -> None:
     s = store()
     for jid in job_ids:
         progress_line(s.refresh(s.get(jid)))
+
+
+def queue_button(label: str, kind: str, args: list[str], *, jobs_key: str, key: str) -> None:
+    """For editors: a button that queues `mixscope ARGS` as a job and remembers its id under
+    `jobs_key` in the session; viewers are told why there is no button."""
+    from dashboard.components.auth import can_edit
+
+    if not can_edit():
+        st.caption("Viewers cannot start jobs; ask an editor or run the command.")
+        return
+    if st.button(label, key=key, type="primary"):
+        job = submit(kind, args)
+        st.session_state.setdefault(jobs_key, []).append(job.id)
+        st.success(f"Queued job {job.id}; progress below and on the Jobs page.")
+
+
+@st.fragment(run_every=2)
+def follow_and_refresh(job_ids: list[str], seen_key: str, *, when: str = "each") -> None:
+    """Live progress of the jobs; reruns the whole page once when a followed job finishes
+    (``when="each"``) or once they all have (``"all"``), so what they made shows up
+    without a reload."""
+    s = store()
+    jobs = [s.refresh(s.get(j)) for j in job_ids]
+    for job in jobs:
+        progress_line(job)
+    seen = st.session_state.setdefault(seen_key, [])
+    ended = [j.id for j in jobs if j.status in ("done", "failed", "cancelled")]
+    fresh = [j for j in ended if j not in seen]
+    if when == "all":
+        fresh = fresh[-1:] if len(ended) == len(jobs) and job_ids[-1] in fresh else []
+    if fresh:
+        seen.extend(fresh)
+        st.rerun(scope="app")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.components.auth import can_edit
-from dashboard.components.jobs import progress_line, store, submit
+from dashboard.components.jobs import follow_and_refresh, submit
 
 _JOBS = "map_jobs"
 DEFAULT_SAMPLE = 5_000
@@ -90,16 +90,7 @@ def follow_jobs_box() -> None:
         follow_map_jobs(st.session_state[_JOBS][-4:])
 
 
-@st.fragment(run_every=2)
 def follow_map_jobs(job_ids: list[str]) -> None:
     """Live progress; reruns the page once every followed job has finished, so the new map
     shows up without a reload."""
-    s = store()
-    jobs = [s.refresh(s.get(j)) for j in job_ids]
-    for job in jobs:
-        progress_line(job)
-    finished = all(j.status in ("done", "failed", "cancelled") for j in jobs)
-    seen = st.session_state.setdefault("map_jobs_seen", [])
-    if finished and job_ids[-1] not in seen:
-        seen.append(job_ids[-1])
-        st.rerun(scope="app")
+    follow_and_refresh(job_ids, "map_jobs_seen", when="all")

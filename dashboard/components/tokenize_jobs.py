@@ -7,8 +7,7 @@ import streamlit as st
 
 from analytics.errors import MixscopeError
 from analytics.tokenize import check_name, default_name
-from dashboard.components.auth import can_edit
-from dashboard.components.jobs import progress_line, store, submit
+from dashboard.components.jobs import follow_and_refresh, queue_button
 
 _JOBS = "tokenize_jobs"
 
@@ -34,27 +33,12 @@ def add_tokenizer_box(key: str) -> None:
         return
     args = tokenize_command(source, name)
     st.code("mixscope " + " ".join(args), language="bash")
-    if can_edit():
-        if st.button("Count now (queues a job)", key=f"{key}_go", type="primary"):
-            job = submit("tokenize", args)
-            st.session_state.setdefault(_JOBS, []).append(job.id)
-            st.success(f"Queued job {job.id}; progress below and on the Jobs page.")
-    else:
-        st.caption("Viewers cannot start jobs; ask an editor or run the command.")
+    queue_button("Count now (queues a job)", "tokenize", args, jobs_key=_JOBS, key=f"{key}_go")
     if st.session_state.get(_JOBS):
         follow_tokenize_jobs(st.session_state[_JOBS][-3:])
 
 
-@st.fragment(run_every=2)
 def follow_tokenize_jobs(job_ids: list[str]) -> None:
     """Live progress; reruns the page once a followed job has finished (the new tokenizer
     then shows up in the picker)."""
-    s = store()
-    jobs = [s.refresh(s.get(j)) for j in job_ids]
-    for job in jobs:
-        progress_line(job)
-    seen = st.session_state.setdefault("tokenize_jobs_seen", [])
-    fresh = [j.id for j in jobs if j.status in ("done", "failed", "cancelled") and j.id not in seen]
-    if fresh:
-        seen.extend(fresh)
-        st.rerun(scope="app")
+    follow_and_refresh(job_ids, "tokenize_jobs_seen")
