@@ -266,7 +266,7 @@ def swarm_cmd(
             rep = run_swarm(ws, spec, replace=replace, progress=cb, log=console.print)
         console.print(
             f"[green]swarm {name}[/green]: {len(rep.runs)} proxies in "
-            f"{time.perf_counter() - t0:.1f} s ("
+            f"{time.perf_counter() - t0:.1f} s on engine {engine} ("
             + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
             + ")"
         )
