@@ -1,7 +1,9 @@
-"""Proxy swarms: the proxy trainer against a bare torch loop, and a swarm on 1 vs 2 processes.
+"""Proxy swarms: the proxy trainer against a bare torch loop, and a swarm's wall time on
+1 process vs 2 local processes vs a local 2-node Ray cluster.
 
     python bench/bench_swarm.py                      # defaults: the proxy of `mix swarm`
     python bench/bench_swarm.py --steps 100 --proxies 4 --repeats 3
+    python bench/bench_swarm.py --no-ray             # without the Ray cluster
 
 Data: documents of the shipped demo corpus (data/demo_corpus.parquet), a swarm tokenizer
 (byte-level BPE, vocab 2048) trained on them, cut into 128-token blocks.
@@ -12,18 +14,22 @@ Data: documents of the shipped demo corpus (data/demo_corpus.parquet), a swarm t
    (``build_model``, AdamW) and the same batches: forward, backward, step, nothing else.
    Both run on one thread (the swarm's default), interleaved, best of ``--repeats``.
    Goal: ratio >= 0.9.
-2. Swarm wall time: ``--proxies`` proxy tasks (train + bits per byte on held-out texts,
-   exactly what `mix swarm` runs per proxy) through :func:`analytics.mixture.swarm.run_tasks`
-   with 1 local process (in-process) vs 2 spawned processes. The ratio is 1-process time /
-   2-process time (2.0 = perfect scaling); the results must be identical (checked).
-   Also printed: proxies per hour on this machine.
+2. Swarm wall time: ``--proxies`` proxies (train + bits per byte on held-out texts, exactly
+   the payloads `mix swarm` ships: token blocks and tokenised evaluation sets) through
+   :func:`analytics.mixture.swarm.run_tasks` with 1 local process (in-process, the
+   baseline) vs 2 spawned local processes vs a local 2-node Ray cluster (``ray start
+   --head`` + a second ``ray start`` node on 127.0.0.1, one CPU each, started and stopped
+   by this script; one Ray task per proxy). Ratios: baseline time / engine time (2.0 =
+   perfect scaling on 2 workers). Ray is timed twice: cold (the first run starts its
+   worker processes, which import torch) and warm (a second run). The results of every
+   engine must be identical to the baseline's (checked). Also printed: proxies per hour.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,6 +82,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--proxies", type=int, default=4)
     ap.add_argument("--swarm-steps", type=int, default=40)
+    ap.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
@@ -107,54 +114,129 @@ def main() -> None:
     print(f"proxy trainer:              {o:,.0f} tokens/s (best of {args.repeats})")
     print(f"ratio proxy trainer / bare loop: {o / b:.3f}x (goal >= 0.9x)")
 
-    # ---- swarm: 1 vs 2 local processes
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    # ---- swarm: 1 process vs 2 local processes vs a local 2-node Ray cluster
+    from analytics.mixture.swarm import proxy_job, shared_payload
 
     held = corpus.groupby("source").tail(4)
     evals = {f"bpb:{s}": g["text"].str.slice(0, 1000).tolist() for s, g in held.groupby("source")}
-    (tmp / "eval.json").write_text(json.dumps(evals))
     scfg = ProxyConfig(steps=args.swarm_steps)
+    shared = shared_payload(tok, evals, scfg)
     rng = np.random.default_rng(0)
-    tasks = []
-    for i in range(args.proxies):
-        d = tmp / f"proxy-{i}" / "data" / "main"
-        d.mkdir(parents=True)
+    jobs = []
+    for _ in range(args.proxies):
         pick = rng.choice(len(sample), size=200, replace=True)
-        pq.write_table(
-            pa.table({"text": sample["text"].iloc[pick].tolist()}), d / "part-00000.parquet"
-        )
-        tasks.append(
-            {
-                "data_dir": str(d.parent),
-                "tokenizer_dir": str(tmp / "tokenizer"),
-                "eval_path": str(tmp / "eval.json"),
-                "config": scfg.to_dict(),
-                "seed": 0,
-            }
-        )
-    t0 = time.perf_counter()
-    one = run_tasks(tasks, workers=1)
-    t1 = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    two = run_tasks(tasks, workers=2)
-    t2 = time.perf_counter() - t0
-    same = all(
-        a["losses"] == b["losses"] and a["metrics"] == b["metrics"] for a, b in zip(one, two)
-    )
+        jobs.append(proxy_job(sample["text"].iloc[pick].tolist(), tok, scfg, 0))
     print(
         f"swarm of {args.proxies} proxies x {scfg.steps} steps (+ bits per byte on "
         f"{sum(len(v) for v in evals.values())} held-out texts), {os.cpu_count()} CPU cores"
     )
-    print(f"1 local process (baseline): {t1:.1f} s  ({3600 * args.proxies / t1:.0f} proxies/hour)")
-    print(f"2 local processes:          {t2:.1f} s  ({3600 * args.proxies / t2:.0f} proxies/hour)")
-    print(
-        f"ratio 1-process / 2-process wall time: {t1 / t2:.2f}x (2.0 = perfect scaling); "
-        f"identical results: {same}"
-    )
-    import shutil
+    times: dict[str, float] = {}
+    results: dict[str, list] = {}
 
+    def timed(label: str, **kw) -> None:
+        t0 = time.perf_counter()
+        results[label] = run_tasks(shared, jobs, **kw)
+        times[label] = time.perf_counter() - t0
+
+    timed("1 local process (baseline)", workers=1)
+    timed("2 local processes", workers=2)
+    cluster = None
+    if args.ray:
+        cluster = start_ray_cluster()
+        try:
+            timed("Ray, 2 nodes (cold)", engine="ray", ray_address=cluster[0])
+            timed("Ray, 2 nodes (warm)", engine="ray", ray_address=cluster[0])
+        finally:
+            import ray
+
+            ray.shutdown()
+            stop_ray_cluster(cluster)
+    base_label = "1 local process (baseline)"
+    base = results[base_label]
+    for label, t in times.items():
+        same = all(
+            a["losses"] == b["losses"] and a["metrics"] == b["metrics"]
+            for a, b in zip(base, results[label])
+        )
+        ratio = times[base_label] / t
+        print(
+            f"{label:28s} {t:7.1f} s  ({3600 * args.proxies / t:5.0f} proxies/hour)  "
+            f"ratio vs 1 process {ratio:.2f}x  identical results: {same}"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_ray_cluster() -> tuple[str, list, str]:
+    """A 2-node Ray cluster on 127.0.0.1 (one CPU per node), as tests/conftest.py makes it;
+    returns (address, processes, temp dir)."""
+    import socket
+    import subprocess
+
+    ray_bin = Path(sys.executable).parent / "ray"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    temp = tempfile.mkdtemp(prefix="/tmp/mxbray")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",
+    )
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    common = ["--block", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+         "--include-dashboard=false", f"--temp-dir={temp}", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    procs = [head]
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or head.poll() is not None:
+                stop_ray_cluster((address, procs, temp))
+                raise SystemExit("the Ray head node did not start") from None
+            time.sleep(0.5)
+    procs.append(
+        subprocess.Popen(
+            [str(ray_bin), "start", f"--address={address}", "--node-ip-address=127.0.0.1", *common],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    )
+    from analytics.engine import ray_connect
+
+    ray = ray_connect(address)
+    while ray.cluster_resources().get("CPU", 0) < 2 or len(ray.nodes()) < 2:
+        if time.monotonic() > deadline:
+            stop_ray_cluster((address, procs, temp))
+            raise SystemExit(f"the Ray worker node did not join: {ray.cluster_resources()}")
+        time.sleep(0.5)
+    return address, procs, temp
+
+
+def stop_ray_cluster(cluster: tuple[str, list, str]) -> None:
+    """Stop the nodes this script started (their own process groups only)."""
+    import signal
+    import subprocess
+
+    _, procs, temp = cluster
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)  # `ray start --block` stops its own node
+    for p in reversed(procs):
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -550,12 +550,15 @@ def fit_proxy_runs(
     *,
     groups: Sequence[str],
     seed: int = 0,
+    tokens: Mapping[str, float] | None = None,
     **options: Any,
 ) -> MixtureWeights:
     """RegMix (``regmix``) or Data Mixing Law (``mixing_law``) over all ``groups`` (groups
-    absent from the runs get weight 0; they are listed in the diagnostics)."""
+    absent from the runs get weight 0; they are listed in the diagnostics). ``tokens``
+    (group -> available tokens) is RegMix's default Dirichlet prior, the token
+    distribution (``options`` ``prior="uniform"``: alpha = 1 per group instead)."""
     if method == "regmix":
-        res = fit_regmix(df_weights, losses, seed=seed, **options)
+        res = fit_regmix(df_weights, losses, seed=seed, tokens=tokens, **options)
     elif method == "mixing_law":
         res = fit_mixing_law(df_weights, losses, seed=seed, **options)
     else:

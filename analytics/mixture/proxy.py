@@ -274,14 +274,13 @@ def train_proxy(
     )
 
 
-def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) -> dict[str, float]:
-    """Pooled bits per byte of ``texts`` (see the module docstring): ``bpb``, ``nats``,
-    ``bytes``, ``tokens``, ``texts``."""
-    import torch
-
+def eval_windows(tok: Any, texts: Sequence[str], cfg: ProxyConfig) -> dict[str, Any]:
+    """Texts tokenised for :func:`bits_per_byte_windows` (no tokenizer needed after this):
+    ``windows`` (int32 arrays of up to ``block_size`` + 1 tokens, the first of each text's
+    first window ``<|endoftext|>``), ``eos``, ``bytes``, ``tokens``, ``texts``."""
     eos = tok.convert_tokens_to_ids(EOS)
     bs = cfg.block_size
-    windows: list[list[int]] = []
+    windows: list[np.ndarray] = []
     n_bytes = 0
     n_tok = 0
     for text in texts:
@@ -293,9 +292,24 @@ def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) 
         n_tok += len(ids) - 1
         # windows of bs+1 tokens overlapping by one: each token after the first is predicted once
         for s in range(0, len(ids) - 1, bs):
-            windows.append(ids[s : s + bs + 1])
+            windows.append(np.asarray(ids[s : s + bs + 1], dtype=np.int32))
     if n_bytes == 0:
         raise MixtureError("evaluation texts: all empty")
+    return {
+        "windows": windows,
+        "eos": int(eos),
+        "bytes": int(n_bytes),
+        "tokens": int(n_tok),
+        "texts": len(texts),
+    }
+
+
+def bits_per_byte_windows(model: Any, ev: dict[str, Any], cfg: ProxyConfig) -> dict[str, float]:
+    """Pooled bits per byte of the texts that :func:`eval_windows` prepared."""
+    import torch
+
+    eos = int(ev["eos"])
+    windows = ev["windows"]
     device = next(model.parameters()).device
     model.eval()
     nats = 0.0
@@ -307,8 +321,9 @@ def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) 
             lab = torch.full((len(chunk), width - 1), -100, dtype=torch.long)
             att = torch.zeros((len(chunk), width - 1), dtype=torch.long)
             for r, w in enumerate(chunk):
-                inp[r, : len(w) - 1] = torch.tensor(w[:-1])
-                lab[r, : len(w) - 1] = torch.tensor(w[1:])
+                w = torch.as_tensor(np.asarray(w, dtype=np.int64))
+                inp[r, : len(w) - 1] = w[:-1]
+                lab[r, : len(w) - 1] = w[1:]
                 att[r, : len(w) - 1] = 1
             inp, lab, att = inp.to(device), lab.to(device), att.to(device)
             logits = model(input_ids=inp, attention_mask=att).logits.float()
@@ -321,9 +336,15 @@ def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) 
             nats += float(nll)
     model.train()
     return {
-        "bpb": nats / math.log(2) / n_bytes,
+        "bpb": nats / math.log(2) / ev["bytes"],
         "nats": nats,
-        "bytes": float(n_bytes),
-        "tokens": float(n_tok),
-        "texts": float(len(texts)),
+        "bytes": float(ev["bytes"]),
+        "tokens": float(ev["tokens"]),
+        "texts": float(ev["texts"]),
     }
+
+
+def bits_per_byte(model: Any, tok: Any, texts: Sequence[str], cfg: ProxyConfig) -> dict[str, float]:
+    """Pooled bits per byte of ``texts`` (see the module docstring): ``bpb``, ``nats``,
+    ``bytes``, ``tokens``, ``texts``."""
+    return bits_per_byte_windows(model, eval_windows(tok, texts, cfg), cfg)

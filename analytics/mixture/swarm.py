@@ -7,11 +7,14 @@ measure bits per byte, store the runs, fit regressors and propose a mixture.
    tenth of a small group, at least one document for groups of 2 or more) - the proxies
    never train on them, and they are the evaluation sets;
 2. draws ``proxies`` mixtures over the remaining documents (:func:`sample_mixtures`;
-   default RegMix's Dirichlet(prior) with the token distribution as prior);
+   the shared sampler of :mod:`.dirichlet`, default RegMix's Dirichlet with the token
+   distribution as prior, alpha = the token distribution; recorded in ``params``);
 3. materialises each as a one-phase manifest of ``budget`` tokens
    (:func:`analytics.mixture.materialize.materialize`, parquet shards);
-4. trains one proxy per mixture from the same seed (:mod:`.proxy`), in-process or in
-   ``workers`` local processes (spawned; results do not depend on the number of workers);
+4. trains one proxy per mixture from the same seed (:mod:`.proxy`): in-process, in
+   ``workers`` local processes (spawned), or one Ray task per proxy (``engine="ray"``, the
+   cluster of :func:`analytics.engine.ray_connect`); results do not depend on the engine
+   or the number of workers;
 5. measures bits per byte on the held-out documents of each group and on the target texts;
 6. stores the swarm (table ``proxy_swarms``) and its runs (table ``proxy_runs``) in one
    transaction, and optionally writes Olmix-compatible ``ratios.csv`` / ``metrics.csv``.
@@ -20,14 +23,18 @@ Metrics are named ``bpb:<group>`` (held-out documents of that group) and ``bpb:t
 (the target texts). A swarm's objective is a list of metrics averaged (default: the
 target, else the ``--eval`` groups, else every group).
 
-Engine: local processes only (no Ray engine on this branch).
+Engines: a proxy's task carries everything it needs (:func:`proxy_task`): the proxy
+settings, its materialised documents as token blocks, and the held-out / target texts
+already tokenised - numbers and arrays, never a workspace or swarm-directory path - so a
+Ray worker on another machine needs neither the workspace nor a shared filesystem, only
+this package. Training is deterministic per seed (:mod:`.proxy`), so every engine gives
+the same metrics.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import shutil
 import time
@@ -74,35 +81,52 @@ def check_name(name: str) -> str:
 # ----------------------------------------------------------------------------- sampling
 
 
-def sampler_description(prior: str, concentration: float, n_groups: int) -> str:
-    where = "token distribution" if prior == "natural" else "uniform"
-    txt = f"Dirichlet({concentration:g} x {where} prior)"
-    if prior == "natural" and concentration == 1.0:
-        txt += ", as RegMix's authors (alpha = the token distribution)"
-    if prior == "uniform" and abs(concentration - n_groups) < 1e-9:
-        txt += ", mixscope's earlier default (alpha = 1 per group)"
-    return txt
+def sampler_description(prior: str, concentration: float | None, n_groups: int) -> str:
+    """The swarm's draws in words (``n_groups`` 0: the groups are not known yet)."""
+    from .dirichlet import PRIORS, DirichletSampler
+
+    if prior not in PRIORS:
+        raise StrategyInputError(
+            f"prior: expected natural (the token distribution) or uniform, got {prior!r}"
+        )
+    if n_groups >= 1:
+        names = [str(i) for i in range(n_groups)]
+        return DirichletSampler.make(
+            names, prior=prior, tokens=[1.0] * n_groups, concentration=concentration
+        ).describe()
+    where = "uniform" if prior == "uniform" else "token distribution"
+    if concentration is None:
+        if prior == "uniform":
+            return "Dirichlet(G x uniform prior), alpha = 1 per group (flat)"
+        return f"Dirichlet(1 x {where} prior), as RegMix's authors (alpha = the token distribution)"
+    return f"Dirichlet({concentration:g} x {where} prior)"
+
+
+def swarm_sampler(
+    groups: Sequence[str], natural: np.ndarray, *, prior: str, concentration: float | None
+) -> Any:
+    """The swarm's :class:`~analytics.mixture.dirichlet.DirichletSampler`."""
+    from .dirichlet import DirichletSampler
+
+    return DirichletSampler.make(groups, prior=prior, tokens=natural, concentration=concentration)
 
 
 def sample_mixtures(
-    natural: np.ndarray, *, n: int, seed: int, prior: str = "natural", concentration: float = 1.0
+    natural: np.ndarray,
+    *,
+    n: int,
+    seed: int,
+    prior: str = "natural",
+    concentration: float | None = None,
 ) -> np.ndarray:
-    """``n`` mixtures ~ Dirichlet(concentration * prior); prior = the token distribution
-    (``natural``, RegMix's choice) or uniform. Seeded by ``seed``."""
+    """``n`` mixtures ~ Dirichlet(concentration * prior) (the shared sampler of
+    :mod:`.dirichlet`); prior = the token distribution ``natural`` (RegMix's choice,
+    default concentration 1) or uniform (default concentration G: alpha = 1). Seeded."""
     if not (isinstance(n, int) and n >= 1):
         raise StrategyInputError(f"proxies: expected an integer >= 1, got {n!r}")
-    if prior not in ("natural", "uniform"):
-        raise StrategyInputError(f"prior: expected natural or uniform, got {prior!r}")
-    if not (math.isfinite(concentration) and concentration > 0):
-        raise StrategyInputError(f"concentration: expected a number > 0, got {concentration!r}")
     q = np.asarray(natural, dtype=np.float64)
-    base = q / q.sum() if prior == "natural" else np.full(len(q), 1.0 / len(q))
-    alpha = np.maximum(concentration * base, 1e-6)
-    w = np.random.default_rng(seed).dirichlet(alpha, size=n)
-    w = np.where(w < 1e-9, 0.0, w)  # float underflow of tiny Dirichlet draws
-    bad = w.sum(axis=1) <= 0
-    w[bad] = base
-    return w / w.sum(axis=1, keepdims=True)
+    groups = [str(i) for i in range(len(q))]
+    return swarm_sampler(groups, q, prior=prior, concentration=concentration).draw(n, seed)
 
 
 # ----------------------------------------------------------------------------- workspace reads
@@ -168,10 +192,11 @@ def tokenizer_texts(
 # ----------------------------------------------------------------------------- one proxy
 
 
-def _read_texts(data_dir: Path) -> list[str]:
+def read_texts(data_dir: Path) -> list[str]:
+    """The texts of a materialised mixture (its parquet shards, in file order)."""
     import pyarrow.parquet as pq
 
-    files = sorted(data_dir.rglob("part-*.parquet"))
+    files = sorted(Path(data_dir).rglob("part-*.parquet"))
     texts: list[str] = []
     for f in files:
         texts.extend(t for t in pq.read_table(f, columns=["text"]).column("text").to_pylist() if t)
@@ -180,28 +205,51 @@ def _read_texts(data_dir: Path) -> list[str]:
     return texts
 
 
-def proxy_task(task: Mapping[str, Any], progress: Callable[[int, int], None] | None = None) -> dict:
-    """Train and evaluate one proxy (runs in a worker process or in-process).
+def shared_payload(tok: Any, evals: Mapping[str, Sequence[str]], cfg: ProxyConfig) -> dict:
+    """What every proxy of a run needs besides its own data: the proxy settings, the
+    vocabulary size, ``<|endoftext|>``'s id and the evaluation sets already tokenised
+    (:func:`analytics.mixture.proxy.eval_windows`) - plain numbers and arrays, no paths."""
+    from .proxy import EOS, eval_windows
 
-    ``task``: data_dir, tokenizer_dir, eval_path, config (dict), seed. Returns
-    ``{"metrics", "final_loss", "train_tokens", "seconds", "device", "losses"}``.
-    """
-    from .proxy import EOS, bits_per_byte, load_tokenizer, token_blocks, train_proxy
+    return {
+        "config": cfg.to_dict(),
+        "vocab": len(tok),
+        "eos": int(tok.convert_tokens_to_ids(EOS)),
+        "evals": {m: eval_windows(tok, list(ts), cfg) for m, ts in evals.items()},
+    }
 
-    cfg = ProxyConfig.from_dict(task["config"]).check()
-    tok = load_tokenizer(task["tokenizer_dir"])
-    texts = _read_texts(Path(task["data_dir"]))
-    blocks = token_blocks(texts, tok, cfg.block_size)
+
+def proxy_job(texts: Sequence[str], tok: Any, cfg: ProxyConfig, seed: int) -> dict:
+    """One proxy's own payload: its materialised documents as ``(n, block_size)`` token
+    blocks (:func:`analytics.mixture.proxy.token_blocks`) and its seed."""
+    from .proxy import token_blocks
+
+    return {"blocks": token_blocks(texts, tok, cfg.block_size), "seed": int(seed)}
+
+
+def proxy_task(
+    shared: Mapping[str, Any],
+    job: Mapping[str, Any],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Train and evaluate one proxy, wherever it runs (in-process, a local worker process or
+    a Ray task): everything comes in ``shared`` (:func:`shared_payload`) and ``job``
+    (:func:`proxy_job`), nothing is read from the workspace or the swarm directory.
+    Returns ``{"metrics", "final_loss", "train_tokens", "seconds", "device", "losses"}``."""
+    from .proxy import bits_per_byte_windows, train_proxy
+
+    cfg = ProxyConfig.from_dict(dict(shared["config"])).check()
     run = train_proxy(
-        blocks,
+        np.asarray(job["blocks"], dtype=np.int64),
         cfg,
-        vocab=len(tok),
-        eos=tok.convert_tokens_to_ids(EOS),
-        seed=int(task["seed"]),
+        vocab=int(shared["vocab"]),
+        eos=int(shared["eos"]),
+        seed=int(job["seed"]),
         progress=progress,
     )
-    evals = json.loads(Path(task["eval_path"]).read_text(encoding="utf-8"))
-    metrics = {m: bits_per_byte(run.model, tok, ts, cfg)["bpb"] for m, ts in evals.items()}
+    metrics = {
+        m: bits_per_byte_windows(run.model, ev, cfg)["bpb"] for m, ev in shared["evals"].items()
+    }
     return {
         "metrics": metrics,
         "final_loss": float(np.mean(run.losses[-max(1, len(run.losses) // 10) :])),
@@ -212,29 +260,57 @@ def proxy_task(task: Mapping[str, Any], progress: Callable[[int, int], None] | N
     }
 
 
-def run_tasks(
-    tasks: Sequence[Mapping[str, Any]], *, workers: int = 1, progress: Progress | None = None
-) -> list[dict]:
-    """Run proxy tasks in-process (``workers`` = 1) or in ``workers`` spawned processes;
-    results in task order. ``progress("proxies", done, total)`` after each proxy (and, in
-    process, ``progress("proxy i/n: training", step, steps)``)."""
-    import multiprocessing as mp
+def check_engine(engine: str, ray_address: str | None = None) -> None:
+    """An unknown engine, or a Ray cluster that does not answer -> one-line error at once
+    (before any work)."""
+    from analytics.engine import ENGINES, EngineError, ray_connect
 
+    if engine not in ENGINES:
+        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        ray_connect(ray_address)
+
+
+def run_tasks(
+    shared: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    *,
+    workers: int = 1,
+    engine: str = "local",
+    ray_address: str | None = None,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Run one proxy per job; results in job order, identical whatever the engine.
+
+    ``local``: in-process (``workers`` = 1) or in ``workers`` spawned processes. ``ray``:
+    one Ray task per proxy on the cluster at ``ray_address`` (None: a local Ray instance),
+    each reserving ``threads`` CPUs (and a GPU when the proxy trains on one); the shared
+    payload is put in the object store once, each proxy's token blocks travel with its task.
+    ``progress("proxies", done, total)`` after each proxy (and, in process,
+    ``progress("proxy i/n: training", step, steps)``)."""
     if not (isinstance(workers, int) and workers >= 1):
         raise StrategyInputError(f"workers: expected an integer >= 1, got {workers!r}")
+    check_engine(engine, ray_address)
     report = progress or (lambda s, d, t: None)
-    n = len(tasks)
-    out: list[dict | None] = [None] * n
+    n = len(jobs)
     report("proxies", 0, n)
+    if engine == "ray":
+        return _run_ray(shared, jobs, ray_address, report)
+    out: list[dict | None] = [None] * n
     if workers == 1 or n == 1:
-        for i, t in enumerate(tasks):
+        for i, job in enumerate(jobs):
             stage = f"proxy {i + 1}/{n}: training"
-            out[i] = proxy_task(t, progress=lambda s, tot, _st=stage: report(_st, s, tot))
+            out[i] = proxy_task(shared, job, progress=lambda s, t, _st=stage: report(_st, s, t))
             report("proxies", i + 1, n)
         return out  # type: ignore[return-value]
+    import multiprocessing as mp
+
+    from analytics.engine import _plain_main
+
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=ctx) as pool:
-        futs = {pool.submit(proxy_task, t): i for i, t in enumerate(tasks)}
+        with _plain_main():  # spawned workers must not re-run the caller's __main__
+            futs = {pool.submit(proxy_task, shared, job): i for i, job in enumerate(jobs)}
         done = 0
         try:
             for fut in as_completed(futs):
@@ -245,6 +321,51 @@ def run_tasks(
             for f in futs:
                 f.cancel()
             raise
+    return out  # type: ignore[return-value]
+
+
+_RAY_PROXY = None
+
+
+def _run_ray(
+    shared: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    address: str | None,
+    report: Progress,
+) -> list[dict]:
+    from analytics.engine import ray_connect
+
+    global _RAY_PROXY
+    ray = ray_connect(address)
+    if _RAY_PROXY is None:
+        _RAY_PROXY = ray.remote(max_retries=1)(proxy_task)
+    cfg = ProxyConfig.from_dict(dict(shared["config"]))
+    res = ray.cluster_resources()
+    gpu = cfg.device == "cuda" or (cfg.device == "auto" and res.get("GPU", 0) >= 1)
+    opts = {"num_cpus": cfg.threads, "num_gpus": 1 if gpu else 0}
+    slots = max(1, int(res.get("CPU", 1)) // max(1, cfg.threads))
+    shared_ref = ray.put(dict(shared))
+    n = len(jobs)
+    out: list[dict | None] = [None] * n
+    todo = list(range(n))[::-1]
+    running: dict[Any, int] = {}
+    done = 0
+    try:
+        while todo or running:
+            while todo and len(running) < 2 * slots:  # bounded: token blocks in the store
+                i = todo.pop()
+                running[_RAY_PROXY.options(**opts).remote(shared_ref, dict(jobs[i]))] = i
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                out[running.pop(ref)] = ray.get(ref)
+                done += 1
+                report("proxies", done, n)
+    finally:
+        for ref in running:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
     return out  # type: ignore[return-value]
 
 
@@ -261,7 +382,7 @@ class SwarmSpec:
     budget: int | None = None  # workspace-tokenizer tokens per proxy mixture
     seed: int = 0
     prior: str = "natural"
-    concentration: float = 1.0
+    concentration: float | None = None  # None: 1 (token prior) or G (uniform: alpha = 1)
     eval_groups: list[str] = field(default_factory=list)
     target_texts: list[str] = field(default_factory=list)
     target_name: str | None = None
@@ -269,6 +390,8 @@ class SwarmSpec:
     tokenizer_chars_per_group: int = 200_000
     config: ProxyConfig = field(default_factory=ProxyConfig)
     workers: int = 1
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None
 
     def resolved_budget(self) -> int:
         return int(self.budget or self.config.steps * self.config.tokens_per_step)
@@ -544,6 +667,9 @@ def run_swarm(
 
     check_name(spec.name)
     spec.config.check()
+    check_engine(spec.engine, spec.ray_address)  # a Ray cluster that does not answer: now
+    if not (isinstance(spec.proxies, int) and spec.proxies >= 1):
+        raise StrategyInputError(f"proxies: expected an integer >= 1, got {spec.proxies!r}")
     say = log or (lambda _m: None)
     report = progress or (lambda s, d, t: None)
     cur = ws.cursor()
@@ -571,6 +697,8 @@ def run_swarm(
     available = dict(zip(groups, counts["tokens"].astype(float)))
     natural = np.array([available[g] for g in groups])
     natural = natural / natural.sum()
+    dsampler = swarm_sampler(groups, natural, prior=spec.prior, concentration=spec.concentration)
+    sampler = dsampler.describe()
     budget = spec.resolved_budget()
     objective = spec.objective() or [metric_of(g) for g in groups]
     evals: dict[str, list[str]] = {}
@@ -588,7 +716,7 @@ def run_swarm(
         (tmp / "eval.json").write_text(json.dumps(evals), encoding="utf-8")
         t1 = time.perf_counter()
         report("tokenizer", 0, 1)
-        from .proxy import train_swarm_tokenizer
+        from .proxy import load_tokenizer, train_swarm_tokenizer
 
         tok_texts = tokenizer_texts(
             cur,
@@ -598,19 +726,14 @@ def run_swarm(
             seed=spec.seed,
         )
         train_swarm_tokenizer(tok_texts, tmp / "tokenizer", vocab_size=spec.config.vocab_size)
+        tok = load_tokenizer(tmp / "tokenizer")  # as validate-proxy will load it
         report("tokenizer", 1, 1)
         secs["tokenizer"] = time.perf_counter() - t1
 
-        sampler = sampler_description(spec.prior, spec.concentration, len(groups))
-        mixes = sample_mixtures(
-            natural,
-            n=spec.proxies,
-            seed=spec.seed,
-            prior=spec.prior,
-            concentration=spec.concentration,
-        )
+        mixes = dsampler.draw(spec.proxies, spec.seed)
         t2 = time.perf_counter()
-        tasks = []
+        shared = shared_payload(tok, evals, spec.config)
+        jobs = []
         run_meta = []
         method = {
             "name": "swarm-proxy",
@@ -620,7 +743,7 @@ def run_swarm(
         for i, w in enumerate(mixes):
             report("materialising", i, len(mixes))
             weights = dict(zip(groups, w.tolist()))
-            pdir = tmp / f"proxy-{i:03d}"
+            data = tmp / f"proxy-{i:03d}" / "data"
             _materialize_one(
                 ws,
                 cur,
@@ -629,23 +752,24 @@ def run_swarm(
                 flt=flt,
                 budget=budget,
                 seed=spec.seed,
-                out_dir=pdir / "data",
+                out_dir=data,
                 method=method,
             )
-            tasks.append(
-                {
-                    "data_dir": str(pdir / "data"),
-                    "tokenizer_dir": str(tmp / "tokenizer"),
-                    "eval_path": str(tmp / "eval.json"),
-                    "config": spec.config.to_dict(),
-                    "seed": spec.seed,
-                }
-            )
+            # the proxy gets its documents as token blocks: no path travels to a worker
+            jobs.append(proxy_job(read_texts(data), tok, spec.config, spec.seed))
+            shutil.rmtree(data, ignore_errors=True)
             run_meta.append({"run_id": f"{spec.name}-{i:03d}", "weights": weights})
         report("materialising", len(mixes), len(mixes))
         secs["materialise"] = time.perf_counter() - t2
         t3 = time.perf_counter()
-        results = run_tasks(tasks, workers=spec.workers, progress=report)
+        results = run_tasks(
+            shared,
+            jobs,
+            workers=spec.workers,
+            engine=spec.engine,
+            ray_address=spec.ray_address,
+            progress=report,
+        )
         secs["train + evaluate"] = time.perf_counter() - t3
         runs = []
         for meta, res in zip(run_meta, results):
@@ -662,9 +786,6 @@ def run_swarm(
                     "device": res["device"],
                 }
             )
-        # the proxies' data directories are only needed while training
-        for i in range(len(mixes)):
-            shutil.rmtree(tmp / f"proxy-{i:03d}" / "data", ignore_errors=True)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -674,8 +795,9 @@ def run_swarm(
         raise
     params = {
         "sampler": sampler,
-        "prior": spec.prior,
-        "concentration": spec.concentration,
+        "prior": dsampler.prior,
+        "concentration": dsampler.concentration,
+        "dirichlet": dsampler.record(),
         "seed": spec.seed,
         "proxies": spec.proxies,
         "heldout_per_group": spec.heldout_per_group,
@@ -685,7 +807,7 @@ def run_swarm(
         "target_texts": len(spec.target_texts),
         "config": spec.config.to_dict(),
         "workers": spec.workers,
-        "engine": "local",
+        "engine": spec.engine,
         "directory": str(out),
         "seconds": secs,
     }

@@ -12,6 +12,7 @@ uniform, with the swarm's settings and held-out sets - and puts measured next to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,13 +210,18 @@ def validate_proxy(
     seeds: Sequence[int] | None = None,
     baselines: Sequence[str] = ("natural", "uniform"),
     workers: int = 1,
+    engine: str = "local",
+    ray_address: str | None = None,
     progress: Progress | None = None,
 ) -> pd.DataFrame:
     """Train proxies on the proposal and ``baselines`` for each seed (the swarm's settings,
     data and held-out sets) and return measured vs predicted objective per (mixture, seed);
-    the runs are stored as kind ``validate`` of the swarm."""
-    from .proxy import ProxyConfig
-    from .swarm import _materialize_one
+    the runs are stored as kind ``validate`` of the swarm. ``engine``: local processes or
+    one Ray task per proxy (:func:`analytics.mixture.swarm.run_tasks`)."""
+    from .proxy import ProxyConfig, load_tokenizer
+    from .swarm import _materialize_one, check_engine, proxy_job, read_texts, shared_payload
+
+    check_engine(engine, ray_address)  # a Ray cluster that does not answer: before any work
 
     swarm_name, mparams = swarm_of_manifest(manifest)
     cur = ws.cursor()
@@ -249,7 +255,10 @@ def validate_proxy(
     flt = training_filter(sw.params.get("heldout_ids") or [])
     tag = ref.replace("@", "-v").replace("/", "_")
     vdir = d / f"validate-{tag}"
-    tasks, meta = [], []
+    tok = load_tokenizer(d / "tokenizer")
+    evals = json.loads((d / "eval.json").read_text(encoding="utf-8"))
+    shared = shared_payload(tok, evals, cfg)
+    jobs, meta = [], []
     report = progress or (lambda s, dn, t: None)
     total = len(mixes)
     for k, (label, w) in enumerate(mixes.items()):
@@ -266,19 +275,14 @@ def validate_proxy(
             out_dir=data,
             method={"name": "validate-proxy", "params": {"swarm": sw.name}},
         )
+        texts = read_texts(data)
         for s in seeds:
-            tasks.append(
-                {
-                    "data_dir": str(data),
-                    "tokenizer_dir": str(d / "tokenizer"),
-                    "eval_path": str(d / "eval.json"),
-                    "config": cfg.to_dict(),
-                    "seed": int(s),
-                }
-            )
+            jobs.append(proxy_job(texts, tok, cfg, int(s)))
             meta.append((label, int(s), w))
     report("materialising", total, total)
-    results = run_tasks(tasks, workers=workers, progress=progress)
+    results = run_tasks(
+        shared, jobs, workers=workers, engine=engine, ray_address=ray_address, progress=progress
+    )
     rows, runs = [], []
     for (label, s, w), res in zip(meta, results):
         measured = float(np.mean([res["metrics"][m] for m in obj]))

@@ -310,6 +310,8 @@ def strategy_weights(
         if not runs:
             raise StrategyInputError(f"--param runs=CSV: {strategy} needs a CSV of proxy runs")
         df_w, losses = b.read_proxy_runs(Path(str(runs)), groups=groups)
+        if strategy == "regmix":  # the Dirichlet prior: the token distribution by default
+            params["tokens"] = tokens
         return b.fit_proxy_runs(strategy, df_w, losses, groups=groups, seed=seed, **params)
     if strategy == "quality_diversity":
         qcol = params.pop("quality", None)
@@ -584,6 +586,8 @@ def create_cmd(
         f"{budget:,} tokens, strategy {weights.method}"
         + (f", filter: {flt.describe()}" if not flt.is_empty() else "")
     )
+    if weights.params.get("sampler") == "dirichlet":  # RegMix: which Dirichlet was used
+        console.print(f"candidates ~ {weights.params['description']}", markup=False)
     for r in warn.itertuples(index=False):
         console.print(f"[yellow]warning[/yellow] {r.group}: {r.warning}")
     if out is not None:

@@ -151,13 +151,33 @@ def swarm_cmd(
         str, typer.Option(help="Dirichlet prior: natural (token distribution, RegMix) or uniform.")
     ] = "natural",
     concentration: Annotated[
-        float, typer.Option(help="alpha = concentration x prior (RegMix: 1).")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="alpha = concentration x prior; default 1 for the token prior (RegMix's "
+            "authors), G for uniform (alpha = 1 per group)."
+        ),
+    ] = None,
     heldout_per_group: Annotated[int, typer.Option(help="Held-out documents per group.")] = 32,
     eval_chars: Annotated[
         int, typer.Option(help="Characters of each held-out text scored.")
     ] = 2000,
-    workers: Annotated[int, typer.Option(help="Local processes training proxies.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Local processes training proxies (--engine local).")
+    ] = 1,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (this machine: in-process or --workers processes) or ray (one Ray task "
+            "per proxy; the same metrics).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="--engine ray: auto or HOST:PORT (default: a local Ray)."
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(help="CPU threads per proxy (fixed: determinism).")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     n_layer: Annotated[int, typer.Option(help="Proxy layers.")] = 2,
@@ -202,6 +222,9 @@ def swarm_cmd(
     if out is not None:
         out = check_output_dir(out, workspaces=[ws.path], overwrite=True)
     with user_errors():
+        from analytics.mixture.swarm import check_engine
+
+        check_engine(engine, ray_address)  # a Ray cluster that does not answer: one line
         groups, texts, tname = parse_eval(eval_)
         fixed = parse_fixed(fix)
         cfg = ProxyConfig(
@@ -231,7 +254,10 @@ def swarm_cmd(
             heldout_per_group=heldout_per_group,
             config=cfg,
             workers=workers,
+            engine=engine,
+            ray_address=ray_address,
         )
+
         from analytics.mixture.swarm import sampler_description
 
         console.print(f"mixtures ~ {sampler_description(prior, concentration, 0)}", markup=False)
@@ -240,7 +266,7 @@ def swarm_cmd(
             rep = run_swarm(ws, spec, replace=replace, progress=cb, log=console.print)
         console.print(
             f"[green]swarm {name}[/green]: {len(rep.runs)} proxies in "
-            f"{time.perf_counter() - t0:.1f} s ("
+            f"{time.perf_counter() - t0:.1f} s on engine {engine} ("
             + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
             + ")"
         )
@@ -375,16 +401,27 @@ def validate_proxy_cmd(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION of a mixture proposed from a swarm.")],
     seeds: Annotated[str | None, typer.Option(help="Comma-separated proxy seeds.")] = None,
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines.")] = "natural,uniform",
-    workers: Annotated[int, typer.Option(help="Local processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Local processes (--engine local).")] = 1,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local or ray (one Ray task per proxy).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="--engine ray: auto or HOST:PORT (default: a local Ray)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Train proxies on the proposal and the baselines; measured vs predicted objective."""
+    from analytics.mixture.swarm import check_engine
     from analytics.mixture.swarm_fit import validate_proxy, validation_summary
 
     _quiet_transformers()
     ws = Workspace.open(workspace)
     with user_errors():
+        check_engine(engine, ray_address)  # a Ray cluster that does not answer: one line
         try:
             seed_list = [int(s) for s in seeds.split(",")] if seeds else None
         except ValueError:
@@ -400,6 +437,8 @@ def validate_proxy_cmd(
                 seeds=seed_list,
                 baselines=[b.strip() for b in baselines.split(",") if b.strip()],
                 workers=workers,
+                engine=engine,
+                ray_address=ray_address,
                 progress=cb,
             )
     summ = validation_summary(table)

@@ -203,9 +203,26 @@ def quality_diversity(
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _fit(method: str, csv: bytes, groups: tuple[str, ...], seed: int) -> MixtureWeights:
+def _fit(
+    method: str,
+    csv: bytes,
+    groups: tuple[str, ...],
+    seed: int,
+    tokens: tuple[float, ...] | None = None,
+    prior: str = "natural",
+) -> MixtureWeights:
     df_w, losses = mb.read_proxy_runs(csv, groups=list(groups))
-    return _strip(mb.fit_proxy_runs(method, df_w, losses, groups=list(groups), seed=seed))
+    extra = {}
+    if method == "regmix":  # RegMix's Dirichlet: the token distribution or uniform
+        extra = {"tokens": dict(zip(groups, tokens or ())), "prior": prior}
+    return _strip(mb.fit_proxy_runs(method, df_w, losses, groups=list(groups), seed=seed, **extra))
+
+
+#: RegMix's candidate draws on the page
+REGMIX_PRIORS = {
+    "natural": "token distribution (RegMix's authors: alpha = token share)",
+    "uniform": "uniform (alpha = 1 per group; mixscope's earlier default)",
+}
 
 
 def regression(p: str, method: str, counts: pd.DataFrame) -> MixtureWeights | None:
@@ -222,17 +239,29 @@ def regression(p: str, method: str, counts: pd.DataFrame) -> MixtureWeights | No
         ).to_csv(index=False)
         st.download_button("Example CSV", example, "proxy_runs.csv", key=f"{p}runs_example")
         return None
-    key = ("fit", p, method, _digest(up.getvalue(), groups))
+    prior = "natural"
+    if method == "regmix":
+        prior = st.selectbox(
+            "Candidate mixtures: Dirichlet prior",
+            list(REGMIX_PRIORS),
+            key=f"{p}regmix_prior",
+            format_func=REGMIX_PRIORS.get,
+            help="RegMix scores mixtures drawn from a Dirichlet around this prior.",
+        )
+    tokens = tuple(float(t) for t in counts["tokens"])
+    key = ("fit", p, method, prior, _digest(up.getvalue(), groups))
     if st.button("Fit and propose", key=f"{p}fit", type="primary"):
         with st.spinner("Fitting…"):
             try:
-                _results()[key] = _fit(method, up.getvalue(), tuple(groups), 0)
+                _results()[key] = _fit(method, up.getvalue(), tuple(groups), 0, tokens, prior)
             except (ImportError, MixtureError) as exc:
                 st.error(plain(exc))
     w = _results().get(key)
     if w is None:
         st.info("Press **Fit and propose**.")
         return None
+    if w.params.get("sampler") == "dirichlet":
+        st.caption(plain(f"Candidates ~ {w.params['description']}."))
     d = w.diagnostics
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Spearman (held out)", _num(d.get("spearman")))

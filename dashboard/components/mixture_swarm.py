@@ -58,9 +58,35 @@ def _start_form(groups_hint: str) -> None:
                 "uniform": "uniform",
             }[p],
         )
-        conc = c3.number_input("Concentration", 0.01, 1000.0, 1.0, key="mx_sw_conc")
-        workers = c4.number_input("Local processes", 1, 64, 1, key="mx_sw_workers")
-        st.caption(plain("Mixtures ~ " + sw_lib.sampler_description(prior, float(conc), 0)))
+        conc = c3.number_input(
+            "Concentration (0 = default)",
+            0.0,
+            1000.0,
+            0.0,
+            key="mx_sw_conc",
+            help="alpha = concentration x prior. Default: 1 for the token distribution "
+            "(RegMix's authors), G for uniform (alpha = 1 per group).",
+        )
+        engine = c4.selectbox(
+            "Engine",
+            ["local", "ray"],
+            key="mx_sw_engine",
+            format_func=lambda e: {"local": "local processes", "ray": "Ray (a task per proxy)"}[e],
+            help="Where the proxies train; the metrics are the same on either engine.",
+        )
+        c1, c2, _c3, _c4 = st.columns(4)
+        if engine == "local":
+            workers = c1.number_input("Local processes", 1, 64, 1, key="mx_sw_workers")
+            address = ""
+        else:
+            workers = 1
+            address = c1.text_input(
+                "Ray address (empty = a local Ray)",
+                "",
+                key="mx_sw_ray",
+                help="auto, or the HOST:PORT of a running head node (`ray start --head`).",
+            )
+        st.caption(plain("Mixtures ~ " + sw_lib.sampler_description(prior, float(conc) or None, 0)))
         if st.button("Start swarm", key="mx_sw_go", type="primary"):
             if not require_editor("start proxy swarms"):
                 return
@@ -81,11 +107,15 @@ def _start_form(groups_hint: str) -> None:
                 str(int(steps)),
                 "--prior",
                 prior,
-                "--concentration",
-                str(float(conc)),
                 "--workers",
                 str(int(workers)),
+                "--engine",
+                engine,
             ]
+            if engine == "ray" and address.strip():
+                args += ["--ray-address", address.strip()]
+            if float(conc) > 0:
+                args += ["--concentration", str(float(conc))]
             if target.strip():
                 args += ["--eval", target.strip()]
             job = submit("mix-swarm", args)

@@ -267,14 +267,16 @@ def _runs(n, seed, noise=0.0):
 @pytest.mark.slow
 def test_regmix_fits_and_proposes_near_the_optimum():
     df, loss = _runs(96, seed=1, noise=0.005)
-    w = fit_regmix(df, loss, n_candidates=20_000, top_k=50, seed=0)
+    w = fit_regmix(df, loss, n_candidates=20_000, top_k=50, seed=0, prior="uniform")
     d = w.diagnostics
     assert d["spearman"] > 0.8 and d["r2"] > 0.5
     prop = np.array([w[g] for g in ["web", "code", "books"]])
     assert np.abs(prop - W_STAR).sum() < 0.25
     assert sum(w.values()) == pytest.approx(1.0)
     # same seed -> same proposal
-    assert fit_regmix(df, loss, n_candidates=20_000, top_k=50, seed=0) == pytest.approx(dict(w))
+    assert fit_regmix(
+        df, loss, n_candidates=20_000, top_k=50, seed=0, prior="uniform"
+    ) == pytest.approx(dict(w))
     with pytest.raises(StrategyInputError, match="rows"):
         fit_regmix(df, loss.iloc[:-1])
 

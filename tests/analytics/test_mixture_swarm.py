@@ -3,7 +3,6 @@ constrained proposal against closed forms, Olmix CSVs, and a tiny swarm on the d
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -82,25 +81,27 @@ def test_bits_per_byte_matches_the_models_own_loss(tok):
 
 
 def test_a_spawned_worker_gives_the_same_proxy_as_in_process(tok, tmp_path):
-    """Engines agree: the same task in this process and in a spawned process."""
+    """Engines agree: the same task in this process and in a spawned process; the task
+    carries token arrays, no path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from analytics.mixture.swarm import proxy_job, read_texts, shared_payload
 
     data = tmp_path / "data" / "main"
     data.mkdir(parents=True)
     pq.write_table(pa.table({"text": TEXTS}), data / "part-00000.parquet")
-    (tmp_path / "eval.json").write_text(json.dumps({"bpb:x": TEXTS[:2]}))
-    task = {
-        "data_dir": str(tmp_path / "data"),
-        "tokenizer_dir": str(tok[1]),
-        "eval_path": str(tmp_path / "eval.json"),
-        "config": TINY.to_dict(),
-        "seed": 1,
-    }
-    inproc = run_tasks([task], workers=1)
-    spawned = run_tasks([task, task], workers=2)
+    shared = shared_payload(tok[0], {"bpb:x": TEXTS[:2]}, TINY)
+    job = proxy_job(read_texts(tmp_path / "data"), tok[0], TINY, 1)
+    assert job["blocks"].shape[1] == TINY.block_size and job["seed"] == 1
+    assert not any(isinstance(v, str) and "/" in v for v in [*job.values(), *shared.values()])
+    inproc = run_tasks(shared, [job], workers=1)
+    spawned = run_tasks(shared, [job, job], workers=2)
     assert inproc[0]["losses"] == spawned[0]["losses"] == spawned[1]["losses"]
     assert inproc[0]["metrics"] == spawned[0]["metrics"]
+    # bits per byte from the shipped windows = from the texts and the tokenizer
+    run = _train(tok[0], 1)
+    assert inproc[0]["metrics"]["bpb:x"] == bits_per_byte(run.model, tok[0], TEXTS[:2], TINY)["bpb"]
 
 
 def test_dirichlet_draws_follow_the_prior():

@@ -267,6 +267,9 @@ def test_regression_from_uploaded_proxy_runs(demo_workspace, monkeypatch):
     assert not at.exception and calls == ["regmix"]
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Spearman (held out)"]) > 0.5
+    # the page says which Dirichlet drew RegMix's candidates (the authors' by default)
+    shown = [c.value.replace("\\", "") for c in at.caption]  # plain() escapes Markdown
+    assert any("Candidates ~ Dirichlet(1 x token distribution prior)" in c for c in shown)
     (plan,) = plans(at)
     w = dict(zip(plan["group"], plan["weight"]))
     assert max(w, key=w.get) == "python-code" and sum(w.values()) == pytest.approx(1)

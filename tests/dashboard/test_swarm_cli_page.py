@@ -234,3 +234,17 @@ def test_mixtures_page_fits_a_swarm_and_starts_one(demo_workspace_copy, tmp_path
     assert not at.exception, [e.value for e in at.exception]
     jobs = [j for j in JobStore(ws.path).list() if j.args[:3] == ["mix", "swarm", "pagesw"]]
     assert len(jobs) == 1 and "--eval" in jobs[0].args and "python-doc" in jobs[0].args
+    assert jobs[0].args[jobs[0].args.index("--engine") + 1] == "local"
+
+    # the engine choice queues the same CLI job with --engine ray (and the address)
+    at.text_input(key="mx_sw_name").input("raysw")
+    at.selectbox(key="mx_sw_engine").set_value("ray").run()
+    at.text_input(key="mx_sw_ray").input("127.0.0.1:6379")
+    at.button(key="mx_sw_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    jobs = [j for j in JobStore(ws.path).list() if j.args[:3] == ["mix", "swarm", "raysw"]]
+    assert len(jobs) == 1
+    a = jobs[0].args
+    assert a[a.index("--engine") + 1] == "ray" and a[a.index("--ray-address") + 1] == (
+        "127.0.0.1:6379"
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -108,35 +107,17 @@ def upper_bound_vector(upper_bounds: Mapping[str, float] | None, groups: list[st
 
 
 def dirichlet_candidates(
-    groups: list[str],
+    sampler: Any,
     *,
     n: int,
     rng: np.random.Generator,
-    prior: Mapping[str, float] | None,
-    concentration: float,
     upper: np.ndarray,
 ) -> np.ndarray:
-    """``n`` mixtures ~ Dirichlet(concentration * G * prior) (prior uniform by default), kept
-    within ``upper``.
-    """
+    """``n`` mixtures drawn by ``sampler`` (a :class:`~analytics.mixture.dirichlet.
+    DirichletSampler`), kept within ``upper``."""
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise StrategyInputError(f"n_candidates: expected an integer >= 1, got {n!r}")
-    if not (math.isfinite(concentration) and concentration > 0):
-        raise StrategyInputError(
-            f"concentration: expected a finite number > 0, got {concentration!r}"
-        )
-    if prior is None:
-        base = np.full(len(groups), 1.0 / len(groups))
-    else:
-        unknown = [k for k in prior if str(k) not in groups]
-        if unknown:
-            raise StrategyInputError(f"prior: unknown group(s) {unknown}")
-        base = np.array([float(prior.get(g, 0.0)) for g in groups])
-        if not np.all(np.isfinite(base)) or np.any(base < 0) or base.sum() <= 0:
-            raise StrategyInputError("prior: expected finite weights >= 0 with a positive total")
-        base = np.maximum(base / base.sum(), 1e-6)
-    alpha = concentration * len(groups) * base / base.sum()
-    cand = rng.dirichlet(alpha, size=int(n))
+    cand = sampler.draw(int(n), rng)
     ok = np.all(cand <= upper[None, :] + 1e-12, axis=1)
     if not ok.any():
         raise StrategyInputError(

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.mixture.dirichlet import DirichletSampler
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights
 
@@ -104,9 +105,8 @@ def fit_mixing_law(
 
     rng = np.random.default_rng(seed)
     upper = upper_bound_vector(upper_bounds, groups)
-    cand = dirichlet_candidates(
-        groups, n=n_candidates, rng=rng, prior=None, concentration=1.0, upper=upper
-    )
+    flat = DirichletSampler.make(groups, prior="uniform")  # alpha = 1 per group
+    cand = dirichlet_candidates(flat, n=n_candidates, rng=rng, upper=upper)
     x0 = cand[int(np.argmin(_predict(params, cand) @ a))]
     res = minimize(
         total,

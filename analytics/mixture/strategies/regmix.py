@@ -4,6 +4,12 @@ Given proxy runs (their mixture weights and validation losses) fit a LightGBM re
 weights -> loss, score ``n_candidates`` (default 100,000) mixtures drawn from a Dirichlet
 distribution, and propose the average of the ``top_k`` mixtures with the lowest predicted
 loss. Fit quality is reported from K-fold out-of-fold predictions (Spearman, R^2).
+
+Candidates come from the shared sampler (:mod:`analytics.mixture.dirichlet`). The default
+matches the authors: Dirichlet with the token distribution as prior, alpha = concentration
+x token distribution, concentration 1 (``tokens`` gives the groups' token counts).
+``prior="uniform"`` is mixscope's earlier default, alpha = 1 per group (concentration G).
+The prior, the concentration and the prior weights are recorded in the result's params.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.mixture.dirichlet import DirichletSampler
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights
 
@@ -57,8 +64,9 @@ def fit_regmix(
     top_k: int = 100,
     n_folds: int = 5,
     seed: int = 0,
-    prior: Mapping[str, float] | None = None,
-    concentration: float = 1.0,
+    prior: str | Mapping[str, float] | None = "natural",
+    tokens: Mapping[str, float] | None = None,
+    concentration: float | None = None,
     upper_bounds: Mapping[str, float] | None = None,
     model_params: Mapping[str, Any] | None = None,
 ) -> MixtureWeights:
@@ -67,9 +75,12 @@ def fit_regmix(
     ``df_weights``: DataFrame, one row per proxy run, one column per group (rows are
     normalised to sum to 1). ``losses``: the runs' validation loss (Series/array), or a
     DataFrame of several validation losses combined with ``loss_weights`` (default equal).
-    Lower loss is better. Candidates ~ Dirichlet(concentration * G * prior) (uniform prior
-    by default), restricted to ``upper_bounds`` (e.g. from epoch caps). LightGBM parameters
-    default to :data:`DEFAULT_LGBM_PARAMS`, overridable with ``model_params``.
+    Lower loss is better. Candidates ~ Dirichlet(concentration x prior), restricted to
+    ``upper_bounds`` (e.g. from epoch caps): ``prior`` ``natural`` (default, RegMix's
+    authors: the token distribution of ``tokens``, group -> token count; concentration 1),
+    ``uniform`` (concentration G: alpha = 1 per group, the earlier default) or a mapping of
+    group weights. LightGBM parameters default to :data:`DEFAULT_LGBM_PARAMS`, overridable
+    with ``model_params``.
 
     Diagnostics: ``spearman``/``r2`` of out-of-fold predictions, ``n_runs``, ``n_folds``,
     ``predicted_loss`` of the proposal, ``best_observed_loss``, ``max_row_sum_deviation``.
@@ -86,6 +97,12 @@ def fit_regmix(
     if not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
         raise StrategyInputError(f"top_k: expected an integer >= 1, got {top_k!r}")
     params = dict(model_params or {})
+    if tokens is not None:
+        unknown = [k for k in tokens if str(k) not in groups]
+        tokens = {str(k): v for k, v in tokens.items() if str(k) in groups}
+        if unknown and not tokens:
+            raise StrategyInputError(f"tokens: none of the groups {groups}; got {unknown[:5]}")
+    sampler = DirichletSampler.make(groups, prior=prior, tokens=tokens, concentration=concentration)
 
     def fit_predict(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray) -> np.ndarray:
         return _lgbm(params, seed).fit(xtr, ytr).predict(xte)
@@ -95,9 +112,7 @@ def fit_regmix(
     model = _lgbm(params, seed).fit(w, y)
     rng = np.random.default_rng(seed)
     upper = upper_bound_vector(upper_bounds, groups)
-    cand = dirichlet_candidates(
-        groups, n=n_candidates, rng=rng, prior=prior, concentration=concentration, upper=upper
-    )
+    cand = dirichlet_candidates(sampler, n=n_candidates, rng=rng, upper=upper)
     pred = model.predict(cand)
     k = min(int(top_k), cand.shape[0])
     best = np.argsort(pred, kind="stable")[:k]
@@ -112,8 +127,7 @@ def fit_regmix(
             "n_candidates": int(n_candidates),
             "top_k": k,
             "seed": int(seed),
-            "concentration": float(concentration),
-            "prior": dict(prior) if prior is not None else "uniform",
+            **sampler.record(),
             "upper_bounds": dict(upper_bounds) if upper_bounds is not None else None,
             "loss_columns": list(frame.columns),
             "loss_weights": dict(zip(frame.columns, a.tolist())),
