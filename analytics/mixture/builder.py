@@ -56,12 +56,8 @@ from .strategies import (
     fit_mixing_law,
     fit_regmix,
     hashed_ngram_features,
-    natural_weights,
     quality_diversity_weights,
     target_matching_weights,
-    temperature_weights,
-    uniform_weights,
-    unimax_weights,
 )
 from .weights import MixtureWeights, _jsonable, normalise
 
@@ -258,56 +254,23 @@ def token_strategy_weights(
     budget: float | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> MixtureWeights:
-    """Weights of a strategy that needs only the per-group tokens (:data:`TOKEN_STRATEGIES`).
+    """Weights of a strategy that needs only the per-group tokens (and the budget):
+    :data:`TOKEN_STRATEGIES`, through the one resolver
+    (:func:`analytics.mixture.resolve.strategy_weights`).
 
     ``params``: temperature ``temperature`` (default 2; ``inf`` allowed) and ``cap``; unimax
     ``max_epochs`` (default 4) and ``strict`` (default True) with ``budget``; manual: one entry
     per group (relative weights, normalised to sum to 1; missing groups get 0).
     """
-    p = dict(params or {})
-    if strategy == "natural":
-        return natural_weights(tokens)
-    if strategy == "uniform":
-        return uniform_weights(tokens)
-    if strategy == "temperature":
-        unknown = sorted(set(p) - {"temperature", "cap"})
-        if unknown:
-            raise StrategyInputError(f"params: temperature takes temperature, cap; got {unknown}")
-        return temperature_weights(tokens, p.get("temperature", 2.0), cap=p.get("cap"))
-    if strategy == "unimax":
-        unknown = sorted(set(p) - {"max_epochs", "strict"})
-        if unknown:
-            raise StrategyInputError(f"params: unimax takes max_epochs, strict; got {unknown}")
-        if budget is None:
-            raise StrategyInputError("budget: unimax needs the token budget")
-        return unimax_weights(
-            tokens, budget, p.get("max_epochs", 4.0), strict=bool(p.get("strict", True))
+    from .resolve import spec, strategy_weights
+
+    more = [n for n in spec(strategy).needs if n not in ("tokens", "budget")]
+    if more:
+        raise StrategyInputError(
+            f"strategy: {strategy!r} needs more than token counts ({', '.join(more)}); "
+            f"expected one of {', '.join(TOKEN_STRATEGIES)}"
         )
-    if strategy == "manual":
-        unknown = sorted(str(g) for g in p if str(g) not in tokens)
-        if unknown:
-            raise StrategyInputError(
-                f"params: unknown group(s) {unknown}; groups are {sorted(map(str, tokens))}"
-            )
-        raw = {}
-        for g in tokens:
-            v = p.get(g, 0.0)
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise StrategyInputError(f"params[{g!r}]: expected a number, got {v!r}") from None
-            if not math.isfinite(x) or x < 0:
-                raise StrategyInputError(f"params[{g!r}]: expected a number >= 0, got {v!r}")
-            raw[str(g)] = x
-        return MixtureWeights(
-            normalise(raw, name="manual weights"),
-            method="manual",
-            params={"entered": raw, "normalised": True},
-        )
-    raise StrategyInputError(
-        f"strategy: {strategy!r} needs more than token counts or is unknown; expected one of "
-        f"{', '.join(TOKEN_STRATEGIES)}"
-    )
+    return strategy_weights(strategy, dict(params or {}), tokens=tokens, budget=budget)
 
 
 def group_text_sample(

@@ -252,83 +252,34 @@ def _show_runs(ref: str, workspace: Path | None) -> None:
     console.print(table)
 
 
-# ----------------------------------------------------------------------------- create
+# ----------------------------------------------------------------------------- strategies
 
 
-def strategy_weights(
-    strategy: str,
-    params: dict[str, Any],
-    *,
-    cur,
-    flt,
-    group_by: str,
-    counts,
-    budget: int,
-    seed: int,
-):
-    """The weights of ``strategy`` for the CLI (the same library calls the page makes)."""
-    from analytics.mixture import StrategyInputError
-    from analytics.mixture import builder as b
+@mix_app.command("strategies")
+def strategies_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The weighting strategies of `mix create --strategy`: what each needs and its --param."""
+    from analytics.mixture import resolve
 
-    tokens = dict(zip(counts["group"], counts["tokens"]))
-    groups = list(tokens)
-    if strategy in b.TOKEN_STRATEGIES:
-        return b.token_strategy_weights(strategy, tokens, budget=budget, params=params)
-    if strategy == "target_matching":
-        target = params.pop("target", None)
-        if not target:
-            raise StrategyInputError("--param target=FILE: target_matching needs target texts")
-        per_group = int(params.pop("per_group", 200))
-        max_chars = int(params.pop("max_chars", 4000))
-        buckets = int(params.pop("buckets", 10_000))
-        if params:
-            raise StrategyInputError(f"--param: unknown target_matching option(s) {sorted(params)}")
-        path = Path(str(target))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StrategyInputError(f"{path}: cannot read the target texts ({exc})") from None
-        texts = b.split_target_texts(text, name=path.name)
-        feats = b.group_ngram_features(
-            cur,
-            flt,
-            group_by=group_by,
-            per_group=per_group,
-            max_chars=max_chars,
-            buckets=buckets,
-            seed=seed,
-        )
-        return b.target_matching_from_texts(
-            feats,
-            texts,
-            tokens=tokens,
-            buckets=buckets,
-            sample={"per_group": per_group, "max_chars": max_chars, "seed": seed},
-        )
-    if strategy in ("regmix", "mixing_law"):
-        runs = params.pop("runs", None)
-        if not runs:
-            raise StrategyInputError(f"--param runs=CSV: {strategy} needs a CSV of proxy runs")
-        df_w, losses = b.read_proxy_runs(Path(str(runs)), groups=groups)
-        if strategy == "regmix":  # the Dirichlet prior: the token distribution by default
-            params["tokens"] = tokens
-        return b.fit_proxy_runs(strategy, df_w, losses, groups=groups, seed=seed, **params)
-    if strategy == "quality_diversity":
-        qcol = params.pop("quality", None)
-        if not qcol:
-            raise StrategyInputError("--param quality=COLUMN: quality_diversity needs a score")
-        docs = b.quality_docs(cur, flt, group_by=group_by, quality_column=str(qcol), seed=seed)
-        return b.quality_diversity_for(
-            docs,
-            groups,
-            quality_column=str(qcol),
-            thresholds=params.pop("threshold", None),
-            sharpness=float(params.pop("sharpness", 0.0)),
-        )
-    raise StrategyInputError(
-        f"--strategy: unknown strategy {strategy!r}; expected one of "
-        f"{', '.join([*b.TOKEN_STRATEGIES, 'target_matching', 'quality_diversity', 'regmix', 'mixing_law'])}"  # noqa: E501
+    rows = resolve.describe()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("strategy", "what it does", "needs", "--param")
+    for r in rows:
+        needs = ", ".join(n for n in r["needs"] if n != "tokens") or "token counts"
+        params = ", ".join(f"{k} ({v})" for k, v in r["params"].items()) or "-"
+        table.add_row(escape(r["name"]), escape(r["summary"]), escape(needs), escape(params))
+    console.print(table)
+    console.print(
+        "dsir: selects documents (not group weights): `mix create NAME --strategy dsir "
+        "--target FILE --budget TOKENS`",
+        markup=False,
     )
+
+
+# ----------------------------------------------------------------------------- create
 
 
 def dsir_create(
@@ -432,7 +383,8 @@ def create_cmd(
         typer.Option(
             "--strategy",
             help="natural, uniform, temperature, unimax, manual, target_matching, "
-            "quality_diversity, regmix, mixing_law, or dsir (select documents like --target).",
+            "quality_diversity, regmix, mixing_law, or dsir (select documents like --target); "
+            "`mixscope mix strategies` lists what each needs.",
         ),
     ] = "natural",
     param: Annotated[
@@ -519,7 +471,7 @@ def create_cmd(
 ) -> None:
     """Build a manifest from the workspace (as the Mixtures page does) and save it."""
     from analytics.mixture import builder as b
-    from analytics.mixture import save_mixture, write_manifest
+    from analytics.mixture import resolve, save_mixture, write_manifest
     from analytics.tokenize import documents_table, manifest_tokenizer
 
     ws = Workspace.open(workspace)
@@ -546,7 +498,7 @@ def create_cmd(
         counts = b.group_table(cur, flt, group_by=group_by, table=table)
         if counts.empty:
             raise MixscopeError(f"the filter ({flt.describe()}) selects no documents")
-        weights = strategy_weights(
+        weights = resolve.strategy_weights(
             strategy,
             parse_params(param),
             cur=cur,

@@ -39,6 +39,7 @@ def test_registry_has_every_strategy():
         "regmix",
         "mixing_law",
         "dsir",
+        "manual",
     }
     assert STRATEGIES.get("unimax") is unimax_weights
     with pytest.raises(ValueError, match="unknown strategy 'nope'"):

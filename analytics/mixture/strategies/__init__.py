@@ -6,8 +6,17 @@ weight summing to 1, on a **token** basis, with ``method``/``params``/``diagnost
 
 from __future__ import annotations
 
-from ._registry import STRATEGIES, register_strategy
+from ._registry import (
+    INPUTS,
+    SPECS,
+    STRATEGIES,
+    StrategyInputs,
+    StrategySpec,
+    register_strategy,
+    strategy_spec,
+)
 from .dsir import dsir_select, gumbel_top_k_budget
+from .manual import manual_weights
 from .mixing_law import fit_mixing_law
 from .natural import natural_weights
 from .quality_diversity import quality_diversity_sampling, quality_diversity_weights
@@ -23,8 +32,14 @@ from .uniform import uniform_weights
 from .unimax import unimax_weights
 
 __all__ = [
+    "INPUTS",
+    "SPECS",
     "STRATEGIES",
+    "StrategyInputs",
+    "StrategySpec",
     "register_strategy",
+    "strategy_spec",
+    "manual_weights",
     "natural_weights",
     "uniform_weights",
     "temperature_weights",

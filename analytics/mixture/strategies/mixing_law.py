@@ -30,7 +30,7 @@ from ._proxy import (
     fit_scores,
     upper_bound_vector,
 )
-from ._registry import register_strategy
+from ._registry import StrategyInputs, register_strategy, strategy_spec
 
 
 def _fit_one(r: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -150,4 +150,19 @@ def fit_mixing_law(
             "max_row_sum_deviation": dev,
         },
         extras={"params": params, "oof_predictions": oof},
+    )
+
+
+@strategy_spec(
+    "mixing_law",
+    needs=("proxy_runs",),
+    summary="Data Mixing Law: exponential law fitted on proxy runs, minimised",
+    params={"n_candidates": "candidate mixtures searched (default 20000)"},
+)
+def _mixing_law(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    from analytics.mixture.builder import fit_proxy_runs
+
+    df_w, losses = inputs.proxy_runs
+    return fit_proxy_runs(
+        "mixing_law", df_w, losses, groups=inputs.groups, seed=inputs.seed, **params
     )

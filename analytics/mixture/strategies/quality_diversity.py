@@ -31,7 +31,7 @@ import pandas as pd
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights
 
-from ._registry import register_strategy
+from ._registry import StrategyInputs, check_params, register_strategy, strategy_spec
 
 
 def _per_group(
@@ -183,4 +183,23 @@ def quality_diversity_weights(
             "effective_mass": {k: float(v) for k, v in mass.items()},
         },
         extras={"documents": table},
+    )
+
+
+@strategy_spec(
+    "quality_diversity",
+    needs=("quality_docs",),
+    summary="QuaDMix-style: tokens above a quality threshold per group, sharpened",
+    params={"threshold": "quality threshold (number)", "sharpness": "default 0"},
+)
+def _quality_diversity(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    from analytics.mixture.builder import quality_diversity_for
+
+    check_params("quality_diversity", params, ("threshold", "sharpness"))
+    return quality_diversity_for(
+        inputs.quality_docs,
+        inputs.groups,
+        quality_column=str(inputs.quality_column),
+        thresholds=params.get("threshold"),
+        sharpness=float(params.get("sharpness", 0.0)),
     )

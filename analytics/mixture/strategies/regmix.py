@@ -32,7 +32,7 @@ from ._proxy import (
     fit_scores,
     upper_bound_vector,
 )
-from ._registry import register_strategy
+from ._registry import StrategyInputs, register_strategy, strategy_spec
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "objective": "regression",
@@ -145,3 +145,24 @@ def fit_regmix(
         },
         extras={"model": model, "oof_predictions": oof},
     )
+
+
+@strategy_spec(
+    "regmix",
+    needs=("proxy_runs",),
+    summary="RegMix: LightGBM fitted on proxy runs, best of Dirichlet candidate mixtures",
+    params={
+        "prior": "natural (token distribution, default) or uniform",
+        "concentration": "Dirichlet concentration (default 1 with natural, G with uniform)",
+        "n_candidates": "candidate mixtures scored (default 100000)",
+        "top_k": "best candidates averaged (default 100)",
+    },
+)
+def _regmix(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    from analytics.mixture.builder import fit_proxy_runs
+
+    df_w, losses = inputs.proxy_runs
+    return fit_proxy_runs(
+        "regmix", df_w, losses, groups=inputs.groups, seed=inputs.seed, tokens=inputs.tokens,
+        **params,
+    )  # fmt: skip

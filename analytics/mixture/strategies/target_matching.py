@@ -32,7 +32,7 @@ import regex
 from analytics.mixture.errors import StrategyInputError
 from analytics.mixture.weights import MixtureWeights, check_tokens, normalise
 
-from ._registry import register_strategy
+from ._registry import StrategyInputs, check_params, register_strategy, strategy_spec
 
 DEFAULT_BUCKETS = 10_000
 DEFAULT_NGRAMS = 2
@@ -288,4 +288,22 @@ def target_matching_weights(
             "iterations": it,
             "converged": converged,
         },
+    )
+
+
+@strategy_spec(
+    "target_matching",
+    needs=("target_texts", "group_features"),
+    summary="group weights minimising KL(target || mixture) of hashed word n-grams",
+)
+def _target_matching(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    from analytics.mixture.builder import target_matching_from_texts
+
+    check_params("target_matching", params)
+    return target_matching_from_texts(
+        inputs.group_features or {},
+        inputs.target_texts or [],
+        tokens=inputs.tokens,
+        buckets=inputs.buckets,
+        sample=inputs.group_sample,
     )

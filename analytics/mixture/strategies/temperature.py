@@ -9,7 +9,7 @@ import numpy as np
 
 from analytics.mixture.weights import MixtureWeights, check_positive, check_tokens
 
-from ._registry import register_strategy
+from ._registry import StrategyInputs, check_params, register_strategy, strategy_spec
 
 
 @register_strategy("temperature")
@@ -43,3 +43,14 @@ def temperature_weights(
         "variant": "seqio-capped" if c else "plain",
     }
     return MixtureWeights(dict(zip(groups, p.tolist())), method="temperature", params=params)
+
+
+@strategy_spec(
+    "temperature",
+    needs=(),
+    summary="p_g proportional to n_g^(1/T) (T=1 natural, large T uniform)",
+    params={"temperature": "T (default 2; inf allowed)", "cap": "size cap per group (tokens)"},
+)
+def _temperature(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    check_params("temperature", params, ("temperature", "cap"))
+    return temperature_weights(inputs.tokens, params.get("temperature", 2.0), cap=params.get("cap"))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from analytics.mixture.weights import MixtureWeights, check_tokens
 
-from ._registry import register_strategy
+from ._registry import StrategyInputs, check_params, register_strategy, strategy_spec
 
 
 @register_strategy("uniform")
@@ -20,3 +20,9 @@ def uniform_weights(tokens: Mapping[str, float]) -> MixtureWeights:
     nonempty = [g for g, v in n.items() if v > 0]
     w = {g: (1.0 / len(nonempty) if v > 0 else 0.0) for g, v in n.items()}
     return MixtureWeights(w, method="uniform", params={})
+
+
+@strategy_spec("uniform", needs=(), summary="equal weight for every non-empty group")
+def _uniform(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    check_params("uniform", params)
+    return uniform_weights(inputs.tokens)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analytics.mixture.errors import InfeasibleMixtureError
+from analytics.mixture.errors import InfeasibleMixtureError, StrategyInputError
 from analytics.mixture.weights import MixtureWeights, check_positive, check_tokens
 
-from ._registry import register_strategy
+from ._registry import StrategyInputs, check_params, register_strategy, strategy_spec
 
 
 @register_strategy("unimax")
@@ -58,4 +58,22 @@ def unimax_weights(
         method="unimax",
         params={"budget": b, "max_epochs": e, "strict": strict},
         diagnostics={"capped_groups": capped, "allocated_tokens": {g: alloc[g] for g in n}},
+    )
+
+
+@strategy_spec(
+    "unimax",
+    needs=("budget",),
+    summary="as uniform as possible with at most max_epochs passes over any group",
+    params={"max_epochs": "passes per group at most (default 4)", "strict": "default true"},
+)
+def _unimax(inputs: StrategyInputs, params: dict) -> MixtureWeights:
+    check_params("unimax", params, ("max_epochs", "strict"))
+    if inputs.budget is None:
+        raise StrategyInputError("budget: unimax needs the token budget")
+    return unimax_weights(
+        inputs.tokens,
+        inputs.budget,
+        params.get("max_epochs", 4.0),
+        strict=bool(params.get("strict", True)),
     )
