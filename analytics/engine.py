@@ -598,6 +598,74 @@ def run_job(
     return report
 
 
+def scan_job(
+    ws,
+    task: ShardTask,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: Progress | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> tuple[list[Any], EngineReport]:
+    """Run `task.compute` over the documents of `task.pending_sql` shard by shard, writing
+    nothing (a read-only job such as a contamination scan): (the shards' results in shard
+    order, the report). `task.prepare` and `task.commit` are not called."""
+    check_engine(engine)
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers {workers}: expected at least 1")
+    if engine == "ray":
+        ray_connect(ray_address)
+    t0 = time.perf_counter()
+    cur = ws.cursor()
+    shards = plan_shards(cur, task, shard_size)
+    n_docs = sum(len(s.doc_ids) for s in shards)
+    ws_path = str(ws.path)
+    if engine == "local":
+        workers = max(1, min(workers or os.cpu_count() or 1, len(shards) or 1))
+    else:
+        workers = workers or ray_workers(ray_address)
+    report = EngineReport(task.key, engine, workers, 0, 0, 0, 0.0)
+
+    def tell() -> None:
+        line = progress_line(
+            task.label, (report.shards, len(shards)), (report.docs, n_docs),
+            time.perf_counter() - t0,
+        )  # fmt: skip
+        if progress:
+            progress(task.label, report.docs, n_docs)
+        if on_line:
+            on_line(line)
+
+    tell()
+    out: dict[int, Any] = {}
+    pool = None
+    results = None
+    try:
+        if shards:
+            if engine == "local":
+                pool = start_pool(ws_path, task, workers)
+                results = _run_local(pool, shards, workers)
+            else:
+                results = _run_ray(ws_path, task, shards, ray_address, workers)
+            for batch in results:
+                for index, result, secs, _worker in batch:
+                    out[index] = result
+                    report.shards += 1
+                    report.docs += len(shards[index].doc_ids)
+                    report.shard_seconds.append(secs)
+                tell()
+    finally:
+        close = getattr(results, "close", None)
+        if close:
+            close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.perf_counter() - t0
+    return [out[i] for i in sorted(out)], report
+
+
 def done_shards(con: duckdb.DuckDBPyConnection, job_key: str) -> int:
     """Shards committed under `job_key` (by every run of it)."""
     try:

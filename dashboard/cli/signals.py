@@ -272,11 +272,30 @@ def contamination(
     report: Annotated[
         Path | None, typer.Option(help="Write the whole result (spans included) as JSON here.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (shard by shard on a process pool of every core; default), ray (a Ray "
+            "cluster) or in-process (one scan in this process). Same result on each.",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", help="Engine: documents per shard.")
+    ] = 2_000,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Evaluation-set contamination: documents sharing a word n-gram with the eval texts."""
+    from analytics.engine import UNIT_ENGINES, check_engine, ray_connect
     from analytics.signals.contamination import (
         find_contamination,
+        find_contamination_on_engine,
         read_eval_texts,
         result_to_dict,
         span_parts,
@@ -284,14 +303,25 @@ def contamination(
 
     if n < 1:
         raise MixscopeError("--n must be at least 1")
+    check_engine(engine, UNIT_ENGINES)
+    if shard_size < 1 or (workers is not None and workers < 1):
+        raise MixscopeError("--shard-size and --workers must be at least 1")
     _check_out(out, "--out")
     _check_out(report, "--report")
     texts = read_eval_texts(eval_file, field=text_field)
     ws = Workspace.open(workspace)
+    if engine == "ray":
+        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
     with progress_callback() as cb:
-        res = find_contamination(
-            ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
-        )
+        if engine == "in-process":
+            res = find_contamination(
+                ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
+            )
+        else:
+            res = find_contamination_on_engine(
+                ws, texts, n=n, engine=engine, workers=workers, ray_address=ray_address,
+                shard_size=shard_size, progress=lambda d, t: cb("scanning documents", d, t),
+            )  # fmt: skip
     table = Table("source", "documents", "flagged", "flagged %")
     per_source = res.per_source.sort_values(["flagged_docs", "source"], ascending=[False, True])
     for r in per_source.itertuples(index=False):
