@@ -82,13 +82,14 @@ def run(
         typer.Option(help="Publish finished work every this many documents (resume point)."),
     ] = DEFAULT_CHUNK,
     engine: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--engine",
-            help="Run shard by shard on the engine: local (a process pool of every core) or "
-            "ray (a Ray cluster). Default: the in-process runner (--jobs, --batch-size).",
+            help="local (default: shard by shard on a process pool of every core), ray (a Ray "
+            "cluster) or in-process (the single runner: --jobs, --batch-size, "
+            "--checkpoint-every).",
         ),
-    ] = None,
+    ] = "local",
     workers: Annotated[
         int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
     ] = None,
@@ -106,8 +107,11 @@ def run(
     if batch_size < 1 or jobs < 1 or checkpoint_every < 1:
         raise MixscopeError("--batch-size, --jobs and --checkpoint-every must be at least 1")
     signals = resolve_signals(only or None, parse_params(param))  # bad names: exit 2, no write
+    from analytics.engine import UNIT_ENGINES, check_engine
+
+    check_engine(engine, UNIT_ENGINES)
     ws = Workspace.open(workspace)
-    if engine is not None:
+    if engine != "in-process":
         _run_on_engine(ws, signals, engine, workers, ray_address, shard_size)
         return
     pending = count_pending(ws.cursor(), signals)
@@ -183,12 +187,10 @@ def run(
 
 
 def _run_on_engine(ws, signals, engine, workers, ray_address, shard_size) -> None:
-    from analytics.engine import ENGINES, EngineError, ray_connect
+    from analytics.engine import ray_connect
     from analytics.signals.engine_run import run_signals_engine
     from dashboard.cli.tokenize import line_printer
 
-    if engine not in ENGINES:
-        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "ray":
         ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
     on_line = line_printer()
