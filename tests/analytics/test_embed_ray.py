@@ -32,8 +32,20 @@ def _ws(path, n=50):
     return ws
 
 
+@pytest.fixture
+def on_ray(ray_cluster):
+    """The cluster's address; the driver disconnects after the test."""
+    import ray
+
+    try:
+        yield ray_cluster
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.slow
-def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path, ray_cluster):
+def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path, on_ray):
+    ray_cluster = on_ray
     from analytics.embed.ray_engine import embed_parquet_with_ray
 
     ws = _ws(tmp_path / "ws")
@@ -65,7 +77,8 @@ def test_ray_pipeline_writes_a_set_the_workspace_reads(tmp_path, ray_cluster):
 
 
 @pytest.mark.slow
-def test_workspace_job_on_ray_equals_the_local_one_and_resumes(tmp_path, ray_cluster):
+def test_workspace_job_on_ray_equals_the_local_one_and_resumes(tmp_path, on_ray):
+    ray_cluster = on_ray
     from analytics.embed.ray_engine import embed_workspace_with_ray
 
     emb = load_embedder("fake")
