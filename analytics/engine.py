@@ -347,6 +347,126 @@ def ray_workers(address: str | None) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+# --------------------------------------------------------------------------- units
+#: engines of :func:`map_units` (jobs whose units are not document shards: materialise)
+UNIT_ENGINES = ("in-process", "local", "ray")
+
+
+def check_engine(engine: str, engines: tuple[str, ...] = ENGINES) -> None:
+    if engine not in engines:
+        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(engines)}")
+
+
+def _unit_init(fn: Callable, payload: Any, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
+    os.environ.setdefault("RAYON_NUM_THREADS", "1")
+    _WORKER.clear()
+    _WORKER.update(unit_fn=fn, unit_payload=payload)
+
+
+def _unit_call(index: int, unit: Any) -> tuple[int, Any, float]:
+    t0 = time.perf_counter()
+    res = _WORKER["unit_fn"](_WORKER["unit_payload"], unit)
+    return index, res, time.perf_counter() - t0
+
+
+def _unit_remote(fn: Callable, payload: Any, index: int, unit: Any) -> tuple[int, Any, float]:
+    t0 = time.perf_counter()
+    res = fn(payload, unit)
+    return index, res, time.perf_counter() - t0
+
+
+_RAY_UNIT_FN = None
+
+
+def map_units(
+    fn: Callable[[Any, Any], Any],
+    payload: Any,
+    units: list,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+) -> Iterator[list[tuple[int, Any, float]]]:
+    """Run ``fn(payload, unit)`` for every unit on the engine; yield lists of finished
+    ``(unit index, result, seconds)`` as they complete (every unit finished since the last
+    yield). `fn` is a module-level function and `payload` a picklable object, shipped once
+    per worker (process pool initializer, or one Ray object). Engines: ``in-process`` (one
+    unit after the other in this process), ``local`` (a spawn process pool of `workers`
+    processes, default every core) or ``ray`` (Ray tasks on `ray_address`).
+
+    Closing the generator early cancels the units not started yet."""
+    check_engine(engine, UNIT_ENGINES)
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers {workers}: expected at least 1")
+    if not units:
+        return
+    if engine == "in-process":
+        for i, unit in enumerate(units):
+            t0 = time.perf_counter()
+            res = fn(payload, unit)
+            yield [(i, res, time.perf_counter() - t0)]
+        return
+    if engine == "local":
+        yield from _map_local(fn, payload, units, workers or os.cpu_count() or 1)
+    else:
+        yield from _map_ray(fn, payload, units, ray_address, workers)
+
+
+def _map_local(fn, payload, units: list, workers: int) -> Iterator:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    workers = max(1, min(workers, len(units)))
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_unit_init, initargs=(fn, payload, os.getpid())
+    )
+    todo = list(reversed(list(enumerate(units))))
+    running: set = set()
+    try:
+        with _plain_main():
+            while todo and len(running) < 2 * workers:
+                running.add(pool.submit(_unit_call, *todo.pop()))
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            while todo and len(running) < 2 * workers:
+                running.add(pool.submit(_unit_call, *todo.pop()))
+            yield [fut.result() for fut in finished]
+    finally:
+        for fut in running:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _map_ray(fn, payload, units: list, address: str | None, workers: int | None) -> Iterator:
+    global _RAY_UNIT_FN
+    ray = ray_connect(address)
+    if _RAY_UNIT_FN is None:
+        _RAY_UNIT_FN = ray.remote(num_cpus=1, max_retries=2)(_unit_remote)
+    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    payload_ref = ray.put(payload)
+    todo = list(reversed(list(enumerate(units))))
+    running: list = []
+    limit = max(2, 2 * workers)
+    try:
+        while todo or running:
+            while todo and len(running) < limit:
+                running.append(_RAY_UNIT_FN.remote(fn, payload_ref, *todo.pop()))
+            ready, running = ray.wait(running, num_returns=1)
+            if running:
+                more, running = ray.wait(running, num_returns=len(running), timeout=0)
+                ready += more
+            yield ray.get(ready)
+    finally:
+        for ref in running:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
 # --------------------------------------------------------------------------- driver
 def _fmt_eta(seconds: float) -> str:
     if seconds != seconds or seconds == float("inf"):
@@ -476,6 +596,74 @@ def run_job(
             con.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def scan_job(
+    ws,
+    task: ShardTask,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    progress: Progress | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> tuple[list[Any], EngineReport]:
+    """Run `task.compute` over the documents of `task.pending_sql` shard by shard, writing
+    nothing (a read-only job such as a contamination scan): (the shards' results in shard
+    order, the report). `task.prepare` and `task.commit` are not called."""
+    check_engine(engine)
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers {workers}: expected at least 1")
+    if engine == "ray":
+        ray_connect(ray_address)
+    t0 = time.perf_counter()
+    cur = ws.cursor()
+    shards = plan_shards(cur, task, shard_size)
+    n_docs = sum(len(s.doc_ids) for s in shards)
+    ws_path = str(ws.path)
+    if engine == "local":
+        workers = max(1, min(workers or os.cpu_count() or 1, len(shards) or 1))
+    else:
+        workers = workers or ray_workers(ray_address)
+    report = EngineReport(task.key, engine, workers, 0, 0, 0, 0.0)
+
+    def tell() -> None:
+        line = progress_line(
+            task.label, (report.shards, len(shards)), (report.docs, n_docs),
+            time.perf_counter() - t0,
+        )  # fmt: skip
+        if progress:
+            progress(task.label, report.docs, n_docs)
+        if on_line:
+            on_line(line)
+
+    tell()
+    out: dict[int, Any] = {}
+    pool = None
+    results = None
+    try:
+        if shards:
+            if engine == "local":
+                pool = start_pool(ws_path, task, workers)
+                results = _run_local(pool, shards, workers)
+            else:
+                results = _run_ray(ws_path, task, shards, ray_address, workers)
+            for batch in results:
+                for index, result, secs, _worker in batch:
+                    out[index] = result
+                    report.shards += 1
+                    report.docs += len(shards[index].doc_ids)
+                    report.shard_seconds.append(secs)
+                tell()
+    finally:
+        close = getattr(results, "close", None)
+        if close:
+            close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.perf_counter() - t0
+    return [out[i] for i in sorted(out)], report
 
 
 def done_shards(con: duckdb.DuckDBPyConnection, job_key: str) -> int:

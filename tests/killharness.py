@@ -76,6 +76,7 @@ def writers(corpus: Path, work: Path | None = None, i: int = 0) -> dict[str, lis
             "signals", "run", "--only", "gopher_quality",
             "--param", "gopher_quality.tokenizer=regex", "--checkpoint-every", "100000000",
             "--batch-size", "100000",  # one scoring commit, then the run's records
+            "--engine", "in-process",
         ],
         "mix": ["mix", "create", "killmix", "--group-by", "source", "--budget", "100000"],
         "embed": ["embed", "--model", "fake", "--shard-rows", "500", "--batch-size", "64",

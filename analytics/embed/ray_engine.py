@@ -14,6 +14,7 @@ Needs `pip install "ray[data]"`.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import importlib
 import os
@@ -133,7 +134,15 @@ def embed_parquet_with_ray(
     # the driver loads the model once: it checks the name offline and gives dim/key/name
     probe = load_embedder(model, device="cpu", max_seq_length=max_seq_length)
     if not ray.is_initialized():
-        ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
+        if ray_address is None:
+            ray.init(ignore_reinit_error=True, log_to_driver=False)
+        else:
+            from analytics.engine import EngineError, ray_connect
+
+            try:
+                ray_connect(ray_address)
+            except EngineError as exc:
+                raise EmbedError(str(exc)) from None
     device = "cuda" if num_gpus_per_actor and num_gpus_per_actor > 0 else "cpu"
     ds = ray.data.read_parquet(files, columns=[id_column, text_column])
     ds = ds.map_batches(
@@ -214,3 +223,152 @@ def export_texts(
         if progress:
             progress("export", len(paths), 0)
     return paths
+
+
+@dataclasses.dataclass
+class RayEmbedReport:
+    """What :func:`embed_workspace_with_ray` did (the same counts as the local EmbedReport)."""
+
+    n_target: int  # documents asked for (the sample, or the corpus)
+    n_already: int  # of those, already embedded before this run
+    n_embedded: int  # vectors added by this run
+    seconds: float
+    n_total: int  # vectors in the set now
+    n_corpus: int
+    path: Path
+    actors: int = 0
+    gpus_per_actor: float = 0.0
+
+
+def embed_workspace_with_ray(
+    ws: Any,
+    emb: Any,
+    *,
+    model: str,
+    sample: int | None = None,
+    stratify_by: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str = "auto",
+    ray_address: str | None = None,
+    actors: int | None = None,
+    gpus_per_actor: float | None = None,
+    cpus_per_actor: float | None = None,
+    staging: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> RayEmbedReport:
+    """Embed the workspace's documents (or a seeded sample) not yet in `emb`'s set on Ray.
+
+    Exports the texts still to embed to Parquet under `staging` (default
+    ``<workspace>/ray-staging``; on a multi-node cluster a folder mounted at the same path on
+    every node), embeds them with Ray Data actors (:func:`embed_parquet_with_ray`) into a
+    staging folder, then moves the shards into the set under the set's lock and records the
+    run in its manifest. `progress(stage, done, total)` gets the export ("export") and the
+    embedding ("embed on ray"); `on_line` a line describing the Ray job. Resumable: a second
+    run embeds only what is missing."""
+    import contextlib
+    import datetime as dt
+    import shutil
+    import time
+
+    from analytics.db import scalar
+    from analytics.embed.store import _now
+    from analytics.engine import EngineError, ray_connect
+    from analytics.jobs import JobReporter
+
+    _import_ray()  # a clear 'pip install "ray[data]"' when Ray is missing
+    eset = EmbeddingSet.for_workspace(ws, emb.key)
+    eset.check_dim(emb.dim)
+    n_corpus = int(scalar(ws.cursor(), "SELECT count(*) FROM documents") or 0)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    root = Path(staging or Path(ws.path) / "ray-staging").expanduser().resolve()
+    run_dir = root / f"{emb.key}-{stamp}-{os.getpid()}"
+    started = time.monotonic()
+    before = eset.count()
+    job = JobReporter()
+
+    def tell(stage: str, done: int, total: int) -> None:
+        job(stage, done, total)
+        if progress:
+            progress(stage, done, total)
+
+    n_target = sample or n_corpus
+    try:
+        with eset.lock():
+            files = export_texts(
+                ws,
+                run_dir / "texts",
+                sample=sample,
+                stratify_by=stratify_by,
+                seed=seed,
+                skip_model_key=emb.key,
+                max_chars=emb.max_chars,
+                progress=tell,
+            )
+            n_todo = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            if n_todo == 0:
+                return RayEmbedReport(n_target, n_target, 0, time.monotonic() - started,
+                                      before, n_corpus, eset.path)  # fmt: skip
+            try:
+                ray = ray_connect(ray_address)
+            except EngineError as exc:
+                raise EmbedError(str(exc)) from None
+            gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
+            if gpus_per_actor is None:
+                gpus_per_actor = 1.0 if gpus >= 1 and device in ("auto", "cuda") else 0.0
+            if actors is None:
+                actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+            if on_line:
+                on_line(
+                    f"Ray: {n_todo:,} documents in {len(files)} file(s), {actors} actor(s) "
+                    f"with {gpus_per_actor:g} GPU each (cluster: {gpus:g} GPUs)"
+                )
+            tell("embed on ray", 0, n_todo)
+            out = run_dir / "out"
+            embed_parquet_with_ray(
+                str(run_dir / "texts" / "*.parquet"),
+                out,
+                model=model,
+                max_seq_length=emb.max_seq_length,
+                batch_size=batch_size,
+                num_gpus_per_actor=gpus_per_actor,
+                num_cpus_per_actor=cpus_per_actor,
+                concurrency=actors,
+                ray_address=ray_address,
+            )
+            eset.path.mkdir(parents=True, exist_ok=True)
+            for i, shard in enumerate(EmbeddingSet(out).shard_paths()):
+                shutil.move(str(shard), str(eset.path / f"ray-{stamp}-{i:05d}.parquet"))
+            seconds = time.monotonic() - started
+            info = emb.describe()
+            info["normalized"] = True
+            runs = list((eset.manifest() or {}).get("runs", []))
+            runs.append(
+                {
+                    "finished": _now(),
+                    "engine": "ray",
+                    "ray_address": ray_address,
+                    "actors": actors,
+                    "gpus_per_actor": gpus_per_actor,
+                    "n_embedded": n_todo,
+                    "sample": sample,
+                    "stratify_by": stratify_by,
+                    "seed": seed,
+                    "batch_size": batch_size,
+                    "seconds": round(seconds, 3),
+                }
+            )
+            if gpus_per_actor:
+                info.update({"device": "cuda", "dtype": "float16"})
+            man = eset.write_manifest({**info, "runs": runs[-50:]})
+            tell("embed on ray", n_todo, n_todo)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if staging is None:
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only when empty
+    return RayEmbedReport(
+        n_target, n_target - n_todo, man["count"] - before, seconds, man["count"], n_corpus,
+        eset.path, actors, gpus_per_actor,
+    )  # fmt: skip

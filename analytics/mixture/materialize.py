@@ -21,6 +21,7 @@ Deterministic from the seed, computed inside DuckDB (no per-row Python):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -258,6 +259,58 @@ def open_for_materialize(workspace: Any, *, snapshot: int | None = None, threads
     return con
 
 
+def _partial_key(manifest: Manifest, options: Mapping[str, Any]) -> str:
+    """What a partial output was made for: the manifest and every option that shapes it."""
+    from .manifest import manifest_to_dict
+
+    blob = json.dumps(
+        {"manifest": manifest_to_dict(manifest), **options}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+#: cached connections of a worker (process pool, Ray task) by (workspace, snapshot)
+_UNIT_CONS: dict[tuple[str, int | None], Any] = {}
+
+
+def _unit_con(payload: Mapping[str, Any]) -> Any:
+    if payload.get("con") is not None:  # in-process, on the caller's own connection
+        return payload["con"]
+    key = (payload["ws_path"], payload["snapshot"])
+    con = _UNIT_CONS.get(key)
+    if con is None:
+        con = _UNIT_CONS[key] = open_for_materialize(
+            payload["ws_path"], snapshot=payload["snapshot"], threads=1
+        )
+    return con
+
+
+def _close_unit_cons() -> None:
+    while _UNIT_CONS:
+        _, con = _UNIT_CONS.popitem()
+        try:
+            con.close()
+        except Exception:  # pragma: no cover - already closed
+            pass
+
+
+def write_shard(payload: Mapping[str, Any], unit: Mapping[str, Any]) -> str:
+    """One materialisation unit (any engine): write the rows ``lo..hi`` of a phase's plan,
+    joined with their columns and text, to ``unit['file']`` (through a temporary name, so a
+    shard file exists only complete)."""
+    con = _unit_con(payload)
+    final = Path(unit["file"])
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    con.execute(
+        f"COPY ({payload['select']} WHERE x.pos BETWEEN {int(unit['lo'])} AND {int(unit['hi'])}"
+        f" ORDER BY x.pos) TO {_sql_str(tmp)} ({payload['copy_opts']})".replace(
+            "{PLAN}", _sql_str(Path(unit["plan"]))
+        )
+    )
+    os.replace(tmp, final)
+    return final.name
+
+
 def materialize(
     con: Any,
     manifest: Manifest,
@@ -274,11 +327,14 @@ def materialize(
     overwrite: bool = False,
     derived: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    engine: str = "in-process",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> MaterializeResult:
     """Write the manifest's documents (with repeats) to ``out_dir/<phase>/part-NNNNN.<ext>``.
 
     ``con`` is a DuckDB connection that may write files (not a workspace reader, whose
-    external access is off) or the path of a workspace database, opened with
+    external access is off), or a workspace (its path or a Workspace), opened with
     :func:`open_for_materialize`.
 
     Each output row holds ``doc_id, group, repeat`` (0-based copy index), ``n_tokens`` and
@@ -293,30 +349,68 @@ def materialize(
     is not a column of ``table`` (e.g. a signal's score). ``progress(stage, done, total)`` is
     called after each phase's selection and each shard written; an exception it raises (a
     cancelled job) aborts the run and leaves nothing behind.
+
+    Shards are engine units (:func:`analytics.engine.map_units`): ``engine`` ``in-process``
+    writes them one after the other here, ``local`` on a process pool of ``workers``
+    processes, ``ray`` as Ray tasks on ``ray_address`` (the workspace and ``out_dir`` must be
+    reachable from every node). Every engine writes the same bytes. The plan (which rows go to
+    which shard) and the finished shards are kept in a partial directory beside ``out_dir``;
+    a killed process (SIGKILL, power loss) leaves it there and the same call resumes at the
+    first unfinished shard (an exception, a cancel included, removes it).
     """
+    from analytics.engine import UNIT_ENGINES, check_engine, check_ray_address
     from analytics.workspace import Workspace
 
+    check_engine(engine, UNIT_ENGINES)
+    if engine == "ray":
+        check_ray_address(ray_address)  # a HOST:PORT that does not answer: before any write
+    opts = dict(
+        fmt=fmt, shard_rows=shard_rows, shard_tokens=shard_tokens, columns=columns,
+        phases=phases, seed=seed, table=table, verify=verify, overwrite=overwrite,
+        derived=derived, progress=progress, engine=engine, workers=workers,
+        ray_address=ray_address,
+    )  # fmt: skip
     if isinstance(con, (str, os.PathLike, Workspace)):
-        own = open_for_materialize(con, snapshot=getattr(manifest, "corpus_snapshot_id", None))
+        ws = con if isinstance(con, Workspace) else Workspace.open(con)
+        snapshot = getattr(manifest, "corpus_snapshot_id", None)
+        own = open_for_materialize(ws, snapshot=snapshot)
         try:
-            return materialize(
-                own,
-                manifest,
-                out_dir,
-                fmt=fmt,
-                shard_rows=shard_rows,
-                shard_tokens=shard_tokens,
-                columns=columns,
-                phases=phases,
-                seed=seed,
-                table=table,
-                verify=verify,
-                overwrite=overwrite,
-                derived=derived,
-                progress=progress,
+            return _materialize(
+                own, manifest, out_dir, unit_source=(str(ws.path), snapshot), **opts
             )
         finally:
             own.close()
+    if engine != "in-process":
+        raise MixtureError(
+            f"engine {engine!r}: its workers open the workspace themselves; pass the "
+            "workspace (or its path), not a connection"
+        )
+    return _materialize(con, manifest, out_dir, unit_source=None, **opts)
+
+
+def _materialize(
+    con: Any,
+    manifest: Manifest,
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: Format,
+    shard_rows: int | None,
+    shard_tokens: int | None,
+    columns: Sequence[str],
+    phases: Sequence[str] | None,
+    seed: int | None,
+    table: str | None,
+    verify: bool,
+    overwrite: bool,
+    derived: Mapping[str, str] | None,
+    progress: Progress | None,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
+    unit_source: tuple[str, int | None] | None,
+) -> MaterializeResult:
+    from analytics.engine import map_units
+
     if fmt not in ("jsonl", "parquet"):
         raise MixtureError(f"fmt: expected 'jsonl' or 'parquet', got {fmt!r}")
     if table is None:
@@ -352,28 +446,187 @@ def materialize(
     if verify and snapshot_hash(con, table=table) != manifest.corpus_snapshot_hash:
         reproduce(con, manifest, strict=True, table=table)  # raises, naming the groups that differ
     s = manifest.seed if seed is None else int(seed)
-    (pio,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    ordered_scans = str(pio).lower() in ("true", "1")
+    for p in manifest.phases:  # an unknown order column fails before anything is written
+        if p.name in wanted:
+            _order_by(p, cols, derived)
 
-    tag = uuid.uuid4().hex[:12]
-    sel, smp, rows_t = f"_mx_sel_{tag}", f"_mx_smp_{tag}", f"_mx_out_{tag}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{tag}"
-    tmp.mkdir()
     ext = "jsonl" if fmt == "jsonl" else "parquet"
     copy_opts = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet, COMPRESSION zstd"
-    files: list[Path] = []
+    # what a worker selects for a shard: the plan's rows joined with their columns and text
+    extra_sel = "".join(
+        ", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}" for c in extra
+    )
+    text_join = (
+        " JOIN document_text t ON t.doc_id = x.doc_id"
+        if "text" in extra and "text" not in cols
+        else ""
+    )
+    select = (
+        f'SELECT x.doc_id, x."group", x.rep AS "repeat", x.n_tokens{extra_sel} '
+        f"FROM read_parquet({{PLAN}}) x JOIN {_quote(table)} d ON d.doc_id = x.doc_id{text_join}"
+    )
+    key = _partial_key(
+        manifest,
+        {"fmt": fmt, "shard_rows": shard_rows, "shard_tokens": shard_tokens,
+         "columns": list(columns), "phases": wanted, "seed": s, "table": table,
+         "derived": dict(derived or {}), "select": select},
+    )  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{key}"
+    lock = _lock_partial(out.parent / f".{out.name}.partial-{key}.lock", out)
+    report = progress or (lambda stage, done, total: None)
+    plan_dir = tmp / ".plan"
+    try:
+        plan = _load_plan(tmp, key)
+        if plan is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            plan_dir.mkdir()
+            plan = _plan(
+                con, manifest, wanted, tmp, plan_dir, key=key, seed=s, table=table, cols=cols,
+                derived=derived, verify=verify, shard_rows=shard_rows,
+                shard_tokens=shard_tokens, ext=ext, fmt=fmt, extra=extra, report=report,
+            )  # fmt: skip
+        summary, units = plan["summary"], plan["units"]
+        for stray in tmp.glob("*/.part-*.tmp"):  # a killed run's unfinished shard
+            stray.unlink()
+        todo = [u for u in units if not (tmp / u["file"]).exists()]
+        per_phase: dict[str, list[int]] = {}
+        for u in units:
+            per_phase.setdefault(u["phase"], [0, 0])[1] += 1
+            if (tmp / u["file"]).exists():
+                per_phase[u["phase"]][0] += 1
+        for ph in summary["phases"]:
+            done, total = per_phase.get(ph["name"], [0, 0])
+            report(f"phase {ph['name']}: writing shards", done, total)
+        payload = {"select": select, "copy_opts": copy_opts}
+        if unit_source is None:
+            payload["con"] = con
+        else:
+            payload.update(ws_path=unit_source[0], snapshot=unit_source[1])
+        jobs = [
+            {"file": str(tmp / u["file"]), "plan": str(tmp / u["plan"]), "lo": u["lo"],
+             "hi": u["hi"]}
+            for u in todo
+        ]  # fmt: skip
+        results = map_units(
+            write_shard, payload, jobs, engine=engine, workers=workers, ray_address=ray_address
+        )
+        try:
+            for batch in results:
+                for i, _name, _secs in batch:
+                    ph = todo[i]["phase"]
+                    per_phase[ph][0] += 1
+                    report(f"phase {ph}: writing shards", *per_phase[ph])
+        finally:
+            results.close()
+            if engine == "in-process":
+                _close_unit_cons()
+        shutil.rmtree(plan_dir, ignore_errors=True)
+        (tmp / "plan.json").unlink(missing_ok=True)
+        (tmp / "materialize.json").write_text(
+            json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8"
+        )
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:  # an error or a cancel leaves nothing; only a kill leaves a plan
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        lock.close()
+    files = []
     all_stats = []
+    for ph in summary["phases"]:
+        files += [out / ph["directory"] / f for f in ph["shards"]]
+        files.append(out / ph["directory"] / "samples.parquet")
+        g = pd.DataFrame(ph["groups"])
+        g.insert(0, "phase", ph["name"])
+        all_stats.append(g)
+    files.append(out / "materialize.json")
+    groups = pd.concat(all_stats, ignore_index=True) if all_stats else pd.DataFrame()
+    return MaterializeResult(out_dir=out, files=files, groups=groups, summary=summary)
+
+
+class _Lock:
+    def __init__(self, path: Path, fh: Any):
+        self.path, self.fh = path, fh
+
+    def close(self) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+        finally:
+            self.fh.close()
+            self.path.unlink(missing_ok=True)
+
+
+def _lock_partial(path: Path, out: Path) -> _Lock:
+    import fcntl
+
+    fh = path.open("a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise MixtureError(
+            f"out_dir: {out} is being materialised by another run (lock {path.name}); "
+            "wait for it to finish"
+        ) from None
+    return _Lock(path, fh)
+
+
+def _load_plan(tmp: Path, key: str) -> dict[str, Any] | None:
+    """The plan of a killed run of the same materialisation, when it was completed."""
+    try:
+        plan = json.loads((tmp / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return plan if plan.get("key") == key else None
+
+
+def _plan(
+    con: Any,
+    manifest: Manifest,
+    wanted: list[str],
+    tmp: Path,
+    plan_dir: Path,
+    *,
+    key: str,
+    seed: int,
+    table: str,
+    cols: list[str],
+    derived: Mapping[str, str] | None,
+    verify: bool,
+    shard_rows: int | None,
+    shard_tokens: int | None,
+    ext: str,
+    fmt: str,
+    extra: list[str],
+    report: Progress,
+) -> dict[str, Any]:
+    """Select, sample and order every phase; write each phase's rows in output order
+    (``pos, doc_id, group, rep, n_tokens``) to ``.plan/<phase>.parquet`` and its
+    ``samples.parquet``; return the summary and the shard units, saved in ``plan.json``."""
+    (pio,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    ordered_scans = str(pio).lower() in ("true", "1")
+    tag = uuid.uuid4().hex[:12]
+    sel, smp, rows_t = f"_mx_sel_{tag}", f"_mx_smp_{tag}", f"_mx_out_{tag}"
     summary: dict[str, Any] = {
         "manifest_snapshot_hash": manifest.corpus_snapshot_hash,
-        "seed": s,
+        "seed": seed,
         "format": fmt,
         "shard_rows": None if shard_tokens is not None else int(shard_rows or 0),
         "shard_tokens": shard_tokens,
         "columns": ["doc_id", "group", "repeat", "n_tokens", *extra],
         "phases": [],
     }
-    report = progress or (lambda stage, done, total: None)
+    units: list[dict[str, Any]] = []
     try:
         for phase in manifest.phases:
             if phase.name not in wanted:
@@ -384,7 +637,7 @@ def materialize(
             pdir.mkdir()
             stage = f"phase {phase.name}"
             report(f"{stage}: selecting", 0, 1)
-            stats = _phase_samples(con, phase, seed=s, sel=sel, smp=smp, verify=verify)
+            stats = _phase_samples(con, phase, seed=seed, sel=sel, smp=smp, verify=verify)
             report(f"{stage}: selecting", 1, 1)
             order_sql, _ = _order_by(phase, cols, derived)
             qsel = (
@@ -392,16 +645,7 @@ def materialize(
                 if phase.order in ("ascending-quality", "descending-quality")
                 else ""
             )
-            extra_sel = "".join(
-                ", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}"
-                for c in extra
-            )
-            text_join = (
-                " JOIN document_text t ON t.doc_id = x.doc_id"
-                if "text" in extra and "text" not in cols
-                else ""
-            )
-            okey = f"{s}:{phase.name}:order:"
+            okey = f"{seed}:{phase.name}:order:"
             params = [okey] if "?" in order_sql else []
             # one sort: the table is created in output order, so rowid is the output position
             con.execute(
@@ -409,65 +653,47 @@ def materialize(
                 CREATE OR REPLACE TEMP TABLE {rows_t} AS
                 SELECT * FROM (
                     SELECT x.doc_id, x."group", x.n_tokens,
-                           unnest(range(x.repeats)) AS rep{qsel}{extra_sel}
-                    FROM {smp} x JOIN {_quote(table)} d ON d.doc_id = x.doc_id{text_join}
+                           unnest(range(x.repeats)) AS rep{qsel}
+                    FROM {smp} x JOIN {_quote(table)} d
+                         ON d.doc_id = x.doc_id
                 ) e ORDER BY {order_sql}
                 """,
                 params,
             )
             ranges = _shard_ranges(con, rows_t, shard_rows=shard_rows, shard_tokens=shard_tokens)
-            out_cols = 'doc_id, "group", rep AS "repeat", n_tokens' + "".join(
-                f", {_quote(c)}" for c in extra
-            )
+            plan_f = plan_dir / f"{pdir.name}.parquet"
             order_tail = "" if ordered_scans else " ORDER BY rowid"
+            con.execute(
+                f'COPY (SELECT rowid AS pos, doc_id, "group", rep, n_tokens FROM {rows_t}'
+                f"{order_tail}) TO {_sql_str(plan_f)} (FORMAT parquet, COMPRESSION zstd)"
+            )
             shard_info = []
-            report(f"{stage}: writing shards", 0, len(ranges))
             for k, (lo, hi) in enumerate(ranges):
-                f = pdir / f"part-{k:05d}.{ext}"
-                con.execute(
-                    f"COPY (SELECT {out_cols} FROM {rows_t} WHERE rowid BETWEEN {lo} AND "
-                    f"{hi}{order_tail}) "
-                    f"TO {_sql_str(f)} ({copy_opts})"
-                )
-                files.append(f)
-                shard_info.append(f.name)
-                report(f"{stage}: writing shards", k + 1, len(ranges))
-            samples_f = pdir / "samples.parquet"
+                name = f"part-{k:05d}.{ext}"
+                shard_info.append(name)
+                units.append(
+                    {"phase": phase.name, "file": f"{pdir.name}/{name}",
+                     "plan": f".plan/{plan_f.name}", "lo": lo, "hi": hi}
+                )  # fmt: skip
             con.execute(
                 f'COPY (SELECT doc_id, "group", repeats FROM {smp} ORDER BY "group", doc_id) '
-                f"TO {_sql_str(samples_f)} (FORMAT parquet, COMPRESSION zstd)"
+                f"TO {_sql_str(pdir / 'samples.parquet')} (FORMAT parquet, COMPRESSION zstd)"
             )
-            files.append(samples_f)
-            all_stats.append(stats)
             summary["phases"].append(
                 {
                     "name": phase.name,
                     "directory": pdir.name,
                     "order": phase.order,
                     "shards": shard_info,
-                    "groups": stats.drop(columns="phase").to_dict(orient="records"),
+                    "groups": json.loads(stats.drop(columns="phase").to_json(orient="records")),
                 }
             )
-        (tmp / "materialize.json").write_text(
-            json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8"
-        )
-        files.append(tmp / "materialize.json")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{tag}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     finally:
         for t in (sel, smp, rows_t):
             try:
                 con.execute(f"DROP TABLE IF EXISTS {t}")
             except Exception:  # pragma: no cover - connection already closed
                 pass
-    final_files = [out / f.relative_to(tmp) for f in files]
-    groups = pd.concat(all_stats, ignore_index=True) if all_stats else pd.DataFrame()
-    return MaterializeResult(out_dir=out, files=final_files, groups=groups, summary=summary)
+    plan = {"key": key, "summary": summary, "units": units}
+    (tmp / "plan.json").write_text(json.dumps(plan, default=int), encoding="utf-8")
+    return plan

@@ -243,6 +243,11 @@ def find_contamination(
                 progress(done, total)
         del reader
     cur.close()
+    return _result(rows, per_source, index)
+
+
+def _result(rows: list[dict], per_source: pd.DataFrame, index: EvalIndex) -> ContaminationResult:
+    """The result of a scan: flagged rows (any order) and the documents per source."""
     flagged = (
         pd.DataFrame(
             rows,
@@ -260,6 +265,67 @@ def find_contamination(
     return ContaminationResult(
         flagged, per_source, index.n, index.n_texts, index.too_short, matched
     )
+
+
+@dataclass
+class ContaminationTask:
+    """The engine task of a contamination scan: flag the documents of a shard (read only)."""
+
+    index: EvalIndex
+    columns: tuple[str, ...] = ("source",)
+    key: str = "contamination"
+    label: str = "contamination"
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:  # pragma: no cover - read only
+        return None
+
+    def pending_sql(self) -> tuple[str, list]:
+        return "SELECT d.doc_id FROM documents d", []
+
+    def compute(self, batch: pa.Table) -> list[dict]:
+        return scan_batch(batch, self.index)
+
+    def commit(self, con, result) -> int:  # pragma: no cover - read only
+        return 0
+
+
+def find_contamination_on_engine(
+    ws,
+    eval_texts: Iterable[str] | EvalIndex,
+    *,
+    n: int = 13,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    shard_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> ContaminationResult:
+    """:func:`find_contamination` shard by shard on the engine (analytics.engine.scan_job):
+    ``local`` (a process pool) or ``ray``; the same result. The evaluation index is built
+    once here and shipped once to each worker."""
+    from analytics.engine import DEFAULT_SHARD_SIZE, scan_job
+
+    index = eval_texts if isinstance(eval_texts, EvalIndex) else build_eval_index(eval_texts, n=n)
+    per_source = (
+        ws.cursor()
+        .execute("SELECT source, count(*) AS docs FROM documents GROUP BY source ORDER BY source")
+        .df()
+    )
+    rows: list[dict] = []
+    if len(per_source) and len(index.hashes):
+        results, _report = scan_job(
+            ws,
+            ContaminationTask(index),
+            engine=engine,
+            workers=workers,
+            ray_address=ray_address,
+            shard_size=shard_size or DEFAULT_SHARD_SIZE,
+            progress=(lambda _s, d, t: progress(d, t)) if progress else None,
+            on_line=on_line,
+        )
+        rows = [r for shard in results for r in shard]
+    return _result(rows, per_source, index)
 
 
 def result_to_dict(result: ContaminationResult) -> dict:

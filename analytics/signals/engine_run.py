@@ -34,6 +34,9 @@ class SignalsTask:
 
     signals: list[Signal]
     columns: tuple[str, ...] = ("url",)
+    #: driver side, filled by `commit`: rows stored and compute seconds per signal
+    computed: dict[str, int] = dataclasses.field(default_factory=dict)
+    spent: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -70,7 +73,8 @@ class SignalsTask:
         """Store each signal's rows for the documents that still miss it (a document that
         misses only some of the signals keeps its other rows)."""
         n = 0
-        for sig, (res, _secs) in zip(self.signals, result, strict=True):
+        for sig, (res, secs) in zip(self.signals, result, strict=True):
+            self.spent[sig.name] = self.spent.get(sig.name, 0.0) + secs
             table = _target(sig)
             have = con.execute(
                 f"SELECT doc_id FROM {table} WHERE version = ? AND doc_id IN "
@@ -82,7 +86,9 @@ class SignalsTask:
 
                 done = pa.array([h[0] for h in have], pa.string())
                 res = res.filter(pc.invert(pc.is_in(res.column("doc_id"), value_set=done)))
-            n += insert_arrow(con, table, sig.version, res)
+            stored = insert_arrow(con, table, sig.version, res)
+            self.computed[sig.name] = self.computed.get(sig.name, 0) + stored
+            n += stored
             update_catalog(con, sig)
         return n
 
@@ -106,9 +112,10 @@ def run_signals_engine(
     if isinstance(names, str):
         names = [names]
     signals = resolve_signals(names, params)
+    task = SignalsTask(signals)
     report = run_job(
         ws,
-        SignalsTask(signals),
+        task,
         engine=engine,
         workers=workers,
         ray_address=ray_address,
@@ -131,6 +138,14 @@ def run_signals_engine(
             update_catalog(con, sig)
         if progress:
             progress(f"finalize:{sig.name}", n_sketch, n_sketch)
+    if task.computed:  # the Signals page's throughput and projected cost
+        from analytics.signals.external import record_run
+
+        with ws.write(job="signals run (throughput)") as con:
+            record_run(
+                con, {s.name: s.version for s in signals}, task.computed, task.spent,
+                n_jobs=report.workers,
+            )  # fmt: skip
     cur = ws.cursor()
     rows = [
         {"name": s.name, "version": s.version, "n_docs": count_rows(cur, s.table, s.version)}

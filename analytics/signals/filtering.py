@@ -184,6 +184,7 @@ def condition_impact(
     conditions: Sequence[str | Condition] | None = None,
     all_name: str = "all together",
     total_source: str = "(all sources)",
+    tokenizer: str | None = None,
 ) -> pd.DataFrame:
     """Documents and tokens that each condition removes, alone and all together, per source.
 
@@ -192,7 +193,7 @@ def condition_impact(
     conditions of `flt`. A document is removed by a condition when it does not satisfy it (so
     unscored documents count as removed by a signal condition, matching Explore); "all
     together" removes a document that any condition removes. Tokens are documents.n_tokens
-    (NULL counted as 0).
+    (NULL counted as 0), or the counts in `tokenizer` (one added by `mixscope tokenize`).
 
     Returns a long DataFrame: source, filter, docs, tokens, docs_removed, tokens_removed,
     docs_removed_frac, tokens_removed_frac; the rows summed over all sources come first under
@@ -200,6 +201,11 @@ def condition_impact(
     nothing removed).
     """
     flt = flt or DocFilter()
+    table = "documents"
+    if tokenizer and tokenizer != "ingest":
+        from analytics.tokenize import documents_table
+
+        table = documents_table(con, tokenizer)
     conds = parse_conditions(flt.conditions if conditions is None else conditions)
     population = flt.with_(conditions=())
     pop_where, pop_params = population.where("d")
@@ -228,7 +234,7 @@ def condition_impact(
     sql = (
         "WITH f AS (SELECT d.source, coalesce(d.n_tokens, 0) AS tok"
         + "".join(f", {k}" for k in keeps)
-        + f" FROM documents d WHERE {pop_where}) "
+        + f" FROM {table} d WHERE {pop_where}) "
         f"SELECT source, grouping(source) AS is_total, {', '.join(aggs)} "
         "FROM f GROUP BY GROUPING SETS ((source), ()) ORDER BY is_total DESC, source"
     )

@@ -9,15 +9,20 @@ from dashboard.components.docview import document_viewer
 from dashboard.components.filterbar import filter_bar
 from dashboard.components.numbers import totals_row
 from dashboard.components.text import md
+from dashboard.components.tokenizer_pick import tokenizer_picker
 
 st.title("Explore")
 flt = filter_bar()
+tok, tok_rec = tokenizer_picker("ex_tok")
 where, params = flt.where()
-tot = state.cached(overview.totals, flt)
-all_tot = state.cached(overview.totals)
+tot = state.cached(overview.totals, flt, tokenizer=tok)
+all_tot = state.cached(overview.totals, tokenizer=tok)
 totals_row(tot)
 share = tot["tokens"] / all_tot["tokens"] if all_tot["tokens"] else 0
-st.caption(f"{share:.1%} of the corpus's tokens match: {md(flt.describe())}.")
+st.caption(
+    f"{share:.1%} of the corpus's tokens (counted with `{tok_rec['source']}`) match: "
+    f"{md(flt.describe())}."
+)
 if any(c.kind == "signal" for c in flt.conditions):
     st.page_link(
         "app_pages/signals.py",
@@ -30,7 +35,7 @@ with st.expander("This filter as SQL (reused by other pages)"):
 
 left, right = st.columns([1, 1])
 with left:
-    comp = state.cached(overview.composition, flt, by=["source"])
+    comp = state.cached(overview.composition, flt, by=["source"], tokenizer=tok)
     st.plotly_chart(
         charts.bar_by_group(comp, x="source", y="tokens", title="Tokens per source"),
         key="ex_by_source",

@@ -16,6 +16,7 @@ from dashboard import state
 from dashboard.components import signal_charts as charts
 from dashboard.components.signal_external import external_signals_section, throughput_table
 from dashboard.components.signal_jobs import run_signals_box
+from dashboard.components.tokenizer_pick import tokenizer_picker
 
 st.title("Signals")
 flt = state.current_filter()
@@ -83,14 +84,19 @@ with tab_impact:
         key="sg_basis",
         format_func=lambda b: "tokens" if b == "tokens" else "documents",
     )
+    tok, tok_rec = tokenizer_picker("sg_tok")
     st.caption(
+        f"Tokens counted with `{tok_rec['source']}`. "
         f"Population: {population.describe()}. Each filter alone, then all together (a document "
         "is removed when any filter removes it). Unscored documents count as removed, as in "
         "Explore."
     )
     if picked:
         impact = state.cached(
-            condition_impact, population, conditions=[options[p].token() for p in picked]
+            condition_impact,
+            population,
+            conditions=[options[p].token() for p in picked],
+            tokenizer=tok,
         )
         st.plotly_chart(
             charts.impact_figure(impact[impact["source"] != "(all sources)"], basis=basis),

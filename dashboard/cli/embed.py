@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -290,127 +286,22 @@ def _summary(n_target, n_already, n_embedded, seconds, n_total, n_corpus, emb, p
     )
 
 
-def _embed_with_ray(
-    ws,
-    emb,
-    *,
-    model,
-    sample,
-    stratify_by,
-    seed,
-    batch_size,
-    device,
-    ray_address,
-    actors,
-    gpus_per_actor,
-    cpus_per_actor,
-    staging,
-    n_corpus,
-) -> None:
-    """Export the texts still to embed to Parquet, embed them with Ray Data actors into a
-    staging folder, then move the shards into the set (under the set's lock)."""
-    from analytics.embed import EmbeddingSet, embed_parquet_with_ray, export_texts
-    from analytics.embed.ray_engine import _import_ray
-    from analytics.embed.store import _now
+def _embed_with_ray(ws, emb, *, n_corpus, **options) -> None:
+    """analytics.embed.ray_engine.embed_workspace_with_ray, with a bar for the export."""
+    from analytics.embed.ray_engine import embed_workspace_with_ray
 
-    ray = _import_ray()  # a clear 'pip install "ray[data]"' when Ray is missing
-    eset = EmbeddingSet.for_workspace(ws, emb.key)
-    eset.check_dim(emb.dim)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    root = (staging or ws.path / "ray-staging").expanduser().resolve()
-    run_dir = root / f"{emb.key}-{stamp}-{os.getpid()}"
-    started = time.monotonic()
-    before = eset.count()
-    job = JobReporter()
-    try:
-        with eset.lock():
-            with _bar() as bar:
-                task = bar.add_task("exporting texts", total=None)
+    with _bar() as bar:
+        task = bar.add_task("exporting texts", total=None)
 
-                def exported(stage: str, done: int, total: int) -> None:
-                    job("export", done, total)
-                    bar.update(task, completed=done)
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "export":
+                bar.update(task, completed=done)
 
-                files = export_texts(
-                    ws,
-                    run_dir / "texts",
-                    sample=sample,
-                    stratify_by=stratify_by,
-                    seed=seed,
-                    skip_model_key=emb.key,
-                    max_chars=emb.max_chars,
-                    progress=exported,
-                )
-            n_todo = sum(_rows(f) for f in files)
-            n_target = sample or n_corpus
-            if n_todo == 0:
-                _summary(n_target, n_target, 0, time.monotonic() - started, before, n_corpus,
-                         emb, eset.path)  # fmt: skip
-                return
-            if not ray.is_initialized():
-                ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
-            gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
-            if gpus_per_actor is None:
-                gpus_per_actor = 1.0 if gpus >= 1 and device in ("auto", "cuda") else 0.0
-            if actors is None:
-                actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
-            console.print(
-                f"Ray: {n_todo:,} documents in {len(files)} file(s), {actors} actor(s) with "
-                f"{gpus_per_actor:g} GPU each (cluster: {gpus:g} GPUs)"
-            )
-            job("embed on ray", 0, n_todo)
-            out = run_dir / "out"
-            embed_parquet_with_ray(
-                str(run_dir / "texts" / "*.parquet"),
-                out,
-                model=model,
-                max_seq_length=emb.max_seq_length,
-                batch_size=batch_size,
-                num_gpus_per_actor=gpus_per_actor,
-                num_cpus_per_actor=cpus_per_actor,
-                concurrency=actors,
-                ray_address=ray_address,
-            )
-            shards = EmbeddingSet(out).shard_paths()
-            eset.path.mkdir(parents=True, exist_ok=True)
-            for i, shard in enumerate(shards):
-                shutil.move(str(shard), str(eset.path / f"ray-{stamp}-{i:05d}.parquet"))
-            seconds = time.monotonic() - started
-            info = emb.describe()
-            info["normalized"] = True
-            runs = list((eset.manifest() or {}).get("runs", []))
-            runs.append(
-                {
-                    "finished": _now(),
-                    "engine": "ray",
-                    "ray_address": ray_address,
-                    "actors": actors,
-                    "gpus_per_actor": gpus_per_actor,
-                    "n_embedded": n_todo,
-                    "sample": sample,
-                    "stratify_by": stratify_by,
-                    "seed": seed,
-                    "batch_size": batch_size,
-                    "seconds": round(seconds, 3),
-                }
-            )
-            if gpus_per_actor:
-                info.update({"device": "cuda", "dtype": "float16"})
-            man = eset.write_manifest({**info, "runs": runs[-50:]})
-            job("embed on ray", n_todo, n_todo)
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if staging is None:
-            with contextlib.suppress(OSError):
-                root.rmdir()  # only when empty
-    _summary(n_target, n_target - n_todo, man["count"] - before, seconds, man["count"], n_corpus,
-             emb, eset.path)  # fmt: skip
-
-
-def _rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
+        rep = embed_workspace_with_ray(
+            ws, emb, progress=progress, on_line=lambda line: console.print(line), **options
+        )
+    _summary(rep.n_target, rep.n_already, rep.n_embedded, rep.seconds, rep.n_total,
+             rep.n_corpus, emb, rep.path)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- search

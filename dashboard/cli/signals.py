@@ -82,13 +82,14 @@ def run(
         typer.Option(help="Publish finished work every this many documents (resume point)."),
     ] = DEFAULT_CHUNK,
     engine: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--engine",
-            help="Run shard by shard on the engine: local (a process pool of every core) or "
-            "ray (a Ray cluster). Default: the in-process runner (--jobs, --batch-size).",
+            help="local (default: shard by shard on a process pool of every core), ray (a Ray "
+            "cluster) or in-process (the single runner: --jobs, --batch-size, "
+            "--checkpoint-every).",
         ),
-    ] = None,
+    ] = "local",
     workers: Annotated[
         int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
     ] = None,
@@ -106,8 +107,11 @@ def run(
     if batch_size < 1 or jobs < 1 or checkpoint_every < 1:
         raise MixscopeError("--batch-size, --jobs and --checkpoint-every must be at least 1")
     signals = resolve_signals(only or None, parse_params(param))  # bad names: exit 2, no write
+    from analytics.engine import UNIT_ENGINES, check_engine
+
+    check_engine(engine, UNIT_ENGINES)
     ws = Workspace.open(workspace)
-    if engine is not None:
+    if engine != "in-process":
         _run_on_engine(ws, signals, engine, workers, ray_address, shard_size)
         return
     pending = count_pending(ws.cursor(), signals)
@@ -183,12 +187,10 @@ def run(
 
 
 def _run_on_engine(ws, signals, engine, workers, ray_address, shard_size) -> None:
-    from analytics.engine import ENGINES, EngineError, ray_connect
+    from analytics.engine import ray_connect
     from analytics.signals.engine_run import run_signals_engine
     from dashboard.cli.tokenize import line_printer
 
-    if engine not in ENGINES:
-        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "ray":
         ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
     on_line = line_printer()
@@ -272,11 +274,30 @@ def contamination(
     report: Annotated[
         Path | None, typer.Option(help="Write the whole result (spans included) as JSON here.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (shard by shard on a process pool of every core; default), ray (a Ray "
+            "cluster) or in-process (one scan in this process). Same result on each.",
+        ),
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
+    ] = None,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", help="Engine: documents per shard.")
+    ] = 2_000,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Evaluation-set contamination: documents sharing a word n-gram with the eval texts."""
+    from analytics.engine import UNIT_ENGINES, check_engine, ray_connect
     from analytics.signals.contamination import (
         find_contamination,
+        find_contamination_on_engine,
         read_eval_texts,
         result_to_dict,
         span_parts,
@@ -284,14 +305,25 @@ def contamination(
 
     if n < 1:
         raise MixscopeError("--n must be at least 1")
+    check_engine(engine, UNIT_ENGINES)
+    if shard_size < 1 or (workers is not None and workers < 1):
+        raise MixscopeError("--shard-size and --workers must be at least 1")
     _check_out(out, "--out")
     _check_out(report, "--report")
     texts = read_eval_texts(eval_file, field=text_field)
     ws = Workspace.open(workspace)
+    if engine == "ray":
+        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
     with progress_callback() as cb:
-        res = find_contamination(
-            ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
-        )
+        if engine == "in-process":
+            res = find_contamination(
+                ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
+            )
+        else:
+            res = find_contamination_on_engine(
+                ws, texts, n=n, engine=engine, workers=workers, ray_address=ray_address,
+                shard_size=shard_size, progress=lambda d, t: cb("scanning documents", d, t),
+            )  # fmt: skip
     table = Table("source", "documents", "flagged", "flagged %")
     per_source = res.per_source.sort_values(["flagged_docs", "source"], ascending=[False, True])
     for r in per_source.itertuples(index=False):

@@ -109,3 +109,31 @@ def test_eval_file_errors(tmp_path):
         read_eval_texts(bad)
     with pytest.raises(EvalFileError, match="no such"):
         read_eval_texts(tmp_path / "missing.jsonl")
+
+
+def contamination_ws(path):
+    """A workspace of 60 documents, 3 of them copying an evaluation text."""
+    from analytics.workspace import Workspace
+
+    ws = Workspace.open(path, create=True)
+    with ws.write(job="docs") as c:
+        for i in range(60):
+            text = f"document {i} about gardens and bridges " + "words " * (i % 7)
+            if i in (5, 33, 58):
+                text += " " + COPY13 + " tail"
+            add_doc(c, doc_id=f"d{i:03d}", source=("web", "books", "code")[i % 3], text=text)
+    return ws
+
+
+def test_the_local_engine_finds_exactly_what_the_scan_finds(tmp_path):
+    from analytics.signals.contamination import find_contamination_on_engine, result_to_dict
+
+    ws = contamination_ws(tmp_path / "ws")
+    ref = find_contamination(ws.cursor(), EVAL, n=13)
+    lines = []
+    got = find_contamination_on_engine(
+        ws, EVAL, n=13, engine="local", workers=2, shard_size=7, on_line=lines.append
+    )
+    assert list(ref.flagged["doc_id"]) == ["d005", "d033", "d058"]
+    assert result_to_dict(got) == result_to_dict(ref)
+    assert lines[-1].startswith("contamination: shards 9/9, documents 60/60")

@@ -165,6 +165,18 @@ def test_materialize_is_deterministic_and_atomic(demo_workspace_copy, tmp_path):
         got = sum(r["n_tokens"] for r in rows if r["group"] == g.id)
         assert g.target_tokens <= got < g.target_tokens + max_doc_tokens(ws, g.id)
         assert math.floor(g.epochs) <= max(r["repeat"] for r in rows if r["group"] == g.id) + 1
+    # the default engine (local) and in-process write the same bytes; a bad engine: one line
+    r = mixscope(
+        "mix", "materialize", "mat@1", "--out", str(tmp_path / "inproc"), "--shard-rows", "500",
+        "--seed", "5", "--engine", "in-process", ws=ws.path,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for rel in runs[0]:
+        assert (a / rel).read_bytes() == (tmp_path / "inproc" / rel).read_bytes(), rel
+    r = mixscope("mix", "materialize", "mat", "--out", str(tmp_path / "y"), "--engine", "spark",
+                 ws=ws.path)  # fmt: skip
+    assert r.returncode == 2 and "expected one of in-process, local, ray" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "y").exists()
     # an existing output is not touched without --overwrite; a bad format writes nothing
     r = mixscope("mix", "materialize", "mat", "--out", str(a), ws=ws.path)
     assert r.returncode == 2 and "already exists" in r.stderr

@@ -64,7 +64,8 @@ def test_run_is_resumable_after_sigkill(unscored_ws_copy):
     ws = unscored_ws_copy
     n = rows(ws, "SELECT count(*) FROM documents")[0][0]
     args = ["signals", "run", "--only", "compression", "--only", "exact_dup", "--batch-size",
-            "20", "--checkpoint-every", "60", "--workspace", str(ws.path)]  # fmt: skip
+            "20", "--checkpoint-every", "60", "--engine", "in-process",
+            "--workspace", str(ws.path)]  # fmt: skip
     killed = subprocess.run(
         [sys.executable, "-c", KILL_AFTER_FIRST_CHECKPOINT, *args],
         capture_output=True,

@@ -68,7 +68,7 @@ def test_bad_tokenizer_path_is_one_line_and_writes_nothing(tmp_path, jsonl_file)
 def test_signals_run_on_the_engine(tmp_path, jsonl_file, records):
     ws = _ws(tmp_path, jsonl_file)
     r = mixscope("signals", "run", "--only", "compression", "--engine", "spark", ws=ws)
-    assert r.returncode == 2 and "expected one of local, ray" in r.stderr
+    assert r.returncode == 2 and "expected one of in-process, local, ray" in r.stderr
     r = mixscope("signals", "run", "--only", "compression", "--engine", "local",
                  "--workers", "2", "--shard-size", "2", ws=ws)  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -147,3 +147,28 @@ def test_add_a_tokenizer_from_the_overview_page(words_ws, tmp_path, monkeypatch)
     assert "shards 1/1, documents 4/4" in job.progress["stage"]
     toks = {t["name"]: t for t in list_tokenizers(ws.cursor())}
     assert toks["words2"]["tokens"] == expected
+
+
+def test_explore_counts_tokens_in_the_picked_tokenizer(words_ws, monkeypatch):
+    ws, expected = words_ws
+    at = _page(ws, monkeypatch, "explore")
+    at.selectbox(key="ex_tok").set_value("words").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _tokens_metric(at) == f"{expected:,} tokens"
+    assert any("100.0% of the corpus's tokens" in c.value for c in at.caption)
+
+
+def test_signals_page_impact_in_the_picked_tokenizer(words_ws, monkeypatch):
+    from analytics.signals.engine_run import run_signals_engine
+
+    ws, expected = words_ws
+    run_signals_engine(ws, ["gopher_quality"], workers=1)
+    at = _page(ws, monkeypatch, "signals")
+    filters = at.multiselect(key="sg_filters")
+    if not filters.value:
+        filters.set_value([filters.options[0]]).run()
+    at.selectbox(key="sg_tok").set_value("words").run()
+    assert not at.exception, [e.value for e in at.exception]
+    impact = next(d.value for d in at.dataframe if "tokens_removed" in d.value.columns)
+    total = impact[impact["source"] == "(all sources)"]
+    assert set(total["tokens"]) == {expected}

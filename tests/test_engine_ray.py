@@ -1,0 +1,94 @@
+"""Every per-document job on the shared two-node Ray cluster (`ray_cluster`, tests/conftest.py)
+gives exactly the local engine's results: tokenize, a signal, contamination, materialise."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from analytics.workspace import Workspace
+from tests.analytics.test_materialize_engine import file_hashes, mat_ws  # noqa: F401
+from tests.analytics.test_tokenize import _stored, small_ws, smol  # noqa: F401
+from tests.conftest import DEMO
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def on_ray(ray_cluster):
+    """The cluster's address; the driver disconnects after the test."""
+    import ray
+
+    try:
+        yield ray_cluster
+    finally:
+        ray.shutdown()
+
+
+def _nodes_used(ws: Workspace, job_key: str) -> set[str]:
+    rows = ws.cursor().execute(
+        "SELECT DISTINCT engine, worker FROM engine_shards WHERE job_key = ?", [job_key]
+    )
+    return {r[1] for r in rows.fetchall() if r[0] == "ray"}
+
+
+def test_tokenize(small_ws, smol, on_ray):  # noqa: F811
+    from analytics.tokenize import tokenize
+
+    local = tokenize(small_ws, smol.source, name="local", counter=smol, shard_size=30)
+    rep = tokenize(
+        small_ws, smol.source, name="onray", counter=smol, engine="ray", ray_address=on_ray,
+        shard_size=30,
+    )  # fmt: skip
+    assert rep.engine == "ray" and rep.docs == local.docs == 90 and rep.shards == 3
+    assert _stored(small_ws, "onray") == _stored(small_ws, "local")
+    assert _nodes_used(small_ws, "tokenize:onray")
+
+
+def test_a_signal(small_ws, tmp_path, on_ray):  # noqa: F811
+    from analytics.signals.engine_run import run_signals_engine
+    from analytics.signals.registry import resolve_signals
+
+    shutil.copytree(small_ws.path, tmp_path / "copy")
+    copy = Workspace(tmp_path / "copy")
+    run_signals_engine(small_ws, ["gopher_quality"], workers=2, shard_size=25)
+    _, rep = run_signals_engine(
+        copy, ["gopher_quality"], engine="ray", ray_address=on_ray, shard_size=25
+    )
+    assert rep.engine == "ray" and (rep.shards, rep.docs) == (4, 90)
+    (sig,) = resolve_signals(["gopher_quality"])
+
+    def rows(ws):
+        sql = f"SELECT * FROM {sig.table} WHERE version = ? ORDER BY doc_id"
+        return ws.cursor().execute(sql, [sig.version]).fetchall()
+
+    assert len(rows(copy)) == 90 and rows(copy) == rows(small_ws)
+
+
+def test_contamination(small_ws, on_ray):  # noqa: F811
+    from analytics.signals.contamination import find_contamination_on_engine, result_to_dict
+
+    texts = pq.read_table(DEMO, columns=["text"]).slice(0, 90)["text"].to_pylist()
+    evals = [" ".join(texts[i][:1500].split()[5:30]) for i in (3, 40, 77)] + ["too short"]
+    local = find_contamination_on_engine(small_ws, evals, workers=2, shard_size=20)
+    got = find_contamination_on_engine(
+        small_ws, evals, engine="ray", ray_address=on_ray, shard_size=20
+    )
+    assert len(local.flagged) >= 3 and local.eval_matched == [0, 1, 2]
+    assert result_to_dict(got) == result_to_dict(local)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_materialise(mat_ws, tmp_path, on_ray, fmt):  # noqa: F811
+    from analytics.mixture import materialize
+
+    ws, m = mat_ws
+    materialize(ws, m, tmp_path / "local", fmt=fmt, shard_rows=40, engine="local", workers=2)
+    res = materialize(
+        ws, m, tmp_path / "ray", fmt=fmt, shard_rows=40, engine="ray", ray_address=on_ray
+    )
+    assert len([f for f in res.files if "/part-" in str(f)]) >= 5
+    assert file_hashes(tmp_path / "ray") == file_hashes(tmp_path / "local")
