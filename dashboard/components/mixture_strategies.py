@@ -2,7 +2,7 @@
 
 Target features (hashing a bounded sample of each group), quality-diversity over the
 documents' scores and regression fits on proxy runs run only when their button is pressed;
-their results are cached (st.cache_data keyed by the inputs) and kept in the session, so a
+their results are cached (state.memo keyed by the inputs) and kept in the session, so a
 rerun never recomputes them.
 """
 
@@ -64,11 +64,12 @@ def _strip(w: MixtureWeights) -> MixtureWeights:
 # ----------------------------------------------------------------------------- target
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
 def _target_features(texts: tuple[str, ...], buckets: int) -> np.ndarray:
     from analytics.mixture import hashed_ngram_features
 
-    return hashed_ngram_features(list(texts), buckets=buckets)
+    return state.memo(
+        hashed_ngram_features, list(texts), buckets=buckets, key=(_digest(texts), buckets)
+    )
 
 
 def target_panel(flt: DocFilter, group_by: str, counts: pd.DataFrame) -> dict | None:
@@ -202,20 +203,14 @@ def quality_diversity(
 # ----------------------------------------------------------------------------- regression
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _fit(
-    method: str,
-    csv: bytes,
-    groups: tuple[str, ...],
-    seed: int,
-    tokens: tuple[float, ...] | None = None,
-    prior: str = "natural",
-) -> MixtureWeights:
-    df_w, losses = mb.read_proxy_runs(csv, groups=list(groups))
-    extra = {}
+def _fit(method: str, csv: bytes, tokens: dict[str, float], prior: str) -> MixtureWeights:
+    """RegMix / Data Mixing Law on an uploaded CSV, through the one strategy resolver."""
+    from analytics.mixture import resolve
+
+    params: dict[str, Any] = {"runs": csv}
     if method == "regmix":  # RegMix's Dirichlet: the token distribution or uniform
-        extra = {"tokens": dict(zip(groups, tokens or ())), "prior": prior}
-    return _strip(mb.fit_proxy_runs(method, df_w, losses, groups=list(groups), seed=seed, **extra))
+        params["prior"] = prior
+    return _strip(resolve.strategy_weights(method, params, tokens=tokens, seed=0))
 
 
 #: RegMix's candidate draws on the page
@@ -253,7 +248,9 @@ def regression(p: str, method: str, counts: pd.DataFrame) -> MixtureWeights | No
     if st.button("Fit and propose", key=f"{p}fit", type="primary"):
         with st.spinner("Fitting…"):
             try:
-                _results()[key] = _fit(method, up.getvalue(), tuple(groups), 0, tokens, prior)
+                _results()[key] = state.memo(
+                    _fit, method, up.getvalue(), dict(zip(groups, tokens)), prior, key=(key, tokens)
+                )
             except (ImportError, MixtureError) as exc:
                 st.error(plain(exc))
     w = _results().get(key)

@@ -17,8 +17,7 @@ from dashboard.components.jobs import follow, submit
 from dashboard.components.mixture_plan import plain
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _fit(key: tuple, name: str, regressor: str, max_epochs: float | None, kl_max: float | None):
+def _fit(name: str, regressor: str, max_epochs: float | None, kl_max: float | None):
     from analytics.mixture.swarm_fit import fit_swarm
 
     sw = sw_lib.load_swarm(state.workspace().cursor(), name)
@@ -174,7 +173,8 @@ def swarm_panel(groups_hint: str = "") -> None:
     if c4.button("Fit and propose", key="mx_sw_fit", type="primary"):
         try:
             with st.spinner("Fitting three regressors and searching the constrained simplex…"):
-                st.session_state["mx_sw_result"] = (settings, _fit(state.snapshot_key(), *settings))
+                fit = state.memo(_fit, *settings, key=(state.snapshot_key(), settings))
+                st.session_state["mx_sw_result"] = (settings, fit)
         except (MixtureError, MixscopeError) as exc:
             st.error(plain(exc))
     got = st.session_state.get("mx_sw_result")
