@@ -25,6 +25,14 @@ DEMO_CORPUS = ROOT / "data" / "demo_corpus.parquet"
 DEMO_WORKSPACE = Path.home() / ".mixscope" / "demo"
 STREAMLIT_SECRETS = ROOT / ".streamlit" / "secrets.toml"
 
+#: the engine options every shard-wise job shares
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
+]
+
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option(

@@ -22,7 +22,7 @@ from analytics.mixture.errors import MixtureError
 from analytics.paths import check_output_dir, check_output_path, is_empty_dir
 from analytics.workspace import Workspace
 from dashboard.cli import app
-from dashboard.cli.core import WorkspaceOpt
+from dashboard.cli.core import RayAddressOpt, WorkersOpt, WorkspaceOpt
 from dashboard.cli.progress import console, progress_callback
 
 mix_app = typer.Typer(
@@ -643,12 +643,8 @@ def materialize_cmd(
             "workspace and --out must be reachable from every node). Same bytes on each.",
         ),
     ] = "local",
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
-    ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Write the mixture's documents (repeated for epochs > 1) as shards, deterministically.

@@ -17,7 +17,7 @@ from rich.table import Table
 from analytics.errors import MixscopeError
 from analytics.workspace import Workspace
 from dashboard.cli import app
-from dashboard.cli.core import WorkspaceOpt
+from dashboard.cli.core import RayAddressOpt, WorkersOpt, WorkspaceOpt
 from dashboard.cli.progress import console, progress_callback
 
 signals_app = typer.Typer(
@@ -90,12 +90,8 @@ def run(
             "--checkpoint-every).",
         ),
     ] = "local",
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
-    ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     shard_size: Annotated[
         int, typer.Option("--shard-size", help="Engine: documents per shard (one commit).")
     ] = 2_000,
@@ -282,12 +278,8 @@ def contamination(
             "cluster) or in-process (one scan in this process). Same result on each.",
         ),
     ] = "local",
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Engine workers (default: every core/CPU).")
-    ] = None,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="Ray cluster: auto or HOST:PORT.")
-    ] = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
     shard_size: Annotated[
         int, typer.Option("--shard-size", help="Engine: documents per shard.")
     ] = 2_000,
