@@ -1,0 +1,201 @@
+"""Reading the lakehouse workspace: the fast reader views (analytics.lake_views) against raw
+DuckDB over the same Parquet files and against the DuckLake path, as ratios in one run.
+
+    python bench/bench_lake_read.py --docs 1000000 [--repeat 5] [--out DIR]
+
+A synthetic workspace (documents metadata written straight into the lake in shards of 250k
+rows, its exact `doc_rollup`, then a 10-document write that DuckLake inlines in its catalog,
+as a small ingest would) is generated once. Each reader runs in a fresh process with the
+dashboard reader's settings (2 threads, 2 GB memory limit):
+
+* ``views``: `Workspace.cursor()` with the fast views (the default);
+* ``ducklake``: the same with `MIXSCOPE_LAKE_VIEWS=0`;
+* ``raw``: a plain DuckDB connection with views over `read_parquet` of the lake's files.
+
+Queries (p50 of --repeat after one warm-up; raw runs before and after the others and
+the better of its two runs is the baseline): arbitrary Explore filters + aggregates over
+`documents`, a page of documents (metadata, sorted), Overview totals and composition and
+Explore facets (analytics.overview, answered from the rollups), plus the time of the first
+cursor (building the views) and each reader's peak RSS. Every answer is checked equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARD = 250_000
+
+DOC_SQL = """SELECT 'doc-' || i AS doc_id, 'source-' || (i % 40) AS source,
+       'domain-' || (i % 9) AS domain, ['en','de','fr','es','zh','ru','ja'][1 + i % 7] AS lang,
+       DATE '1990-01-01' + CAST(hash(i) % 12000 AS INTEGER) AS date,
+       'https://site' || (hash(i) % 100000) || '.example.com/p/' || i AS url,
+       'Title of document ' || i AS title,
+       200 + CAST(hash(i * 7) % 4000 AS BIGINT) AS n_bytes,
+       190 + CAST(hash(i * 7) % 3900 AS BIGINT) AS n_chars,
+       40 + CAST(hash(i * 7) % 900 AS BIGINT) AS n_tokens,
+       CAST(json_object('score', hash(i) % 1000) AS JSON) AS metadata,
+       CAST({ingest} AS BIGINT) AS ingest_id, CAST(1 AS BIGINT) AS file_id,
+       i AS text_row
+FROM range({lo}, {hi}) t(i)"""
+
+ROLLUP_SQL = """INSERT INTO doc_rollup
+    SELECT ingest_id, source, domain, lang, year(date),
+           CAST(floor(log2(greatest(n_bytes, 1))) AS INTEGER), count(*), sum(n_tokens),
+           sum(n_bytes), sum(n_chars)
+    FROM ({docs}) GROUP BY ALL"""
+
+
+def make_workspace(path: Path, n: int) -> float:
+    from analytics.workspace import Workspace
+
+    t0 = time.perf_counter()
+    ws = Workspace.open(path, create=True)
+    for k, lo in enumerate(range(0, n, SHARD)):
+        docs = DOC_SQL.format(ingest=1, lo=lo, hi=min(n, lo + SHARD))
+        with ws.write(job=f"synthetic shard {k}") as con:
+            con.execute(f"INSERT INTO documents {docs}")
+            con.execute(ROLLUP_SQL.format(docs=docs))
+    small = DOC_SQL.format(ingest=2, lo=n, hi=n + 10)
+    with ws.write(job="small ingest") as con:  # inlined in the catalog by DuckLake
+        con.execute(f"INSERT INTO documents {small}")
+        con.execute(ROLLUP_SQL.format(docs=small))
+    return time.perf_counter() - t0
+
+
+READER = r"""
+import json, os, resource, statistics, sys, time
+sys.path.insert(0, sys.argv[3])
+import duckdb
+from analytics import overview
+from analytics.filters import DocFilter
+from analytics.workspace import Workspace
+mode, repeat = sys.argv[2], int(sys.argv[4])
+ws = Workspace(sys.argv[1])
+t0 = time.perf_counter()
+if mode == "raw":
+    # the files of each table, plus the 10 rows DuckLake inlined in its catalog (a table)
+    lake = ws.cursor()
+    raw = duckdb.connect()
+    raw.execute("SET threads=2")
+    raw.execute("SET memory_limit='2GB'")
+    for t in ("documents", "doc_rollup"):
+        fs = [r[0] for r in lake.execute(
+            f"SELECT data_file FROM ducklake_list_files('ws', '{t}')").fetchall()]
+        inl = lake.execute(f"SELECT * FROM {t} WHERE ingest_id = 2").arrow()
+        raw.register(f"{t}_inl_arrow", inl)
+        raw.execute(f"CREATE TABLE {t}_inl AS SELECT * FROM {t}_inl_arrow")
+        raw.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({fs!r}) "
+                    f"UNION ALL SELECT * FROM {t}_inl")
+    lake.close()
+    cursor = raw.cursor
+else:
+    cursor = ws.cursor
+cursor().close()
+first = time.perf_counter() - t0
+flt = DocFilter(source=("source-1", "source-7"), lang=("de",))
+sql_arb = ("SELECT lang, count(*) AS documents, sum(n_tokens) AS tokens, min(date), max(url) "
+           "FROM documents WHERE source IN ('source-3') AND n_tokens BETWEEN 50 AND 90 "
+           "AND date >= DATE '2000-01-01' GROUP BY lang ORDER BY lang")
+def p50(fn):
+    fn()
+    t = []
+    for _ in range(repeat):
+        t0 = time.perf_counter(); fn(); t.append(time.perf_counter() - t0)
+    return statistics.median(t)
+res = {"first_cursor": first}
+out = {}
+def run(key, fn):
+    def go():
+        cur = cursor()
+        out[key] = fn(cur)
+        cur.close()
+    res[key] = p50(go)
+run("filter", lambda c: c.execute(sql_arb).fetchall())
+run("filter_count", lambda c: c.execute(
+    "SELECT count(*) FROM documents WHERE title LIKE '%99%' AND n_bytes > 1000").fetchall())
+run("totals", lambda c: overview.totals(c))
+run("composition", lambda c: overview.composition(c, by=("source",)).to_dict("records"))
+run("facets", lambda c: overview.composition(c, flt, by=("domain", "lang")).to_dict("records"))
+run("page", lambda c: c.execute(
+    "SELECT doc_id, source, domain, lang, date, url, title, n_tokens FROM documents "
+    "WHERE source = 'source-3' AND n_tokens BETWEEN 50 AND 90 "
+    "ORDER BY n_tokens DESC, doc_id LIMIT 50 OFFSET 100").fetchall())
+res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+res["answers"] = json.loads(json.dumps(out, default=str))
+print(json.dumps(res))
+"""
+
+QUERIES = ("filter", "filter_count", "totals", "composition", "facets", "page")
+
+
+def reader(ws_path: Path, mode: str, repeat: int) -> dict:
+    env = dict(os.environ)
+    env["MIXSCOPE_LAKE_VIEWS"] = "0" if mode == "ducklake" else "1"
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(ws_path), mode, str(ROOT), str(repeat)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode:
+        sys.exit(f"reader {mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    root = args.out or Path(tempfile.mkdtemp(prefix="bench-lake-read-"))
+    ws_path = root / f"ws-{args.docs}"
+    try:
+        if not ws_path.exists():
+            t = make_workspace(ws_path, args.docs)
+            print(f"synthetic workspace of {args.docs:,} documents written in {t:.1f} s")
+        # raw runs first and last (the better of the two is the baseline: no cold-cache bias)
+        res = {m: reader(ws_path, m, args.repeat) for m in ("raw", "views", "ducklake")}
+        again = reader(ws_path, "raw", args.repeat)
+        for q in QUERIES:
+            res["raw"][q] = min(res["raw"][q], again[q])
+        for m in ("views", "ducklake"):
+            for q in QUERIES:
+                a, b = res[m]["answers"][q], res["raw"]["answers"][q]
+                if a != b:
+                    sys.exit(f"{m} answered {q} differently from raw DuckDB:\n{a}\n{b}")
+        print(
+            f"\n{args.docs:,} documents (+10 inlined), p50 of {args.repeat}, ms "
+            f"(ratios to raw DuckDB over the same Parquet, same run):"
+        )
+        print(f"  {'query':<14}{'raw':>9}{'views':>9}{'ducklake':>10}{'views/raw':>11}"
+              f"{'lake/raw':>10}{'lake/views':>12}")  # fmt: skip
+        for q in QUERIES:
+            r, v, d = (res[m][q] * 1000 for m in ("raw", "views", "ducklake"))
+            print(f"  {q:<14}{r:>9.1f}{v:>9.1f}{d:>10.1f}{v / r:>10.2f}x{d / r:>9.2f}x"
+                  f"{d / v:>11.2f}x")  # fmt: skip
+        print(
+            "  first cursor (ms): "
+            + ", ".join(f"{m} {res[m]['first_cursor'] * 1000:.0f}" for m in res)
+        )
+        print(
+            "  reader peak RSS (MB): " + ", ".join(f"{m} {res[m]['peak_rss_mb']:,.0f}" for m in res)
+        )
+    finally:
+        if args.out is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
