@@ -5,25 +5,25 @@ DuckDB over the same Parquet files and against the DuckLake path, as ratios in o
 
 A synthetic workspace (documents metadata written straight into the lake in shards of 250k
 rows, its exact `doc_rollup`, then a 10-document write that DuckLake inlines in its catalog,
-as a small ingest would) is generated once. Each reader runs in a fresh process with the
-dashboard reader's settings (2 threads, 2 GB memory limit):
+as a small ingest would) is generated once. The readers, with the dashboard reader's
+settings (2 threads, 2 GB memory limit); peak RSS comes from one fresh process per reader:
 
 * ``views``: `Workspace.cursor()` with the fast views (the default);
 * ``ducklake``: the same with `MIXSCOPE_LAKE_VIEWS=0`;
 * ``raw``: a plain DuckDB connection with views over `read_parquet` of the lake's files.
 
-Queries (p50 of --repeat after one warm-up; raw runs before and after the others and
-the better of its two runs is the baseline): arbitrary Explore filters + aggregates over
-`documents`, a page of documents (metadata, sorted), Overview totals and composition and
-Explore facets (analytics.overview, answered from the rollups), plus the time of the first
-cursor (building the views) and each reader's peak RSS. Every answer is checked equal.
+Timings come from one process where the three readers take turns query by query (so load
+on the machine slows them alike), p50 of --repeat rounds after a warm-up round. Queries:
+arbitrary Explore filters + aggregates over `documents`, a page of documents (metadata,
+sorted), Overview totals and composition and Explore facets (analytics.overview, answered
+from the rollups), plus the time of the first cursor (opening the reader and building the
+views). Every answer is checked equal across the three readers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -75,15 +75,15 @@ def make_workspace(path: Path, n: int) -> float:
 
 READER = r"""
 import json, os, resource, statistics, sys, time
-sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[2])
 import duckdb
 from analytics import overview
 from analytics.filters import DocFilter
 from analytics.workspace import Workspace
-mode, repeat = sys.argv[2], int(sys.argv[4])
-ws = Workspace(sys.argv[1])
-t0 = time.perf_counter()
-if mode == "raw":
+path, modes, repeat = sys.argv[1], sys.argv[3].split(","), int(sys.argv[4])
+
+
+def raw_cursor_factory(ws):
     # the files of each table, plus the 10 rows DuckLake inlined in its catalog (a table)
     lake = ws.cursor()
     raw = duckdb.connect()
@@ -92,64 +92,72 @@ if mode == "raw":
     for t in ("documents", "doc_rollup"):
         fs = [r[0] for r in lake.execute(
             f"SELECT data_file FROM ducklake_list_files('ws', '{t}')").fetchall()]
-        inl = lake.execute(f"SELECT * FROM {t} WHERE ingest_id = 2").arrow()
+        inl = lake.execute(f"SELECT * FROM ws.main.{t} WHERE ingest_id = 2").arrow()
         raw.register(f"{t}_inl_arrow", inl)
         raw.execute(f"CREATE TABLE {t}_inl AS SELECT * FROM {t}_inl_arrow")
         raw.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({fs!r}) "
                     f"UNION ALL SELECT * FROM {t}_inl")
     lake.close()
-    cursor = raw.cursor
-else:
-    cursor = ws.cursor
-cursor().close()
-first = time.perf_counter() - t0
+    return raw.cursor
+
+
+cursors, first = {}, {}
+for mode in modes:
+    t0 = time.perf_counter()
+    os.environ["MIXSCOPE_LAKE_VIEWS"] = "0" if mode == "ducklake" else "1"
+    ws = Workspace(path)
+    ws.snapshot()  # the reader's settings: 2 threads, 2 GB
+    cursors[mode] = raw_cursor_factory(ws) if mode == "raw" else ws.cursor
+    cursors[mode]().close()
+    first[mode] = time.perf_counter() - t0
 flt = DocFilter(source=("source-1", "source-7"), lang=("de",))
-sql_arb = ("SELECT lang, count(*) AS documents, sum(n_tokens) AS tokens, min(date), max(url) "
-           "FROM documents WHERE source IN ('source-3') AND n_tokens BETWEEN 50 AND 90 "
-           "AND date >= DATE '2000-01-01' GROUP BY lang ORDER BY lang")
-def p50(fn):
-    fn()
-    t = []
-    for _ in range(repeat):
-        t0 = time.perf_counter(); fn(); t.append(time.perf_counter() - t0)
-    return statistics.median(t)
-res = {"first_cursor": first}
-out = {}
-def run(key, fn):
-    def go():
-        cur = cursor()
-        out[key] = fn(cur)
-        cur.close()
-    res[key] = p50(go)
-run("filter", lambda c: c.execute(sql_arb).fetchall())
-run("filter_count", lambda c: c.execute(
-    "SELECT count(*) FROM documents WHERE title LIKE '%99%' AND n_bytes > 1000").fetchall())
-run("totals", lambda c: overview.totals(c))
-run("composition", lambda c: overview.composition(c, by=("source",)).to_dict("records"))
-run("facets", lambda c: overview.composition(c, flt, by=("domain", "lang")).to_dict("records"))
-run("page", lambda c: c.execute(
-    "SELECT doc_id, source, domain, lang, date, url, title, n_tokens FROM documents "
-    "WHERE source = 'source-3' AND n_tokens BETWEEN 50 AND 90 "
-    "ORDER BY n_tokens DESC, doc_id LIMIT 50 OFFSET 100").fetchall())
+Q = {
+    "filter": lambda c: c.execute(
+        "SELECT lang, count(*) AS documents, sum(n_tokens) AS tokens, min(date), max(url) "
+        "FROM documents WHERE source IN ('source-3') AND n_tokens BETWEEN 50 AND 90 "
+        "AND date >= DATE '2000-01-01' GROUP BY lang ORDER BY lang").fetchall(),
+    "filter_count": lambda c: c.execute(
+        "SELECT count(*) FROM documents WHERE title LIKE '%99%' AND n_bytes > 1000").fetchall(),
+    "totals": lambda c: overview.totals(c),
+    "composition": lambda c: overview.composition(c, by=("source",)).to_dict("records"),
+    "facets": lambda c: overview.composition(c, flt, by=("domain", "lang")).to_dict("records"),
+    "page": lambda c: c.execute(
+        "SELECT doc_id, source, domain, lang, date, url, title, n_tokens FROM documents "
+        "WHERE source = 'source-3' AND n_tokens BETWEEN 50 AND 90 "
+        "ORDER BY n_tokens DESC, doc_id LIMIT 50 OFFSET 100").fetchall(),
+}
+times = {m: {q: [] for q in Q} for m in modes}
+answers = {m: {} for m in modes}
+for r in range(repeat + 1):  # round 0 warms up; the modes take turns within every query
+    for q, fn in Q.items():
+        order = modes[r % len(modes):] + modes[:r % len(modes)]
+        for m in order:
+            cur = cursors[m]()
+            t0 = time.perf_counter()
+            answers[m][q] = fn(cur)
+            if r:
+                times[m][q].append(time.perf_counter() - t0)
+            cur.close()
+res = {m: {q: statistics.median(times[m][q]) for q in Q} for m in modes}
+for m in modes:
+    res[m]["first_cursor"] = first[m]
+    res[m]["answers"] = json.loads(json.dumps(answers[m], default=str))
 res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-res["answers"] = json.loads(json.dumps(out, default=str))
 print(json.dumps(res))
 """
 
 QUERIES = ("filter", "filter_count", "totals", "composition", "facets", "page")
+MODES = ("raw", "views", "ducklake")
 
 
-def reader(ws_path: Path, mode: str, repeat: int) -> dict:
-    env = dict(os.environ)
-    env["MIXSCOPE_LAKE_VIEWS"] = "0" if mode == "ducklake" else "1"
+def reader(ws_path: Path, modes: tuple[str, ...], repeat: int) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", READER, str(ws_path), mode, str(ROOT), str(repeat)],
+        [sys.executable, "-c", READER, str(ws_path), str(ROOT), ",".join(modes), str(repeat)],
         capture_output=True,
         text=True,
-        env=env,
     )
     if out.returncode:
-        sys.exit(f"reader {mode} failed:\n{out.stderr[-3000:]}")
+        sys.exit(f"reader {modes} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -165,11 +173,10 @@ def main() -> None:
         if not ws_path.exists():
             t = make_workspace(ws_path, args.docs)
             print(f"synthetic workspace of {args.docs:,} documents written in {t:.1f} s")
-        # raw runs first and last (the better of the two is the baseline: no cold-cache bias)
-        res = {m: reader(ws_path, m, args.repeat) for m in ("raw", "views", "ducklake")}
-        again = reader(ws_path, "raw", args.repeat)
-        for q in QUERIES:
-            res["raw"][q] = min(res["raw"][q], again[q])
+        # timings: one process, the three readers taking turns query by query (a loaded
+        # machine slows them alike); peak RSS: one fresh process per reader, one round each
+        res = reader(ws_path, MODES, args.repeat)
+        rss = {m: reader(ws_path, (m,), 1)["peak_rss_mb"] for m in MODES}
         for m in ("views", "ducklake"):
             for q in QUERIES:
                 a, b = res[m]["answers"][q], res["raw"]["answers"][q]
@@ -187,10 +194,11 @@ def main() -> None:
                   f"{d / v:>11.2f}x")  # fmt: skip
         print(
             "  first cursor (ms): "
-            + ", ".join(f"{m} {res[m]['first_cursor'] * 1000:.0f}" for m in res)
+            + ", ".join(f"{m} {res[m]['first_cursor'] * 1000:.0f}" for m in MODES)
         )
         print(
-            "  reader peak RSS (MB): " + ", ".join(f"{m} {res[m]['peak_rss_mb']:,.0f}" for m in res)
+            "  reader peak RSS (MB, one round in a fresh process each): "
+            + ", ".join(f"{m} {rss[m]:,.0f}" for m in MODES)
         )
     finally:
         if args.out is None:
