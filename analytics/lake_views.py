@@ -334,7 +334,10 @@ class LakeViews:
     # ------------------------------------------------------------------ public
     def database(self) -> str | None:
         """The fast database of the snapshot this reader should see now (None: DuckLake)."""
-        s = self.at if self.at is not None else self.catalog.latest()
+        try:
+            s = self.at if self.at is not None else self.catalog.latest()
+        except (sqlite3.Error, TypeError):  # catalog unreadable now: DuckLake will say why
+            return None
         with self._lock:
             if s in self._built:
                 db, _ = self._built[s]
