@@ -9,7 +9,8 @@ written as Parquet shards of 500k rows by DuckDB. Figures:
 * workspace size / corpus size (goal: metadata only, well under 10% of the text bytes);
 * registration throughput: `ingest()` with token counting replaced by a whitespace count
   (tokenization is the next issue's, benchmarked there) against DuckDB's own scan of the same
-  files into a table (`CREATE TABLE AS SELECT * FROM read_parquet(...)`), goal >= 0.8x;
+  files into a table (`CREATE TABLE AS SELECT * FROM read_parquet(...)`), goal >= 0.8x; and
+  how long of it the ingest holds the workspace's write lock (other writers wait that long);
 * the cost of a small write at each size: a 10-document ingest and saving a mixture (goal:
   flat, within 2x from the smallest to the largest size);
 * Overview and Explore latency (p50 of 9) at the largest size: totals + composition (from
@@ -74,6 +75,27 @@ class WhitespaceCounter:
         out = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
         WhitespaceCounter.seconds += time.perf_counter() - t0
         return out
+
+
+HELD: list[tuple[str, float]] = []
+
+
+def time_write_lock() -> None:
+    """Record how long each `Workspace.write()` block runs (the commit lock is held)."""
+    import contextlib
+
+    from analytics.workspace import Workspace
+
+    orig = Workspace.write
+
+    @contextlib.contextmanager
+    def write(self, **kw):
+        with orig(self, **kw) as con:
+            t0 = time.perf_counter()
+            yield con
+        HELD.append((kw.get("job", "?"), time.perf_counter() - t0))  # commit included
+
+    Workspace.write = write
 
 
 def dir_size(p: Path) -> int:
@@ -161,6 +183,7 @@ def main() -> None:
     from analytics.workspace import Workspace
 
     core.get_token_counter = lambda name: WhitespaceCounter()
+    time_write_lock()
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-lake-"))
     rows = []
     try:
@@ -187,7 +210,9 @@ def main() -> None:
             )
             ws = Workspace(root / f"ws-{n}")
             WhitespaceCounter.seconds = 0.0
+            HELD.clear()
             t_reg = timed(lambda w=ws, u=uris: ingest(w, u, id_field="id", source_field="source"))
+            t_lock = sum(t for job, t in HELD if job == "ingest")
             t_reg -= WhitespaceCounter.seconds  # tokenization excluded (bench_tokenize's)
             size = dir_size(ws.path)
             ti, ts = small_writes(ws, root, n)
@@ -203,7 +228,8 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"registration {t_reg:.1f} s vs DuckDB scan into a table {t_floor:.1f} s: "
+                f"registration {t_reg:.1f} s (the write lock held {t_lock:.1f} s of it) vs "
+                f"DuckDB scan into a table {t_floor:.1f} s: "
                 f"{t_floor / t_reg:.2f}x the floor's throughput (goal >= 0.8x)"
             )
             print(
