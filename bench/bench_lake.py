@@ -161,7 +161,17 @@ res["overview_composition"] = p50(lambda: overview.composition(cur, by=("source"
 res["explore_facets"] = p50(lambda: overview.composition(cur, flt, by=("domain", "lang")))
 res["explore_arbitrary"] = p50(lambda: run_query(ws.cursor(), sql_arb))
 res["explore_page"] = p50(lambda: overview.documents_page(cur, arb, page_size=50))
-res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb():
+    # VmHWM: this process's own peak. ru_maxrss is not: Linux keeps it across exec, so a
+    # child forked from a big parent reports the parent's size
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+res["peak_rss_mb"] = peak_rss_mb()
 raw = duckdb.connect()
 files = [r[0] for r in ws.cursor().execute(
     "SELECT data_file FROM ducklake_list_files('ws', 'documents')").fetchall()]
