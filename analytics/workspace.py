@@ -43,11 +43,12 @@ from pathlib import Path
 
 import duckdb
 
-from analytics import __version__
+from analytics import __version__, lake_views
 from analytics.db import one, scalar
 from analytics.errors import WorkspaceError
 from analytics.jobs import _alive as alive
 from analytics.lake import configure_remote, is_remote, load_extension, postgres_dsn
+from analytics.lake_views import LakeViews
 from analytics.migrations import LATEST_VERSION, MIGRATIONS, statements
 
 CONFIG_NAME = "workspace.json"
@@ -110,6 +111,9 @@ class Snapshot:
             con.close()
             raise
         self._con = con
+        self.views: LakeViews | None = None
+        if lake_views.enabled() and ws.uses_sqlite:
+            self.views = LakeViews(con, ws.db_path, ws.data_path, alias=ALIAS, at=at)
 
     @staticmethod
     def _lock(con: duckdb.DuckDBPyConnection, ws: Workspace) -> None:
@@ -125,8 +129,12 @@ class Snapshot:
         con.execute("SET lock_configuration=true")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the latest committed snapshot (or the pinned one): through the fast
+        views of `analytics.lake_views` when they can be built, else through DuckLake. A
+        fast cursor stays on the snapshot it started on."""
         cur = self._con.cursor()
-        cur.execute(f"USE {ALIAS}")
+        db = self.views.database() if self.views is not None else None
+        cur.execute(f"USE {db or ALIAS}")
         return cur
 
 

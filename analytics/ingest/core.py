@@ -322,13 +322,37 @@ def ingest(
         options = {k: v for k, v in fields.items() if v}
         options["copy_text"] = bool(copy_text)
         options["duplicates_in_input"] = bool(has_dups)
+        # Everything but the ids is prepared before the lock: the rows to insert (file index
+        # instead of file id) and their rollup. Under the lock only ids committed since the
+        # read are checked (ingests after the last one seen, or rows of no ingest).
+        seen_ingest = scalar(con, "SELECT COALESCE(max(ingest_id), 0) FROM ingests")
+        uris = [s[0] for s in stats]
+        con.execute(
+            "CREATE TEMP TABLE _files AS SELECT unnest(?::VARCHAR[]) AS uri, "
+            "generate_subscripts(?::VARCHAR[], 1) - 1 AS fidx",
+            [uris, uris],
+        )
+        con.execute(
+            """CREATE TEMP TABLE _pre AS
+               SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title,
+                      n.n_bytes, n.n_chars, t.n_tokens, n.metadata, f.fidx, n._frow
+               FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row
+               JOIN temp._files f ON f.uri = n._file"""
+        )
+        rollup = f"""SELECT source, domain, lang, year(date) AS year,
+                            {LEN_BUCKET_SQL} AS len_bucket, count(*) AS n_docs,
+                            sum(n_tokens) AS n_tokens, sum(n_bytes) AS n_bytes,
+                            sum(n_chars) AS n_chars
+                     FROM {{src}} GROUP BY ALL"""
+        con.execute(f"CREATE TEMP TABLE _roll AS {rollup.format(src='temp._pre')}")
         with workspace.write(job="ingest", con=con, on_wait=on_wait):
             ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
             first_file = scalar(con, "SELECT COALESCE(max(file_id), 0) + 1 FROM ingest_files")
             con.execute(
-                "INSERT INTO ingest_files SELECT ? + i - 1, ?, f.uri, ?, ?, ?, f.size, f.mtime, "
+                "INSERT INTO ingest_files SELECT ? + fidx, ?, uri, ?, ?, ?, f.size, f.mtime, "
                 "NULL, ? FROM (SELECT unnest(?::VARCHAR[]) AS uri, unnest(?::BIGINT[]) AS size, "
-                "unnest(?::VARCHAR[]) AS mtime, generate_subscripts(?::VARCHAR[], 1) AS i) f",
+                "unnest(?::VARCHAR[]) AS mtime, "
+                "generate_subscripts(?::VARCHAR[], 1) - 1 AS fidx) f",
                 [
                     first_file,
                     ingest_id,
@@ -336,38 +360,45 @@ def ingest(
                     text_field,
                     id_expr,
                     bool(copy_text),
-                    [s[0] for s in stats],
+                    uris,
                     [s[1] for s in stats],
                     [s[2] for s in stats],
-                    [s[0] for s in stats],
+                    uris,
                 ],
             )
-            # Another ingest may have committed the same ids since the read: keep only new.
-            con.execute(
-                """CREATE TEMP TABLE _ins AS
-                   SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title,
-                          n.n_bytes, n.n_chars,
-                          t.n_tokens, n.metadata, ? AS ingest_id, f.file_id, n._frow
-                   FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row
-                   JOIN ingest_files f ON f.uri = n._file AND f.ingest_id = ?
-                   ANTI JOIN documents d ON d.doc_id = n.doc_id""",
-                [ingest_id, ingest_id],
+            # Another writer may have committed the same ids since the read: keep only new.
+            late = scalar(
+                con,
+                "SELECT count(*) FROM temp._pre p SEMI JOIN (SELECT doc_id FROM documents "
+                "WHERE ingest_id > ? OR ingest_id IS NULL) d ON d.doc_id = p.doc_id",
+                [seen_ingest],
             )
-            con.execute("INSERT INTO documents SELECT * FROM temp._ins")
+            src = "temp._pre"
+            if late:
+                con.execute(
+                    "CREATE TEMP TABLE _ins AS SELECT * FROM temp._pre p "
+                    "ANTI JOIN documents d ON d.doc_id = p.doc_id"
+                )
+                src = "temp._ins"
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _roll AS {rollup.format(src=src)}")
+            con.execute(
+                "INSERT INTO documents SELECT doc_id, source, domain, lang, date, url, title, "
+                "n_bytes, n_chars, n_tokens, metadata, CAST(? AS BIGINT), ? + fidx, _frow "
+                f"FROM {src}",
+                [ingest_id, first_file],
+            )
             if copy_text:
                 con.execute(
                     "INSERT INTO texts SELECT s.doc_id, s.text FROM temp._stage s "
-                    "SEMI JOIN temp._ins i ON i.doc_id = s.doc_id "
+                    f"SEMI JOIN {src} i ON i.doc_id = s.doc_id "
                     "JOIN temp._tok t ON s.rowid = t._row"
                 )
             con.execute(
-                f"""INSERT INTO doc_rollup
-                    SELECT ingest_id, source, domain, lang, year(date),
-                           {LEN_BUCKET_SQL} AS len_bucket, count(*), sum(n_tokens),
-                           sum(n_bytes), sum(n_chars)
-                    FROM temp._ins GROUP BY ALL"""
+                "INSERT INTO doc_rollup SELECT CAST(? AS BIGINT), * FROM temp._roll", [ingest_id]
             )
-            n_new, n_tokens = one(con, "SELECT count(*), COALESCE(sum(n_tokens), 0) FROM temp._ins")
+            n_new, n_tokens = one(
+                con, "SELECT COALESCE(sum(n_docs), 0), COALESCE(sum(n_tokens), 0) FROM temp._roll"
+            )
             con.execute(
                 "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

@@ -138,3 +138,59 @@ def test_table_exists_sees_lake_tables_not_temp_ones_and_keeps_the_transaction(t
         con.execute("CREATE TABLE kept AS SELECT 1 AS x")  # the failed probes did not abort
     cur = ws.cursor()
     assert table_exists(cur, "kept") and not table_exists(cur, "scratch")
+
+
+@pytest.mark.parametrize("other", ["ingest", "manual"])
+def test_ids_committed_while_an_ingest_prepares_are_not_added_twice(tmp_path, monkeypatch, other):
+    """Ingest prepares its rows before taking the lock; ids that another writer commits in
+    between (another ingest, or rows of no ingest) are left out, rollups stay exact."""
+    import contextlib
+
+    from tests.conftest import add_doc
+
+    def jsonl(name, ids):
+        p = tmp_path / name
+        p.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text {i}"}) + "\n" for i in ids))
+        return str(p)
+
+    a, b = jsonl("a.jsonl", range(10)), jsonl("b.jsonl", range(5, 15))
+    ws = Workspace(tmp_path / "ws")
+    ws.initialise()
+    orig = Workspace.write
+    raced = []
+
+    @contextlib.contextmanager
+    def racing(self, **kw):
+        if kw.get("job") == "ingest" and not raced:
+            raced.append(True)
+            if other == "ingest":
+                ingest(Workspace(self.path), [b], source="s")  # commits d5..d14 first
+            else:
+                with orig(Workspace(self.path), job="other") as con:
+                    add_doc(con, doc_id="d0", source="manual")  # a row of no ingest
+        with orig(self, **kw) as con:
+            yield con
+
+    monkeypatch.setattr(Workspace, "write", racing)
+    rep = ingest(ws, [a], source="s")
+    assert raced
+    assert rep.n_added == (5 if other == "ingest" else 9)
+    cur = Workspace(ws.path).cursor()
+    n = 15 if other == "ingest" else 10
+    assert cur.execute("SELECT count(*), count(DISTINCT doc_id) FROM documents").fetchone() == (
+        n,
+        n,
+    )
+    per_ingest = dict(
+        cur.execute(
+            "SELECT ingest_id, count(*) FROM documents WHERE ingest_id IS NOT NULL GROUP BY 1"
+        ).fetchall()
+    )
+    rollup = dict(
+        cur.execute("SELECT ingest_id, sum(n_docs) FROM doc_rollup GROUP BY 1").fetchall()
+    )
+    assert per_ingest == rollup == ({1: 10, 2: 5} if other == "ingest" else {1: 9})
+    files = dict(cur.execute("SELECT file_id, uri FROM ingest_files").fetchall())
+    mine = max(per_ingest)
+    got = cur.execute(f"SELECT DISTINCT file_id FROM documents WHERE ingest_id = {mine}").fetchall()
+    assert [files[r[0]] for r in got] == [a]
