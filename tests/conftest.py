@@ -330,3 +330,58 @@ def ray_cluster(tmp_path_factory):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ---------------------------------------------------------------------- shared workspaces
+# Built once per session by tests/workspaces/ (small slices of the demo corpus with
+# geometry, a map, or every signal computed); tests that write take a private copy.
+@pytest.fixture(scope="session")
+def geometry_ws(tmp_path_factory):
+    from analytics.workspace import Workspace
+    from tests.workspaces.geometry import geometry_path
+
+    return Workspace.open(geometry_path(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
+def map_ws(tmp_path_factory):
+    from analytics.workspace import Workspace
+    from tests.workspaces.maps import map_path
+
+    return Workspace.open(map_path(tmp_path_factory))
+
+
+@pytest.fixture
+def map_ws_copy(tmp_path_factory, tmp_path):
+    from tests.workspaces import copy_of
+    from tests.workspaces.maps import map_path
+
+    return copy_of(map_path(tmp_path_factory), tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def signals_ws(tmp_path_factory):
+    """Every signal computed once on a few hundred demo documents (read-only for tests)."""
+    from analytics.workspace import Workspace
+    from tests.workspaces.signals import signals_path
+
+    return Workspace.open(signals_path(tmp_path_factory))
+
+
+@pytest.fixture
+def signals_ws_copy(tmp_path_factory, tmp_path):
+    from tests.workspaces import copy_of
+    from tests.workspaces.signals import signals_path
+
+    return copy_of(signals_path(tmp_path_factory), tmp_path / "scored")
+
+
+def mixscope(*args, ws=None):
+    """The real `mixscope` CLI in a subprocess (its exit code, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "dashboard.cli", *args]
+    if ws is not None:
+        cmd += ["--workspace", str(ws)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

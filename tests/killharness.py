@@ -57,7 +57,7 @@ WRITERS = ("ingest", "signals", "mix", "embed", "geometry", "materialise", "migr
 #: (`signals run` commits the scored documents at each --checkpoint-every chunk, then
 #: records the run and runs the global passes in later commits)
 RESUMABLE = ("signals", "embed", "geometry")
-#: a tiny causal LM series (as tests/dashboard/test_geometry_workspace.py) and its probe
+#: a tiny causal LM series (as tests/workspaces/geometry.py) and its probe
 TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 300, "block_size": 32}
 PROBE = ["--probe-size", "64", "--max-tokens", "32", "--threads", "1"]
 

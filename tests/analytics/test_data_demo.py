@@ -16,7 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+from tests.conftest import ROOT
+
+DATA = ROOT / "data"
 CORPUS = DATA / "demo_corpus.parquet"
 SOURCES_MD = DATA / "SOURCES.md"
 ISO_639_1 = {"en", "de", "es", "it", "ru", "zh", "fr"}

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics.workspace import Workspace
-from tests.analytics.test_materialize_engine import file_hashes, mat_ws  # noqa: F401
-from tests.analytics.test_tokenize import _stored, small_ws, smol  # noqa: F401
+from tests.analytics.conftest import file_hashes
+from tests.analytics.conftest import stored_counts as _stored  # noqa: F401
 from tests.conftest import DEMO
 
 pytest.importorskip("ray")

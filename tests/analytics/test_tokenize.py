@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -23,6 +22,7 @@ from analytics.engine import EngineError, done_shards, plan_shards
 from analytics.tokenize import TokenizeError, TokenizeTask, list_tokenizers, tokenize
 from analytics.tokenizer import TokenCounter, TokenizerLoadError
 from analytics.workspace import Workspace
+from tests.analytics.conftest import stored_counts
 from tests.conftest import DEMO, ROOT, fingerprint
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -55,11 +55,6 @@ def demo_texts() -> list[str]:
             seen[k] = seen.get(k, 0) + 1
             texts.append(text)
     return texts + TRICKY
-
-
-@pytest.fixture(scope="module")
-def smol(smollm2_gguf) -> TokenCounter:
-    return TokenCounter(str(smollm2_gguf))
 
 
 def _trained(pre_tokenizer, tmp_path: Path, texts: list[str], *, normalizer=None) -> Path:
@@ -179,21 +174,6 @@ def test_not_a_tokenizer_is_a_clear_error(what, tmp_path):
 
 
 # ------------------------------------------------------------------ the engine
-@pytest.fixture
-def small_ws(tmp_path) -> Workspace:
-    """A workspace of 90 demo documents whose text stays in their Parquet file."""
-    from analytics.ingest import ingest
-
-    t = pq.read_table(DEMO).slice(0, 90)
-    # shorter texts keep the test light; the locator still reads them from the file
-    short = pa.array([s[:1500] for s in t["text"].to_pylist()])
-    t = t.set_column(t.schema.get_field_index("text"), "text", short)
-    pq.write_table(t, tmp_path / "corpus.parquet")
-    ws = Workspace(tmp_path / "ws")
-    ingest(ws, [str(tmp_path / "corpus.parquet")], id_field="id")
-    return ws
-
-
 def _direct(ws: Workspace, counter: TokenCounter) -> dict[str, int]:
     rows = (
         ws.cursor()
@@ -204,21 +184,11 @@ def _direct(ws: Workspace, counter: TokenCounter) -> dict[str, int]:
     return {r[0]: int(c) for r, c in zip(rows, counts, strict=True)}
 
 
-def _stored(ws: Workspace, name: str) -> dict[str, int]:
-    rows = (
-        ws.cursor()
-        .execute("SELECT doc_id, n_tokens FROM token_counts WHERE tokenizer = ?", [name])
-        .fetchall()
-    )
-    assert len(rows) == len({r[0] for r in rows}), "a document was counted twice"
-    return dict(rows)
-
-
 def test_local_engine_counts_every_document_once_per_shard(small_ws, smol):
     ref = _direct(small_ws, smol)
     rep = tokenize(small_ws, smol.source, name="smol", counter=smol, workers=2, shard_size=25)
     assert (rep.shards, rep.docs, rep.skipped_docs) == (4, 90, 0)
-    assert _stored(small_ws, "smol") == ref
+    assert stored_counts(small_ws, "smol") == ref
     cur = small_ws.cursor()
     shards = cur.execute(
         "SELECT shard, n_docs, engine FROM engine_shards WHERE job_key = 'tokenize:smol' "
@@ -227,7 +197,7 @@ def test_local_engine_counts_every_document_once_per_shard(small_ws, smol):
     assert shards == [(0, 25, "local"), (1, 25, "local"), (2, 25, "local"), (3, 15, "local")]
     # one worker gives the same counts under another name; a rerun has nothing to do
     tokenize(small_ws, smol.source, name="smol1", counter=smol, workers=1, shard_size=40)
-    assert _stored(small_ws, "smol1") == ref
+    assert stored_counts(small_ws, "smol1") == ref
     again = tokenize(small_ws, smol.source, name="smol", counter=smol, shard_size=25)
     assert (again.shards, again.docs, again.skipped_docs) == (0, 0, 90)
     toks = {t["name"]: t for t in list_tokenizers(cur)}
@@ -289,12 +259,12 @@ def test_killed_job_resumes_at_the_next_unfinished_shard(small_ws, tmp_path):
     ws = Workspace(small_ws.path)
     # killed once its second shard was committed (a commit may carry the next one too)
     n_done = done_shards(ws.cursor(), "tokenize:mini")
-    assert 2 <= n_done <= 3 and len(_stored(ws, "mini")) == 20 * n_done
+    assert 2 <= n_done <= 3 and len(stored_counts(ws, "mini")) == 20 * n_done
     counter = TokenCounter(MINILM)
     rep = tokenize(ws, MINILM, name="mini", counter=counter, workers=1, shard_size=20)
     left = 90 - 20 * n_done
     assert (rep.skipped_docs, rep.docs, rep.shards) == (20 * n_done, left, -(-left // 20))
-    assert _stored(ws, "mini") == _direct(ws, counter)
+    assert stored_counts(ws, "mini") == _direct(ws, counter)
     assert done_shards(ws.cursor(), "tokenize:mini") == 5
 
 
@@ -338,7 +308,7 @@ def test_ray_two_node_cluster_gives_the_local_counts(small_ws, smol, ray_cluster
         ray.shutdown()
     assert rep.engine == "ray" and rep.workers == 2 and rep.docs == local.docs == 90
     assert len(nodes) == 2
-    assert _stored(small_ws, "onray") == _stored(small_ws, "local")
+    assert stored_counts(small_ws, "onray") == stored_counts(small_ws, "local")
     workers = (
         small_ws.cursor()
         .execute(

@@ -88,3 +88,35 @@ def page(browser):
     pg = ctx.new_page()
     yield pg
     ctx.close()
+
+
+# ---------------------------------------------------------------------- page helpers
+def wait_ready(page, timeout=60_000):
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
+    page.wait_for_timeout(1500)
+
+
+def wait_metric(page, text, timeout=60_000):
+    """Wait until some metric shows `text` (reruns may still be settling under load)."""
+    page.wait_for_function(
+        """(want) => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+               .some(e => e.innerText.trim() === want)""",
+        arg=text,
+        timeout=timeout,
+    )
+
+
+def no_exception(page):
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+    assert page.get_by_text("Page not found").count() == 0
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def shoot(page, name):
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

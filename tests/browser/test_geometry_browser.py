@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from analytics.workspace import Workspace
-from tests.browser.conftest import serve
-from tests.browser.test_pages_in_browser import no_exception, shoot, wait_ready
-from tests.dashboard.test_geometry_workspace import geometry_path
+from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.workspaces.geometry import geometry_path
 
 pytestmark = pytest.mark.browser
 

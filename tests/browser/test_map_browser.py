@@ -11,9 +11,8 @@ import pytest
 
 from analytics.filters import DocFilter
 from analytics.workspace import Workspace
-from tests.browser.conftest import serve
-from tests.browser.test_pages_in_browser import no_exception, shoot, wait_ready
-from tests.dashboard.test_map_workspace import PER_SOURCE, map_path
+from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.workspaces.maps import PER_SOURCE, map_path
 
 pytestmark = pytest.mark.browser
 N_DOCS = 17 * PER_SOURCE + 17

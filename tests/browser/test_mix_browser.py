@@ -11,8 +11,7 @@ from analytics.filters import DocFilter
 from analytics.mixture import builder as mb
 from analytics.mixture import save_mixture, weight_diversity
 from analytics.workspace import Workspace
-from tests.browser.conftest import serve
-from tests.browser.test_pages_in_browser import no_exception, shoot, wait_ready
+from tests.browser.conftest import no_exception, serve, shoot, wait_ready
 
 pytestmark = pytest.mark.browser
 SOURCES = ("licenses", "austen", "fortunes-en", "python-code", "bible-kjv")

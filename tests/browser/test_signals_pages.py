@@ -10,9 +10,8 @@ import pytest
 from analytics.filters import DocFilter
 from analytics.ingest import ingest
 from analytics.workspace import Workspace
-from tests.browser.conftest import serve
-from tests.browser.test_pages_in_browser import no_exception, shoot, wait_ready
-from tests.dashboard.test_signals_workspace import signals_path
+from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.workspaces.signals import signals_path
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.browser.test_pages_in_browser import no_exception, wait_ready
+from tests.browser.conftest import no_exception, wait_ready
 
 pytestmark = pytest.mark.browser
 

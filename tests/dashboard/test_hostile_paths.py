@@ -12,7 +12,7 @@ from analytics.paths import OutputPathError, check_output_dir, check_output_path
 from analytics.workspace import Workspace
 from dashboard.cli import main
 from tests.conftest import tree_digest
-from tests.dashboard.test_hostile_cli import assert_one_line_error, run_main
+from tests.dashboard.conftest import assert_one_line_error, run_main
 
 
 def fingerprint(path):

@@ -14,10 +14,9 @@ from analytics.jobs import JobStore
 from analytics.maps.filtering import keep_selection, selection_info, store_selection
 from analytics.paths import check_input_paths
 from tests.conftest import tree_digest
-from tests.dashboard.test_map_pages import count, map_path, qp
-from tests.dashboard.test_map_workspace import copy_of
+from tests.dashboard.conftest import APP, qp
+from tests.workspaces.maps import copy_of, count, map_path
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 VIEWER = "viewer-token-0123456789"
 EDITOR = "editor-token-9876543210"
 

@@ -12,20 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from analytics.auth import Secrets, find_oidc, load_secrets, parse_oidc
 from analytics.errors import MixscopeError
-from tests.dashboard.conftest import APP
-
-AUTH = {
-    "redirect_uri": "http://localhost:8501/oauth2callback",
-    "cookie_secret": "a-long-random-cookie-secret",
-    "client_id": "mixscope",
-    "client_secret": "s3cr3t",
-    "server_metadata_url": "https://idp.example.org/.well-known/openid-configuration",
-}
-ROLES = """
-[users]
-"Alice@Example.org" = "editor"
-"*@example.org" = "viewer"
-"""
+from tests.dashboard.conftest import APP, AUTH, ROLES
 
 
 def test_auth_section_parsing():
@@ -139,7 +126,7 @@ def test_signing_out_drops_the_role(oidc_app):
 
 
 def test_serve_refuses_provider_sign_in_without_users_table(tmp_path, monkeypatch, capsys):
-    from tests.dashboard.test_hostile_cli import assert_one_line_error, run_main
+    from tests.dashboard.conftest import assert_one_line_error, run_main
 
     home = tmp_path / "home"
     (home / ".streamlit").mkdir(parents=True)

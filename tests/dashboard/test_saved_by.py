@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from analytics.jobs import JOB_ENV, JobStore
 from analytics.workspace import Workspace
-from tests.dashboard.test_oidc import AUTH, ROLES
+from tests.conftest import ROOT
+from tests.dashboard.conftest import AUTH, ROLES
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = str(ROOT)
 APP = os.path.join(ROOT, "dashboard", "app.py")
 MIX = ["mix", "create", "cli-mix", "--group-by", "source", "--budget", "5000"]
 

@@ -1,0 +1,40 @@
+"""Short texts on four topics (embedding and clustering tests)."""
+
+TOPICS = {
+    "cooking": [
+        "Simmer the tomato sauce with garlic and basil for twenty minutes.",
+        "Knead the bread dough until it is smooth, then let it rise for an hour.",
+        "Season the roast chicken with salt, pepper and rosemary before baking.",
+        "Whisk the eggs and sugar together, then fold in the flour for the cake.",
+        "Fry the onions in butter until golden before adding the mushrooms.",
+        "A good risotto needs arborio rice, warm stock and constant stirring.",
+        "Marinate the beef overnight in soy sauce, ginger and honey.",
+        "Blanch the green beans in boiling salted water, then plunge them into ice water.",
+        "Preheat the oven to 180 degrees and grease the baking tin with butter.",
+        "Chop the carrots and celery finely for the soup base.",
+    ],
+    "astronomy": [
+        "The telescope revealed a spiral galaxy millions of light years away.",
+        "A supernova is the explosive death of a massive star.",
+        "Jupiter's moons orbit the gas giant in a few days each.",
+        "Astronomers measure the redshift of distant galaxies to estimate their distance.",
+        "A black hole's event horizon is the boundary beyond which light cannot escape.",
+        "The Andromeda galaxy is on a collision course with the Milky Way.",
+        "Comets grow bright tails of gas and dust as they approach the Sun.",
+        "Neutron stars are the collapsed cores of stars, spinning many times a second.",
+        "The planet's orbit around its star was detected by the transit method.",
+        "Nebulae are vast clouds of gas where new stars are born.",
+    ],
+    "programming": [
+        "The Python function returns a sorted list of integers.",
+        "Define a Python class with methods and call them from the main program.",
+        "The compiler reported a syntax error in the source code.",
+        "Write unit tests for each function in the program and run them with pytest.",
+        "The recursive function overflowed the call stack in the Python program.",
+        "Declare the variable as a constant in the code to avoid reassignment bugs.",
+        "Import the module and call its function with two integer arguments.",
+        "Refactor the source code so that each function does one thing.",
+        "The program crashed with a null pointer exception in the parser function.",
+        "Compile the C program with gcc and link it against the math library.",
+    ],
+}
