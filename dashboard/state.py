@@ -67,10 +67,18 @@ def _memo(name: str, key: str, _func, _args: tuple, _kwargs: dict):
     return _func(*_args, **_kwargs)
 
 
-def memo(func, *args: Any, key: Any, **kwargs: Any):
+@st.cache_data(max_entries=8, show_spinner=False)
+def _memo_rows(name: str, key: str, _func, _args: tuple, _kwargs: dict):
+    return _func(*_args, **_kwargs)
+
+
+def memo(func, *args: Any, key: Any, rows: bool = False, **kwargs: Any):
     """`func(*args, **kwargs)` once per (function, `key`); `key` names everything the result
-    depends on (artefact stamps, the snapshot, the arguments), as plain values."""
-    return _memo(_name(func), _digest(key), func, args, kwargs)
+    depends on (artefact stamps, the snapshot, the arguments), as plain values. `rows=True`
+    for results that grow with the corpus (a map's points): at most 8 of those are kept,
+    so the server's memory stays bounded."""
+    cache = _memo_rows if rows else _memo
+    return cache(_name(func), _digest(key), func, args, kwargs)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

@@ -43,7 +43,7 @@ def load_map(map_id: str):
     """The map's MapResult (points, clusters, record), read once per map version."""
     from analytics.maps import load_map as load
 
-    return state.memo(load, _ws(), map_id, key=(_ws(), map_id, _map_stamp(map_id)))
+    return state.memo(load, _ws(), map_id, key=(_ws(), map_id, _map_stamp(map_id)), rows=True)
 
 
 def _frame(map_id: str, color: str, flt: DocFilter | None) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def _frame(map_id: str, color: str, flt: DocFilter | None) -> pd.DataFrame:
 def map_frame(map_id: str, color: str, flt: DocFilter | None) -> pd.DataFrame:
     """doc_id, x, y, cluster, source, color, snippet of the map's documents matching `flt`."""
     key = (_ws(), map_id, _map_stamp(map_id), state.snapshot_key(), color, repr(flt))
-    return state.memo(_frame, map_id, color, flt, key=key)
+    return state.memo(_frame, map_id, color, flt, key=key, rows=True)
 
 
 # ---------------------------------------------------------------------- diversity panels
@@ -93,7 +93,7 @@ def _near_dups(map_id: str, threshold: float) -> pd.DataFrame:
 def near_duplicates(map_id: str, threshold: float) -> pd.DataFrame:
     """SemDeDup within the map's clusters at `threshold` (one row per mapped document)."""
     key = (_ws(), map_id, _map_stamp(map_id), float(threshold))
-    return state.memo(_near_dups, map_id, float(threshold), key=key)
+    return state.memo(_near_dups, map_id, float(threshold), key=key, rows=True)
 
 
 def _target(model_key: str, texts: tuple[str, ...], by: str, ids: tuple[str, ...]):
