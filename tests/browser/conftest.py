@@ -99,6 +99,16 @@ def wait_ready(page, timeout=60_000):
     page.wait_for_timeout(1500)
 
 
+def wait_count(page, selector, n, timeout=60_000):
+    """Wait until at least `n` elements match `selector` (a script may draw them after its totals)."""
+    page.wait_for_function(
+        "([sel, n]) => document.querySelectorAll(sel).length >= n",
+        arg=[selector, n],
+        timeout=timeout,
+    )
+    return page.locator(selector).count()
+
+
 def wait_metric(page, text, timeout=60_000):
     """Wait until some metric shows `text` (reruns may still be settling under load)."""
     page.wait_for_function(

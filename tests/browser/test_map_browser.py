@@ -11,7 +11,7 @@ import pytest
 
 from analytics.filters import DocFilter
 from analytics.workspace import Workspace
-from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.browser.conftest import no_exception, serve, shoot, wait_count, wait_ready
 from tests.workspaces.maps import PER_SOURCE, map_path
 
 pytestmark = pytest.mark.browser
@@ -108,7 +108,7 @@ def test_search_lists_nearest_documents(map_server, page):
     wait_ready(page)
     page.get_by_text("nearest documents").first.wait_for(timeout=60_000)
     no_exception(page)
-    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    assert wait_count(page, '[data-testid="stDataFrame"]', 1) >= 1
     page.wait_for_timeout(1000)
     shoot(page, "search")
     page.goto(f"{url}/search?doc={doc_id}")

@@ -11,7 +11,7 @@ from analytics.filters import DocFilter
 from analytics.mixture import builder as mb
 from analytics.mixture import save_mixture, weight_diversity
 from analytics.workspace import Workspace
-from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.browser.conftest import no_exception, serve, shoot, wait_count, wait_ready
 
 pytestmark = pytest.mark.browser
 SOURCES = ("licenses", "austen", "fortunes-en", "python-code", "bible-kjv")
@@ -50,7 +50,7 @@ def test_mixture_opens_from_a_shared_link(mix_server, page):
     page.wait_for_timeout(1500)
     no_exception(page)
     # the first tab (main phase): temperature restored, 2 charts, headline numbers
-    assert page.locator(".js-plotly-plot").count() >= 2
+    assert wait_count(page, ".js-plotly-plot", 2) >= 2
     metrics = page.locator('[data-testid="stMetric"]').all_inner_texts()
     text = " ".join(metrics)
     assert "3.00M" in text  # the main phase's budget

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analytics import overview
-from tests.browser.conftest import no_exception, shoot, wait_metric, wait_ready
+from tests.browser.conftest import no_exception, shoot, wait_count, wait_metric, wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ def test_overview(server, page, demo_workspace):
     no_exception(page)
     tot = overview.totals(demo_workspace.cursor())
     wait_metric(page, f"{int(tot['documents']):,}")
-    assert page.locator(".js-plotly-plot").count() >= 3
+    assert wait_count(page, ".js-plotly-plot", 3) >= 3
     no_exception(page)
     shoot(page, "overview")
 
@@ -32,7 +32,8 @@ def test_explore(server, page, demo_workspace):
 
     want = overview.totals(demo_workspace.cursor(), DocFilter(source=(src,)))
     wait_metric(page, f"{int(want['documents']):,}")
-    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    # the document table is drawn after the totals (its query runs later in the script)
+    assert wait_count(page, '[data-testid="stDataFrame"]', 1) >= 1
     no_exception(page)
     shoot(page, "explore")
 

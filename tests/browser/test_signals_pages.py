@@ -10,7 +10,7 @@ import pytest
 from analytics.filters import DocFilter
 from analytics.ingest import ingest
 from analytics.workspace import Workspace
-from tests.browser.conftest import no_exception, serve, shoot, wait_ready
+from tests.browser.conftest import no_exception, serve, shoot, wait_count, wait_ready
 from tests.workspaces.signals import signals_path
 
 pytestmark = pytest.mark.browser
@@ -85,7 +85,7 @@ def test_explore_signal_sliders_from_url(signals_server, page, tmp_path_factory)
     values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
     assert f"{want[0][0]:,}" in values
     assert page.get_by_text("C4 rules: passing only").count() == 1
-    assert page.locator('[data-testid="stSlider"]').count() >= 3
+    assert wait_count(page, '[data-testid="stSlider"]', 3) >= 3
     shoot(page, "explore_signals")
 
 
