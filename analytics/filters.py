@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analytics.errors import MixscopeError
+from analytics.registry import Registry
 
 FACET_COLUMNS = ("source", "domain", "lang")
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -59,7 +60,9 @@ class Condition:
 
 # kind -> resolver(condition, alias_prefix) -> (sql predicate, params). Capabilities register
 # theirs in their own module, listed in _RESOLVER_MODULES so they load on first use.
-CONDITION_KINDS: dict[str, Callable[[Condition, str], tuple[str, list[Any]]]] = {}
+CONDITION_KINDS: Registry[Callable[[Condition, str], tuple[str, list[Any]]]] = Registry(
+    "filter condition kind", MixscopeError
+)
 _RESOLVER_MODULES = {
     "signal": "analytics.signals.filtering",
     "cluster": "analytics.maps.filtering",
@@ -67,12 +70,7 @@ _RESOLVER_MODULES = {
 }
 
 
-def register_condition(kind: str):
-    def deco(fn):
-        CONDITION_KINDS[kind] = fn
-        return fn
-
-    return deco
+register_condition = CONDITION_KINDS.register
 
 
 def _resolve(cond: Condition, prefix: str) -> tuple[str, list[Any]]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from analytics.registry import Registry
+
 from ._linalg import as_matrix, covariance_eigenvalues_of, singular_values_of
 from .errors import GeometryInputError
 from .phases import PHASE_LABELS, phase_bands, phases
@@ -108,7 +110,7 @@ class ZSpectra:
 MetricFn = Callable[[ZSpectra, dict[str, Any]], list[dict[str, Any]]]
 
 #: name -> metric function; each returns records {"metric", "variant", "value", "params"}.
-REPRESENTATION_METRICS: dict[str, MetricFn] = {}
+REPRESENTATION_METRICS: Registry[MetricFn] = Registry("metric", GeometryInputError)
 
 #: Defaults used by compute_geometry; every record stores the ones it used.
 DEFAULT_METRIC_PARAMS: dict[str, Any] = {
@@ -123,12 +125,7 @@ DEFAULT_METRIC_PARAMS: dict[str, Any] = {
 
 def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering a per-representation metric under ``name``."""
-
-    def deco(fn: MetricFn) -> MetricFn:
-        REPRESENTATION_METRICS[name] = fn
-        return fn
-
-    return deco
+    return REPRESENTATION_METRICS.register(name)
 
 
 def _rec(metric: str, variant: str, value: float, **params: Any) -> dict[str, Any]:

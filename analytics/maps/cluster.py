@@ -21,19 +21,15 @@ from collections.abc import Callable
 import numpy as np
 
 from analytics.maps.errors import MapError
+from analytics.registry import Registry
 
 Clusterer = Callable[..., np.ndarray]
-CLUSTERERS: dict[str, Clusterer] = {}
+CLUSTERERS: Registry[Clusterer] = Registry("clusterer", MapError)
 DEFAULT_SPACE = {"kmeans": "embedding", "hdbscan": "umap"}
 SPACES = ("embedding", "pca", "umap")
 
 
-def register_clusterer(name: str) -> Callable[[Clusterer], Clusterer]:
-    def deco(fn: Clusterer) -> Clusterer:
-        CLUSTERERS[name] = fn
-        return fn
-
-    return deco
+register_clusterer = CLUSTERERS.register
 
 
 def default_n_clusters(n: int) -> int:

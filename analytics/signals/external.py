@@ -116,17 +116,17 @@ def make_class(name: str, origin: str, definition: dict[str, Any]) -> type[Exter
 def _rebuild(
     name: str, origin: str, definition: dict[str, Any], run: dict[str, Any] | None = None
 ) -> ExternalSignal:
-    cls = SIGNALS.get(name)
+    cls = SIGNALS.get(name, None)
     if cls is None or getattr(cls, "definition", None) != definition:
         cls = make_class(name, origin, definition)
-        SIGNALS[name] = cls
+        SIGNALS.replace(name, cls)
     for key, value in (run or {}).items():
         setattr(cls, key, value)
     return cls()
 
 
 def is_external(name: str) -> bool:
-    return bool(getattr(SIGNALS.get(name), "external", False))
+    return bool(getattr(SIGNALS.get(name, None), "external", False))
 
 
 def builtin_names() -> list[str]:
@@ -168,14 +168,14 @@ def register_definitions(defs: dict[str, dict[str, Any]]) -> None:
     """Make the registry hold exactly the external signals `defs` (from `definitions`)."""
     builtin = set(builtin_names())
     for name in [n for n in SIGNALS if is_external(n) and n not in defs]:
-        del SIGNALS[name]
+        SIGNALS.unregister(name)
     for name, d in defs.items():
         if name in builtin:
             continue  # a built-in signal added later with the same name wins
-        cls = SIGNALS.get(name)
+        cls = SIGNALS.get(name, None)
         if cls is not None and getattr(cls, "definition", None) == d:
             continue
-        SIGNALS[name] = make_class(name, d["origin"], d)
+        SIGNALS.replace(name, make_class(name, d["origin"], d))
 
 
 def check_new_name(
@@ -259,7 +259,7 @@ def define(
     )
     definition["created_at"] = str(created)
     cls = make_class(name, origin, definition)
-    SIGNALS[name] = cls
+    SIGNALS.replace(name, cls)
     for sql in signal_ddl(cls):
         con.execute(sql)
     # a new version of an existing signal may bring new columns (older versions keep NULLs)

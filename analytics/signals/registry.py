@@ -11,9 +11,10 @@ import importlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from analytics.registry import Registry
 from analytics.signals.base import Signal, SignalError
 
-SIGNALS: dict[str, type[Signal]] = {}
+SIGNALS: Registry[type[Signal]] = Registry("signal", SignalError)
 
 BUILTIN_MODULES = (
     "gopher_quality",
@@ -35,10 +36,7 @@ def register(cls: type[Signal]) -> type[Signal]:
     """Class decorator: add a Signal subclass to SIGNALS under `cls.name`."""
     if not cls.name:
         raise SignalError(f"{cls.__name__} has no name")
-    if cls.name in SIGNALS and SIGNALS[cls.name] is not cls:
-        raise SignalError(f"signal name {cls.name!r} is registered twice")
-    SIGNALS[cls.name] = cls
-    return cls
+    return SIGNALS.add(cls.name, cls)
 
 
 def _load_builtin() -> None:

@@ -96,14 +96,14 @@ def test_length_quantiles_and_pages(demo_workspace, frame):
 def test_conditions_resolve_through_registered_kinds_and_round_trip():
     from analytics.filters import CONDITION_KINDS, Condition
 
-    CONDITION_KINDS["testkind"] = lambda c, p: (f"{p}n_tokens {c.sql_op} ?", [float(c.value)])
+    CONDITION_KINDS.add("testkind", lambda c, p: (f"{p}n_tokens {c.sql_op} ?", [float(c.value)]))
     try:
         f = DocFilter(conditions=(Condition("testkind", "x", "", "ge", "2.5"),))
         assert DocFilter.from_params(f.to_params()) == f
         where, params = f.where("d")
         assert where == "(d.n_tokens >= ?)" and params == [2.5]
     finally:
-        del CONDITION_KINDS["testkind"]
+        CONDITION_KINDS.unregister("testkind")
 
 
 @pytest.mark.parametrize("token", ["signal.x;drop.col.eq.1", "signal.x.c.like.1", "a.b"])

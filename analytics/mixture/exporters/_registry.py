@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from analytics.mixture.registry import Registry
+from analytics.mixture.errors import MixtureError
+from analytics.registry import Registry
 
 from ._common import Export
 
-EXPORTERS: Registry[Callable[..., Export]] = Registry("export format")
+EXPORTERS: Registry[Callable[..., Export]] = Registry("export format", MixtureError)
 register_exporter = EXPORTERS.register

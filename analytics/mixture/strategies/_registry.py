@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from analytics.mixture.errors import StrategyInputError
-from analytics.mixture.registry import Registry
+from analytics.mixture.errors import MixtureError, StrategyInputError
 from analytics.mixture.weights import MixtureWeights
+from analytics.registry import Registry
 
-STRATEGIES: Registry[Callable[..., MixtureWeights]] = Registry("strategy")
+STRATEGIES: Registry[Callable[..., MixtureWeights]] = Registry("strategy", MixtureError)
 register_strategy = STRATEGIES.register
 
 #: what a strategy can declare it needs, and how the resolver gets it
@@ -61,7 +61,7 @@ class StrategySpec:
     weights: Callable[[StrategyInputs, dict[str, Any]], MixtureWeights]
 
 
-SPECS: Registry[StrategySpec] = Registry("strategy")
+SPECS: Registry[StrategySpec] = Registry("strategy", MixtureError)
 
 
 def strategy_spec(

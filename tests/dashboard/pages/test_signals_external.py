@@ -176,7 +176,7 @@ def test_explore_condition_on_an_imported_signal_in_a_fresh_process(open_app, ws
     path = dolma_file(tmp_path / "s.jsonl", ids)
     r = mixscope("signals", "import", path, "--format", "dolma-attributes", "--name", "q", ws=ws)
     assert r.returncode == 0, r.stderr
-    SIGNALS.pop("q", None)
+    SIGNALS.unregister("q")
     at = open_app(ws, "overview")
     at.query_params["c"] = "signal.q.q_score.ge.1.5"
     at.switch_page("app_pages/explore.py").run()
