@@ -72,9 +72,7 @@ def test_geometry_defaults_are_the_options_defaults():
     assert f"[default: {default_of(ProbeOptions, 'probe_size')}]" in _option_line(
         text, "--probe-size"
     )
-    assert f"[default: {default_of(GeometryOptions, 'pooling')}]" in _option_line(
-        text, "--pooling"
-    )
+    assert f"[default: {default_of(GeometryOptions, 'pooling')}]" in _option_line(text, "--pooling")
 
 
 @pytest.mark.parametrize(("flag", "name"), MAP)
@@ -106,3 +104,20 @@ def test_map_page_command_leaves_out_defaults():
         "--seed",
         str(default_of(MapOptions, "random_state") + 1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "name"),
+    [
+        ("--batch-size", "batch_size"),
+        ("--jobs", "jobs"),
+        ("--checkpoint-every", "checkpoint_every"),
+        ("--shard-size", "shard_size"),
+    ],
+)
+def test_signals_run_help_is_the_options_help(flag, name):
+    from analytics.signals.runner import SignalRunOptions
+
+    line = _option_line(_help("signals", "run"), flag)
+    assert help_for(SignalRunOptions, name) in line
+    assert f"[default: {default_of(SignalRunOptions, name)}]" in line
