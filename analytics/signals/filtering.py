@@ -189,6 +189,9 @@ def condition_impact(
 ) -> pd.DataFrame:
     """Documents and tokens that each condition removes, alone and all together, per source.
 
+    (Over 80 lines: one SQL statement built and read back in one place; split, the names of
+    its aggregates would be spread over several functions.)
+
     Population: the documents matching `flt` without its conditions (facets, dates, lengths,
     text). Filters: `conditions` (URL tokens or Condition objects) or, when None, the
     conditions of `flt`. A document is removed by a condition when it does not satisfy it (so

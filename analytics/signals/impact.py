@@ -252,6 +252,12 @@ def filter_impact(
                     "_total": is_total,
                 }
             )
+    return _impact_frame(rows)
+
+
+def _impact_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The :data:`IMPACT_COLUMNS` frame of the rows: removed fractions added, the rows
+    summed over all sources (``_total``) first, then by source."""
     out = pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=IMPACT_COLUMNS)
