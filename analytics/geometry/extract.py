@@ -209,6 +209,159 @@ def release_memory() -> None:
         pass
 
 
+def _check_texts(texts: Sequence[str], pooling: str, batch_size: int, max_tokens: int) -> list[str]:
+    """The texts as a list, or GeometryInputError naming the first bad input."""
+    if pooling not in ("last", "mean"):
+        raise GeometryInputError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
+    texts = list(texts)
+    if not texts:
+        raise GeometryInputError("texts: expected at least one text")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise GeometryInputError(f"texts[{i}]: expected a non-empty string")
+    if batch_size < 1 or max_tokens < 1:
+        raise GeometryInputError(
+            f"batch_size, max_tokens: expected positive integers, got {batch_size}, {max_tokens}"
+        )
+    return texts
+
+
+@dataclass
+class _Encoded:
+    """The tokenised texts: ids, special-token masks, offsets (fast tokenizers), lengths."""
+
+    ids: list[list[int]]
+    special: list[list[int]]
+    offsets: list[Any]
+    lengths: np.ndarray
+    pad_id: int
+
+
+def _encode(model: Any, tok: Any, texts: list[str], max_tokens: int) -> _Encoded:
+    """Tokenise with truncation to ``max_tokens`` (capped by the model's position limit)."""
+    limit = _max_positions(model.config)
+    max_len = min(max_tokens, limit) if limit else max_tokens
+    fast = bool(getattr(tok, "is_fast", False))
+    enc = tok(
+        texts,
+        add_special_tokens=True,
+        truncation=True,
+        max_length=max_len,
+        return_special_tokens_mask=True,
+        return_offsets_mapping=fast,
+    )
+    ids_list: list[list[int]] = enc["input_ids"]
+    lengths = np.array([len(x) for x in ids_list])
+    if (lengths == 0).any():
+        i = int(np.flatnonzero(lengths == 0)[0])
+        raise GeometryInputError(f"texts[{i}]: tokenises to zero tokens")
+    pad_id = tok.pad_token_id
+    if pad_id is None:
+        pad_id = tok.eos_token_id if tok.eos_token_id is not None else 0
+    return _Encoded(
+        ids=ids_list,
+        special=enc["special_tokens_mask"],
+        offsets=enc["offset_mapping"] if fast else [None] * len(texts),
+        lengths=lengths,
+        pad_id=int(pad_id),
+    )
+
+
+def _padded(enc: _Encoded, idx: np.ndarray) -> tuple[Any, Any]:
+    """(input ids, attention mask) of the texts ``idx``, right-padded to the longest."""
+    import torch
+
+    tmax = int(enc.lengths[idx].max())
+    ids = torch.full((len(idx), tmax), enc.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), tmax), dtype=torch.long)
+    for r, i in enumerate(idx):
+        ids[r, : enc.lengths[i]] = torch.tensor(enc.ids[i], dtype=torch.long)
+        mask[r, : enc.lengths[i]] = 1
+    return ids, mask
+
+
+def _forward(model: Any, ids_d: Any, mask_d: Any, causal: bool) -> tuple[Any, Any]:
+    """One forward pass with every hidden state: (output, hidden states)."""
+    kwargs: dict[str, Any] = {
+        "input_ids": ids_d,
+        "attention_mask": mask_d,
+        "output_hidden_states": True,
+    }
+    if causal:
+        kwargs["use_cache"] = False
+    out = model(**kwargs)
+    hs = getattr(out, "hidden_states", None)
+    if hs is None:
+        raise ArchitectureError(
+            f"{type(model).__name__}: the model returned no hidden states for "
+            "output_hidden_states=True; this architecture is not supported"
+        )
+    return out, hs
+
+
+def _allocate(hs: Any, layers: list[int], n: int) -> dict[int, np.ndarray]:
+    """Zeroed float32 n x d arrays for the pooled vectors of each selected layer."""
+    return {layer: np.zeros((n, int(hs[layer].shape[-1])), dtype=np.float32) for layer in layers}
+
+
+def _bits_per_byte(nll: np.ndarray | None, nbytes: np.ndarray | None) -> np.ndarray | None:
+    if nll is None or nbytes is None:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(nbytes > 0, nll / math.log(2) / np.maximum(nbytes, 1), np.nan)
+
+
+def _pool_into(
+    pooled: dict[int, np.ndarray], hs: Any, mask_d: Any, idx: np.ndarray, pooling: str, dev: str
+) -> None:
+    """Write the pooled vectors of the batch ``idx`` into ``pooled`` (layer -> n x d)."""
+    import torch
+
+    m = mask_d.unsqueeze(-1).to(torch.float32)
+    last = mask_d.sum(1) - 1
+    rows = torch.arange(len(idx), device=dev)
+    for layer in pooled:
+        h = hs[layer].to(torch.float32)
+        if pooling == "last":
+            v = h[rows, last]
+        else:
+            v = (h * m).sum(1) / m.sum(1)
+        pooled[layer][idx] = v.cpu().numpy()
+
+
+def _score_into(
+    nll: np.ndarray,
+    nbytes: np.ndarray,
+    model: Any,
+    out: Any,
+    ids: Any,
+    idx: np.ndarray,
+    enc: _Encoded,
+    texts: list[str],
+    tok: Any,
+    dev: str,
+) -> None:
+    """Summed next-token NLL (nats) and scored bytes of each text of the batch ``idx``
+    (special tokens are not scored)."""
+    import torch
+
+    logits = getattr(out, "logits", None)
+    if logits is None:
+        raise ArchitectureError(f"{type(model).__name__}: causal LM returned no logits")
+    for r, i in enumerate(idx):
+        L = int(enc.lengths[i])
+        spec = enc.special[i]
+        scored = [t for t in range(1, L) if not spec[t]]
+        if not scored:
+            continue
+        lg = logits[r, : L - 1].to(torch.float32)
+        tgt = ids[r, 1:L].to(dev)
+        tok_nll = torch.nn.functional.cross_entropy(lg, tgt, reduction="none")
+        keep = torch.tensor([t - 1 for t in scored], device=dev)
+        nll[i] = float(tok_nll[keep].sum().item())
+        nbytes[i] = _scored_bytes(texts[i], enc.ids[i], enc.offsets[i], scored, tok)
+
+
 def extract_hidden_states(
     model_path: str | Path | Checkpoint,
     texts: Sequence[str],
@@ -237,49 +390,16 @@ def extract_hidden_states(
     """
     import torch
 
-    if pooling not in ("last", "mean"):
-        raise GeometryInputError(f"pooling: expected 'last' or 'mean', got {pooling!r}")
-    texts = list(texts)
-    if not texts:
-        raise GeometryInputError("texts: expected at least one text")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
-            raise GeometryInputError(f"texts[{i}]: expected a non-empty string")
-    if batch_size < 1 or max_tokens < 1:
-        raise GeometryInputError(
-            f"batch_size, max_tokens: expected positive integers, got {batch_size}, {max_tokens}"
-        )
-
+    texts = _check_texts(texts, pooling, batch_size, max_tokens)
     model, tok, causal, dev = load_model_and_tokenizer(
         model_path, tokenizer_path=tokenizer_path, revision=revision, device=device, dtype=dtype
     )
     try:
-        limit = _max_positions(model.config)
-        max_len = min(max_tokens, limit) if limit else max_tokens
-        fast = bool(getattr(tok, "is_fast", False))
-        enc = tok(
-            texts,
-            add_special_tokens=True,
-            truncation=True,
-            max_length=max_len,
-            return_special_tokens_mask=True,
-            return_offsets_mapping=fast,
-        )
-        ids_list: list[list[int]] = enc["input_ids"]
-        special_list: list[list[int]] = enc["special_tokens_mask"]
-        offsets_list = enc["offset_mapping"] if fast else [None] * len(texts)
-        lengths = np.array([len(x) for x in ids_list])
-        if (lengths == 0).any():
-            i = int(np.flatnonzero(lengths == 0)[0])
-            raise GeometryInputError(f"texts[{i}]: tokenises to zero tokens")
-        pad_id = tok.pad_token_id
-        if pad_id is None:
-            pad_id = tok.eos_token_id if tok.eos_token_id is not None else 0
-        order = np.argsort(-lengths, kind="stable")
+        enc = _encode(model, tok, texts, max_tokens)
+        order = np.argsort(-enc.lengths, kind="stable")  # longest first: least padding
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
         pooled: dict[int, np.ndarray] | None = None
-        sel_layers: list[int] = []
         n = len(texts)
         nll = np.full(n, np.nan) if causal and compute_loss else None
         nbytes = np.zeros(n, dtype=np.int64) if causal and compute_loss else None
@@ -287,92 +407,36 @@ def extract_hidden_states(
         seconds = 0.0
         num_layers = hidden_size = -1
         for b, idx in enumerate(batches):
-            tmax = int(lengths[idx].max())
-            ids = torch.full((len(idx), tmax), int(pad_id), dtype=torch.long)
-            mask = torch.zeros((len(idx), tmax), dtype=torch.long)
-            for r, i in enumerate(idx):
-                ids[r, : lengths[i]] = torch.tensor(ids_list[i], dtype=torch.long)
-                mask[r, : lengths[i]] = 1
+            ids, mask = _padded(enc, idx)
             ids_d, mask_d = ids.to(dev), mask.to(dev)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                kwargs: dict[str, Any] = {
-                    "input_ids": ids_d,
-                    "attention_mask": mask_d,
-                    "output_hidden_states": True,
-                }
-                if causal:
-                    kwargs["use_cache"] = False
-                out = model(**kwargs)
+                out, hs = _forward(model, ids_d, mask_d, causal)
                 passes += 1
-                hs = getattr(out, "hidden_states", None)
-                if hs is None:
-                    raise ArchitectureError(
-                        f"{type(model).__name__}: the model returned no hidden states for "
-                        "output_hidden_states=True; this architecture is not supported"
-                    )
                 if pooled is None:
-                    num_layers = len(hs) - 1
-                    hidden_size = int(hs[-1].shape[-1])
-                    sel_layers = _normalise_layers(layers, len(hs))
-                    pooled = {
-                        layer: np.zeros((n, int(hs[layer].shape[-1])), dtype=np.float32)
-                        for layer in sel_layers
-                    }
-                m = mask_d.unsqueeze(-1).to(torch.float32)
-                last = mask_d.sum(1) - 1
-                rows = torch.arange(len(idx), device=dev)
-                for layer in sel_layers:
-                    h = hs[layer].to(torch.float32)
-                    if pooling == "last":
-                        v = h[rows, last]
-                    else:
-                        v = (h * m).sum(1) / m.sum(1)
-                    pooled[layer][idx] = v.cpu().numpy()
-                if nll is not None:
-                    logits = getattr(out, "logits", None)
-                    if logits is None:
-                        raise ArchitectureError(
-                            f"{type(model).__name__}: causal LM returned no logits"
-                        )
-                    for r, i in enumerate(idx):
-                        L = int(lengths[i])
-                        spec = special_list[i]
-                        scored = [t for t in range(1, L) if not spec[t]]
-                        if not scored:
-                            continue
-                        lg = logits[r, : L - 1].to(torch.float32)
-                        tgt = ids[r, 1:L].to(dev)
-                        tok_nll = torch.nn.functional.cross_entropy(lg, tgt, reduction="none")
-                        keep = torch.tensor([t - 1 for t in scored], device=dev)
-                        nll[i] = float(tok_nll[keep].sum().item())
-                        nbytes[i] = _scored_bytes(
-                            texts[i], ids_list[i], offsets_list[i], scored, tok
-                        )
+                    num_layers, hidden_size = len(hs) - 1, int(hs[-1].shape[-1])
+                    pooled = _allocate(hs, _normalise_layers(layers, len(hs)), n)
+                _pool_into(pooled, hs, mask_d, idx, pooling, dev)
+                if nll is not None and nbytes is not None:
+                    _score_into(nll, nbytes, model, out, ids, idx, enc, texts, tok, dev)
                 del out, hs
             seconds += time.perf_counter() - t0
             if progress is not None:
                 progress(b + 1, len(batches), f"batch {b + 1}/{len(batches)}")
         assert pooled is not None
-        bpb = None
-        if nll is not None and nbytes is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                bpb = np.where(nbytes > 0, nll / math.log(2) / np.maximum(nbytes, 1), np.nan)
-        model_class = type(model).__name__
-        dtype_name = str(next(model.parameters()).dtype).replace("torch.", "")
         return ExtractionResult(
             hidden=pooled,
-            bits_per_byte=bpb,
+            bits_per_byte=_bits_per_byte(nll, nbytes),
             nll_nats=nll,
             n_bytes=nbytes,
-            n_tokens=lengths.astype(np.int64),
+            n_tokens=enc.lengths.astype(np.int64),
             forward_passes=passes,
             num_layers=num_layers,
             hidden_size=hidden_size,
             is_causal=causal,
-            dtype=dtype_name,
+            dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
             device=dev,
-            model_class=model_class,
+            model_class=type(model).__name__,
             seconds=seconds,
         )
     finally:

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from analytics.params import option
+
 from .checkpoints import Checkpoint, checkpoint_fingerprint, discover_checkpoints, load_state_dict
 from .errors import GeometryInputError
 from .extract import ExtractionResult, extract_hidden_states, resolve_device
@@ -207,15 +209,13 @@ def _groups_of(
     return out
 
 
-def _per_checkpoint_frames(
-    ck: Checkpoint,
+def _metric_rows(
+    base: dict[str, Any],
     ex: ExtractionResult,
-    state: dict[str, Any] | None,
     groups_idx: dict[str, np.ndarray],
-    loss_groups: dict[str, np.ndarray],
     p: dict[str, Any],
-) -> dict[str, pd.DataFrame]:
-    base = {"checkpoint": ck.name, "step": ck.step}
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(metric rows, eigenspectrum rows) of every (layer, group) of one checkpoint."""
     mrows: list[dict[str, Any]] = []
     srows: list[dict[str, Any]] = []
     for layer, Z in sorted(ex.hidden.items()):
@@ -243,46 +243,73 @@ def _per_checkpoint_frames(
                 {**base, "layer": layer, "group": gname, "k": k + 1, "eigenvalue": float(v)}
                 for k, v in enumerate(lam)
             )
+    return mrows, srows
+
+
+def _loss_rows(
+    base: dict[str, Any], ex: ExtractionResult, loss_groups: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """Bits per byte per probe group (none when the model gave no loss)."""
     lrows: list[dict[str, Any]] = []
-    if ex.bits_per_byte is not None and ex.nll_nats is not None and ex.n_bytes is not None:
-        for gname, idx in loss_groups.items():
-            ok = idx[np.isfinite(ex.nll_nats[idx]) & (ex.n_bytes[idx] > 0)]
-            nb = int(ex.n_bytes[ok].sum())
-            lrows.append(
+    if ex.bits_per_byte is None or ex.nll_nats is None or ex.n_bytes is None:
+        return lrows
+    for gname, idx in loss_groups.items():
+        ok = idx[np.isfinite(ex.nll_nats[idx]) & (ex.n_bytes[idx] > 0)]
+        nb = int(ex.n_bytes[ok].sum())
+        lrows.append(
+            {
+                **base,
+                "group": gname,
+                "bits_per_byte": float(ex.nll_nats[ok].sum() / np.log(2) / nb)
+                if nb
+                else float("nan"),
+                "mean_text_bits_per_byte": float(np.mean(ex.bits_per_byte[ok]))
+                if ok.size
+                else float("nan"),
+                "n_texts": int(ok.size),
+                "n_bytes": nb,
+                "n_tokens": int(ex.n_tokens[idx].sum()),
+            }
+        )
+    return lrows
+
+
+def _layer_cka_rows(ck: Checkpoint, ex: ExtractionResult) -> list[dict[str, Any]]:
+    """Linear CKA of every pair of layers of one checkpoint (kind "layers")."""
+    crows: list[dict[str, Any]] = []
+    layers = sorted(ex.hidden)
+    for i, la in enumerate(layers):
+        for lb in layers[i:]:
+            a, b = ex.hidden[la], ex.hidden[lb]
+            crows.append(
                 {
-                    **base,
-                    "group": gname,
-                    "bits_per_byte": float(ex.nll_nats[ok].sum() / np.log(2) / nb)
-                    if nb
-                    else float("nan"),
-                    "mean_text_bits_per_byte": float(np.mean(ex.bits_per_byte[ok]))
-                    if ok.size
-                    else float("nan"),
-                    "n_texts": int(ok.size),
-                    "n_bytes": nb,
-                    "n_tokens": int(ex.n_tokens[idx].sum()),
+                    "kind": "layers",
+                    "checkpoint_a": ck.name,
+                    "step_a": ck.step,
+                    "layer_a": la,
+                    "checkpoint_b": ck.name,
+                    "step_b": ck.step,
+                    "layer_b": lb,
+                    "group": "all",
+                    "linear": linear_cka(a, b),
+                    "debiased": linear_cka(a, b, debiased=True),
                 }
             )
-    crows: list[dict[str, Any]] = []
-    if p["layer_cka"]:
-        layers = sorted(ex.hidden)
-        for i, la in enumerate(layers):
-            for lb in layers[i:]:
-                a, b = ex.hidden[la], ex.hidden[lb]
-                crows.append(
-                    {
-                        "kind": "layers",
-                        "checkpoint_a": ck.name,
-                        "step_a": ck.step,
-                        "layer_a": la,
-                        "checkpoint_b": ck.name,
-                        "step_b": ck.step,
-                        "layer_b": lb,
-                        "group": "all",
-                        "linear": linear_cka(a, b),
-                        "debiased": linear_cka(a, b, debiased=True),
-                    }
-                )
+    return crows
+
+
+def _per_checkpoint_frames(
+    ck: Checkpoint,
+    ex: ExtractionResult,
+    state: dict[str, Any] | None,
+    groups_idx: dict[str, np.ndarray],
+    loss_groups: dict[str, np.ndarray],
+    p: dict[str, Any],
+) -> dict[str, pd.DataFrame]:
+    base = {"checkpoint": ck.name, "step": ck.step}
+    mrows, srows = _metric_rows(base, ex, groups_idx, p)
+    lrows = _loss_rows(base, ex, loss_groups)
+    crows = _layer_cka_rows(ck, ex) if p["layer_cka"] else []
     wdf = pd.DataFrame()
     if state is not None:
         wdf = weight_spectra(state, min_dim=p["weights_min_dim"])
@@ -371,23 +398,36 @@ class GeometryOptions:
     written). :meth:`params` validates them and gives the canonical parameter dict that
     :func:`compute_geometry` puts in its cache keys."""
 
-    pooling: str = "last"
-    max_tokens: int = 512
-    layers: str | Sequence[int] = "all"
-    rankme_eps: float = DEFAULT_METRIC_PARAMS["rankme_eps"]
-    alpha_fit_range: tuple[int, int] = DEFAULT_METRIC_PARAMS["alpha_fit_range"]
-    max_eigs: int = DEFAULT_METRIC_PARAMS["max_eigs"]
-    per_group: bool = True
-    min_group_size: int = 8
-    metrics: Sequence[str] | None = None
-    weights: bool = True
-    intruders: bool = True
-    intruder_k: int = 10
-    intruder_eps: float = 0.5
-    intruder_max_dim: int = 8192
-    weights_min_dim: int = 16
-    layer_cka: bool = True
-    device: str = "auto"
+    pooling: str = option("last", "last (last real token) or mean.")
+    max_tokens: int = option(512, "Truncate probe texts to T tokens.")
+    layers: str | Sequence[int] = option("all", "all, last, or indices like 0,3,-1.")
+    rankme_eps: float = option(
+        DEFAULT_METRIC_PARAMS["rankme_eps"], "Epsilon added to p_k in RankMe."
+    )
+    alpha_fit_range: tuple[int, int] = option(
+        DEFAULT_METRIC_PARAMS["alpha_fit_range"],
+        "alpha-ReQ fit range START:END (0-based) or tracing/reptrix.",
+    )
+    max_eigs: int = option(
+        DEFAULT_METRIC_PARAMS["max_eigs"], "Covariance eigenvalues kept per spectrum."
+    )
+    per_group: bool = option(True, "Also compute metrics per probe group (source).")
+    min_group_size: int = option(
+        8, "Probe groups with fewer texts get no spectral metrics (still a loss row)."
+    )
+    metrics: Sequence[str] | None = option(
+        None, "Registered metric names to compute (default: all)."
+    )
+    weights: bool = option(True, "Weight spectra per matrix.")
+    intruders: bool = option(True, "Intruder dimensions per matrix between checkpoints.")
+    intruder_k: int = option(10, "Top singular vectors checked for intruder dimensions.")
+    intruder_eps: float = option(0.5, "Intruder threshold on the largest absolute cosine.")
+    intruder_max_dim: int = option(
+        8192, "Matrices larger than this on a side get no intruder dimensions."
+    )
+    weights_min_dim: int = option(16, "Matrices smaller than this on a side are skipped.")
+    layer_cka: bool = option(True, "Layer x layer CKA within each checkpoint.")
+    device: str = option("auto", "auto (CUDA if available), cpu, cuda.")
 
     def params(self) -> dict[str, Any]:
         """Validated canonical parameters; ``device`` only contributes its kind ("cpu" /
@@ -439,6 +479,111 @@ def geometry_params(**options: Any) -> dict[str, Any]:
     return GeometryOptions(**options).params()
 
 
+def _check_probe(texts: list[str], probe_groups: Sequence[Any] | None) -> None:
+    if not texts:
+        raise GeometryInputError("probe_texts: expected at least one text")
+    if probe_groups is not None and len(probe_groups) != len(texts):
+        raise GeometryInputError(
+            f"probe_groups: expected {len(texts)} labels (one per probe text), "
+            f"got {len(probe_groups)}"
+        )
+
+
+def _info_frame(ck: Checkpoint, fingerprint: str, ex: ExtractionResult) -> pd.DataFrame:
+    """The one-row ``checkpoints`` table of a freshly extracted checkpoint."""
+    return pd.DataFrame(
+        [
+            {
+                "checkpoint": ck.name,
+                "path": ck.path,
+                "revision": ck.revision,
+                "step": ck.step,
+                "tokens_b": ck.tokens_b,
+                "fingerprint": fingerprint,
+                "model_class": ex.model_class,
+                "num_layers": ex.num_layers,
+                "hidden_size": ex.hidden_size,
+                "is_causal": ex.is_causal,
+                "dtype": ex.dtype,
+                "device": ex.device,
+                "forward_passes": ex.forward_passes,
+                "n_tokens": int(ex.n_tokens.sum()),
+                "seconds": ex.seconds,
+                "from_cache": False,
+            }
+        ],
+        columns=INFO_COLUMNS,
+    )
+
+
+def _matrices(ck: Checkpoint, ex: ExtractionResult) -> dict[str, Any]:
+    """The 2-D weights of a checkpoint, out x in."""
+    state = {k: v for k, v in load_state_dict(ck).items() if getattr(v, "ndim", 0) == 2}
+    # GPT-2's Conv1D weights are in x out: transpose to the out x in convention
+    return as_out_in(state, conv1d=uses_conv1d(model_class=ex.model_class))
+
+
+def _cat(frames: list[pd.DataFrame], columns: list[str] | None = None) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _assemble(
+    single: list[dict[str, pd.DataFrame] | None],
+    pairs: list[dict[str, pd.DataFrame] | None],
+    params: dict[str, Any],
+) -> GeometryResult:
+    """One :class:`GeometryResult` from the per-checkpoint and per-pair frames."""
+    s_ok = [s for s in single if s is not None]
+    p_ok = [q for q in pairs if q is not None]
+    return GeometryResult(
+        metrics=_cat([s["metrics"] for s in s_ok], METRICS_COLUMNS),
+        spectra=_cat([s["spectra"] for s in s_ok], SPECTRA_COLUMNS),
+        cka=_cat([q["cka"] for q in p_ok] + [s["cka"] for s in s_ok], CKA_COLUMNS),
+        weights=_cat([s["weights"] for s in s_ok]),
+        intruders=_cat([q["intruders"] for q in p_ok], INTRUDER_COLUMNS),
+        loss=_cat([s["loss"] for s in s_ok], LOSS_COLUMNS),
+        checkpoints=_cat([s["info"] for s in s_ok], INFO_COLUMNS),
+        params=params,
+    )
+
+
+def _from_cache(
+    cache: GeometryCache | None, keys: list[str]
+) -> list[dict[str, pd.DataFrame] | None]:
+    """The cached frames of each key (None where missing); cached info rows say so."""
+    found = [cache.get(k) if cache else None for k in keys]
+    for frames in found:
+        if frames is not None and "info" in frames:
+            frames["info"] = frames["info"].assign(from_cache=True)
+    return found
+
+
+def _needs_extraction(single: list[Any], pairs: list[Any], i: int) -> bool:
+    """Checkpoint ``i`` is extracted when its own result or a pair with a neighbour is missing."""
+    return (
+        single[i] is None
+        or (i > 0 and pairs[i - 1] is None)
+        or (i + 1 < len(single) and pairs[i] is None)
+    )
+
+
+def _extract(
+    ck: Checkpoint, texts: list[str], opts: GeometryOptions, batch_size: int
+) -> ExtractionResult:
+    return extract_hidden_states(
+        ck,
+        texts,
+        pooling=opts.pooling,
+        max_tokens=opts.max_tokens,
+        batch_size=batch_size,
+        layers=opts.layers,
+        device=opts.device,
+    )
+
+
 def compute_geometry(
     checkpoints: Any,
     probe_texts: Sequence[str],
@@ -471,88 +616,35 @@ def compute_geometry(
         raise GeometryInputError(f"options: {exc}") from None
     ckpts = _resolve_checkpoints(checkpoints)
     texts = list(probe_texts)
-    if not texts:
-        raise GeometryInputError("probe_texts: expected at least one text")
-    if probe_groups is not None and len(probe_groups) != len(texts):
-        raise GeometryInputError(
-            f"probe_groups: expected {len(texts)} labels (one per probe text), "
-            f"got {len(probe_groups)}"
-        )
+    _check_probe(texts, probe_groups)
     p = opts.params()
-    per_group, min_group_size = opts.per_group, opts.min_group_size
     ph = probe_hash(texts, probe_groups)
-    groups_idx = _groups_of(texts, probe_groups, per_group, min_group_size)
+    groups_idx = _groups_of(texts, probe_groups, opts.per_group, opts.min_group_size)
     loss_groups = _groups_of(texts, probe_groups, True, 1)
     fps = [checkpoint_fingerprint(c) for c in ckpts]
     keys = [cache_key(fp, ph, p) for fp in fps]
     pair_keys = [cache_key(f"{fps[i - 1]}->{fps[i]}", ph, p) for i in range(1, len(ckpts))]
-
-    single: list[dict[str, pd.DataFrame] | None] = [cache.get(k) if cache else None for k in keys]
-    for frames in single:
-        if frames is not None and "info" in frames:
-            frames["info"] = frames["info"].assign(from_cache=True)
-    pairs: list[dict[str, pd.DataFrame] | None] = [
-        cache.get(k) if cache else None for k in pair_keys
-    ]
-    need_weights = opts.weights or opts.intruders
+    single = _from_cache(cache, keys)
+    pairs = _from_cache(cache, pair_keys)
     total = len(ckpts)
     prev: tuple[Checkpoint, ExtractionResult, dict[str, Any] | None] | None = None
     for i, ck in enumerate(ckpts):
-        needed = (
-            single[i] is None
-            or (i > 0 and pairs[i - 1] is None)
-            or (i + 1 < total and pairs[i] is None)
-        )
-        if not needed:
+        if not _needs_extraction(single, pairs, i):
             prev = None
             if progress:
                 progress(i + 1, total, f"{ck.name}: cached")
             continue
         if progress:
             progress(i, total, f"{ck.name}: extracting hidden states")
-        ex = extract_hidden_states(
-            ck,
-            texts,
-            pooling=opts.pooling,
-            max_tokens=opts.max_tokens,
-            batch_size=batch_size,
-            layers=opts.layers,
-            device=opts.device,
-        )
-        state = None
-        if need_weights:
-            state = {k: v for k, v in load_state_dict(ck).items() if getattr(v, "ndim", 0) == 2}
-            # GPT-2's Conv1D weights are in x out: transpose to the out x in convention
-            state = as_out_in(state, conv1d=uses_conv1d(model_class=ex.model_class))
+        ex = _extract(ck, texts, opts, batch_size)
+        state = _matrices(ck, ex) if opts.weights or opts.intruders else None
         if single[i] is None:
             if progress:
                 progress(i, total, f"{ck.name}: computing metrics")
             frames = _per_checkpoint_frames(
                 ck, ex, state if opts.weights else None, groups_idx, loss_groups, p
             )
-            frames["info"] = pd.DataFrame(
-                [
-                    {
-                        "checkpoint": ck.name,
-                        "path": ck.path,
-                        "revision": ck.revision,
-                        "step": ck.step,
-                        "tokens_b": ck.tokens_b,
-                        "fingerprint": fps[i],
-                        "model_class": ex.model_class,
-                        "num_layers": ex.num_layers,
-                        "hidden_size": ex.hidden_size,
-                        "is_causal": ex.is_causal,
-                        "dtype": ex.dtype,
-                        "device": ex.device,
-                        "forward_passes": ex.forward_passes,
-                        "n_tokens": int(ex.n_tokens.sum()),
-                        "seconds": ex.seconds,
-                        "from_cache": False,
-                    }
-                ],
-                columns=INFO_COLUMNS,
-            )
+            frames["info"] = _info_frame(ck, fps[i], ex)
             single[i] = frames
             if cache:
                 cache.put(keys[i], frames)
@@ -565,23 +657,4 @@ def compute_geometry(
         prev = (ck, ex, state)
         if progress:
             progress(i + 1, total, f"{ck.name}: done")
-
-    def cat(frames: list[pd.DataFrame], columns: list[str] | None = None) -> pd.DataFrame:
-        frames = [f for f in frames if f is not None and len(f)]
-        if not frames:
-            return pd.DataFrame(columns=columns) if columns else pd.DataFrame()
-        return pd.concat(frames, ignore_index=True)
-
-    s_ok = [s for s in single if s is not None]
-    p_ok = [q for q in pairs if q is not None]
-    info = cat([s["info"] for s in s_ok], INFO_COLUMNS)
-    return GeometryResult(
-        metrics=cat([s["metrics"] for s in s_ok], METRICS_COLUMNS),
-        spectra=cat([s["spectra"] for s in s_ok], SPECTRA_COLUMNS),
-        cka=cat([q["cka"] for q in p_ok] + [s["cka"] for s in s_ok], CKA_COLUMNS),
-        weights=cat([s["weights"] for s in s_ok]),
-        intruders=cat([q["intruders"] for q in p_ok], INTRUDER_COLUMNS),
-        loss=cat([s["loss"] for s in s_ok], LOSS_COLUMNS),
-        checkpoints=info,
-        params={**p, "probe_hash": ph},
-    )
+    return _assemble(single, pairs, {**p, "probe_hash": ph})

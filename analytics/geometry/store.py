@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from analytics.db import one, scalar, table_exists
+from analytics.params import SEED_HELP, default_of, option
 
 from .checkpoints import Checkpoint, checkpoint_fingerprint, discover_checkpoints, require_tokenizer
 from .errors import ArchitectureError, CheckpointError, GeometryInputError, ProbeError
@@ -544,13 +545,24 @@ def preflight(
     return cks, probe, notes
 
 
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How :func:`compute_run` draws the probe set (the one place these options are written)."""
+
+    probe_size: int = option(256, "Documents in the probe set.")
+    stratify_by: str | None = option(
+        "source", "Stratify the probe by source, domain, lang or none."
+    )
+    seed: int = option(0, SEED_HELP)
+
+
 def compute_run(
     ws: Any,
     run: str,
     *,
-    probe_size: int = 256,
-    stratify_by: str | None = "source",
-    seed: int = 0,
+    probe_size: int = default_of(ProbeOptions, "probe_size"),
+    stratify_by: str | None = default_of(ProbeOptions, "stratify_by"),
+    seed: int = default_of(ProbeOptions, "seed"),
     progress: Progress | None = None,
     job: str | None = None,
     **options: Any,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,111 @@ def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+def _demo_inputs(
+    texts: Sequence[str], n_embd: int, n_head: int, steps: int, save_steps: Sequence[int] | None
+) -> tuple[list[str], list[int]]:
+    """(the non-empty texts, the steps to save), or GeometryInputError."""
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if len(texts) < 2:
+        raise GeometryInputError("texts: expected at least 2 non-empty texts to train on")
+    if n_embd % n_head:
+        raise GeometryInputError(f"n_embd: {n_embd} is not divisible by n_head={n_head}")
+    save = sorted(set(save_steps)) if save_steps is not None else log_spaced_steps(steps)
+    if any(s < 1 or s > steps for s in save):
+        raise GeometryInputError(f"save_steps: expected values in 1..{steps}, got {save}")
+    return texts, save
+
+
+def _tiny_gpt2(tok: Any, *, block_size: int, n_embd: int, n_layer: int, n_head: int) -> Any:
+    """A freshly initialised GPT-2 (no dropout) in training mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    eos = tok.convert_tokens_to_ids(EOS)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=block_size,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    model = GPT2LMHeadModel(config)
+    model.train()
+    return model
+
+
+def _adamw(model: Any, learning_rate: float) -> Any:
+    """AdamW with weight decay 0.1 on matrices, none on vectors."""
+    import torch
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+        betas=(0.9, 0.95),
+    )
+
+
+def _train_step(model: Any, opt: Any, batch: Any, lr: float) -> tuple[float, float]:
+    """One optimizer step at learning rate ``lr``: (loss, gradient norm before clipping)."""
+    import torch
+
+    for g in opt.param_groups:
+        g["lr"] = lr
+    loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+    opt.step()
+    return float(loss.item()), gnorm
+
+
+def _sample_blocks(rng: Any, n_blocks: int, batch_size: int, steps: int) -> Iterator[np.ndarray]:
+    """The block indices of each step: a seeded permutation per epoch, drawn without
+    replacement until fewer than ``batch_size`` blocks are left."""
+    perm = rng.permutation(n_blocks)
+    cursor = 0
+    for _ in range(steps):
+        if cursor + batch_size > len(perm):
+            perm = rng.permutation(n_blocks)
+            cursor = 0
+        yield perm[cursor : cursor + batch_size]
+        cursor += batch_size
+
+
+def _save_checkpoint(
+    out: Path,
+    model: Any,
+    tok: Any,
+    step: int,
+    steps: int,
+    epoch: float,
+    batch_size: int,
+    log: list[dict[str, Any]],
+    seed: int,
+) -> Path:
+    """``out/checkpoint-{step}/``: model, tokenizer and a trainer_state.json like HF's."""
+    ck = out / f"checkpoint-{step}"
+    model.save_pretrained(str(ck))
+    tok.save_pretrained(str(ck))
+    state = {
+        "global_step": step,
+        "max_steps": steps,
+        "epoch": epoch,
+        "train_batch_size": batch_size,
+        "log_history": list(log),
+        "seed": seed,
+    }
+    (ck / "trainer_state.json").write_text(json.dumps(state, indent=1))
+    return ck
+
+
 def train_demo_series(
     texts: Sequence[str],
     out_dir: str | Path,
@@ -121,16 +226,8 @@ def train_demo_series(
     Deterministic for a given seed, thread count and torch build.
     """
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    if len(texts) < 2:
-        raise GeometryInputError("texts: expected at least 2 non-empty texts to train on")
-    if n_embd % n_head:
-        raise GeometryInputError(f"n_embd: {n_embd} is not divisible by n_head={n_head}")
-    save = sorted(set(save_steps)) if save_steps is not None else log_spaced_steps(steps)
-    if any(s < 1 or s > steps for s in save):
-        raise GeometryInputError(f"save_steps: expected values in 1..{steps}, got {save}")
+    texts, save = _demo_inputs(texts, n_embd, n_head, steps, save_steps)
     warmup = warmup_steps if warmup_steps is not None else max(1, steps // 20)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,29 +238,8 @@ def train_demo_series(
     tok = train_tokenizer(texts, vocab_size=vocab_size)
     tok.save_pretrained(str(out))
     data = torch.from_numpy(_blocks(texts, tok, block_size))
-    eos = tok.convert_tokens_to_ids(EOS)
-    config = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=block_size,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-    )
-    model = GPT2LMHeadModel(config)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate,
-        betas=(0.9, 0.95),
-    )
+    model = _tiny_gpt2(tok, block_size=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
+    opt = _adamw(model, learning_rate)
     params = {
         "steps": steps,
         "seed": seed,
@@ -182,50 +258,20 @@ def train_demo_series(
     }
     (out / "demo_config.json").write_text(json.dumps(params, indent=2))
 
-    perm = rng.permutation(data.shape[0])
-    cursor = 0
     log: list[dict[str, Any]] = []
     losses: list[float] = []
     ckpts: list[Path] = []
-    for step in range(1, steps + 1):
-        if cursor + batch_size > len(perm):
-            perm = rng.permutation(data.shape[0])
-            cursor = 0
-        idx = perm[cursor : cursor + batch_size]
-        cursor += batch_size
-        batch = data[torch.from_numpy(np.asarray(idx))]
+    blocks = _sample_blocks(rng, int(data.shape[0]), batch_size, steps)
+    for step, idx in enumerate(blocks, start=1):
         lr = _lr_at(step, steps, learning_rate, warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
-        opt.step()
-        lv = float(loss.item())
+        lv, gnorm = _train_step(model, opt, data[torch.from_numpy(np.asarray(idx))], lr)
         losses.append(lv)
+        epoch = step * batch_size / data.shape[0]
         log.append(
-            {
-                "step": step,
-                "loss": lv,
-                "learning_rate": lr,
-                "grad_norm": gnorm,
-                "epoch": step * batch_size / data.shape[0],
-            }
+            {"step": step, "loss": lv, "learning_rate": lr, "grad_norm": gnorm, "epoch": epoch}
         )
         if step in save:
-            ck = out / f"checkpoint-{step}"
-            model.save_pretrained(str(ck))
-            tok.save_pretrained(str(ck))
-            state = {
-                "global_step": step,
-                "max_steps": steps,
-                "epoch": step * batch_size / data.shape[0],
-                "train_batch_size": batch_size,
-                "log_history": list(log),
-                "seed": seed,
-            }
-            (ck / "trainer_state.json").write_text(json.dumps(state, indent=1))
+            ck = _save_checkpoint(out, model, tok, step, steps, epoch, batch_size, log, seed)
             ckpts.append(ck)
         if progress is not None:
             progress(step, steps, f"step {step}/{steps} loss {lv:.3f}")

@@ -104,34 +104,52 @@ def _keys_sql(kind: str | None = None) -> str:
     )
 
 
+def _of_setting(
+    cur: Any,
+    table: str,
+    kind: str,
+    empty: tuple[str, ...],
+    *,
+    run: str,
+    config: str,
+    columns: str,
+    order: str,
+) -> pd.DataFrame:
+    """``columns`` of the rows of ``table`` stored for one computation setting of ``run``
+    (results of ``kind`` "checkpoint" or "pair"), in ``order``; while the tables are
+    missing, an empty frame with the ``empty`` columns."""
+    if not has_tables(cur, table, "geometry_results"):
+        return _empty(*empty)
+    return cur.execute(
+        f"SELECT {columns} FROM {table} WHERE run = ? AND {_keys_sql(kind)} ORDER BY {order}",
+        [run, run, config],
+    ).df()
+
+
 def metrics(cur: Any, *, run: str, config: str) -> pd.DataFrame:
     """Long table of representation metrics (checkpoint, step, layer, group, metric,
     variant, value, params, n, d) plus ``key`` = "metric/variant", sorted by step."""
     cols = ("checkpoint", "step", "layer", "group", "metric", "variant", "value", "params")
     if not has_tables(cur, "geometry_metrics", "geometry_results"):
         return _empty(*cols, "key")
-    df = cur.execute(
-        f"""SELECT checkpoint, step, layer, "group", n, d, metric, variant, value,
-                   params::VARCHAR AS params
-            FROM geometry_metrics WHERE run = ? AND {_keys_sql("checkpoint")}
-            ORDER BY step NULLS LAST, checkpoint, layer, "group", metric, variant""",
-        [run, run, config],
-    ).df()
+    df = _of_setting(
+        cur, "geometry_metrics", "checkpoint", (), run=run, config=config,
+        columns='checkpoint, step, layer, "group", n, d, metric, variant, value, '
+        "params::VARCHAR AS params",
+        order='step NULLS LAST, checkpoint, layer, "group", metric, variant',
+    )  # fmt: skip
     df["key"] = df["metric"] + "/" + df["variant"]
     return df
 
 
 def checkpoint_info(cur: Any, *, run: str, config: str) -> pd.DataFrame:
     """Per computed checkpoint: model facts, forward passes, tokens, seconds."""
-    if not has_tables(cur, "geometry_checkpoints", "geometry_results"):
-        return _empty("checkpoint", "step")
-    return cur.execute(
-        f"""SELECT checkpoint, step, tokens_b, model_class, num_layers, hidden_size, is_causal,
-                   dtype, device, forward_passes, n_tokens, seconds, fingerprint
-            FROM geometry_checkpoints WHERE run = ? AND {_keys_sql("checkpoint")}
-            ORDER BY step NULLS LAST, checkpoint""",
-        [run, run, config],
-    ).df()
+    return _of_setting(
+        cur, "geometry_checkpoints", "checkpoint", ("checkpoint", "step"), run=run, config=config,
+        columns="checkpoint, step, tokens_b, model_class, num_layers, hidden_size, is_causal, "
+        "dtype, device, forward_passes, n_tokens, seconds, fingerprint",
+        order="step NULLS LAST, checkpoint",
+    )  # fmt: skip
 
 
 def spectrum(
@@ -220,41 +238,35 @@ def cka_matrix(
 
 def weights(cur: Any, *, run: str, config: str) -> pd.DataFrame:
     """Weight-matrix spectra per checkpoint: stable rank and power-law alpha per matrix."""
-    if not has_tables(cur, "geometry_weights", "geometry_results"):
-        return _empty("checkpoint", "step", "name", "alpha", "stable_rank")
-    return cur.execute(
-        f"""SELECT checkpoint, step, name, shape, "rows", cols, stable_rank, spectral_norm,
-                   alpha, xmin, ks_distance, n_tail, n_eigs
-            FROM geometry_weights WHERE run = ? AND {_keys_sql("checkpoint")}
-            ORDER BY step NULLS LAST, name""",
-        [run, run, config],
-    ).df()
+    empty = ("checkpoint", "step", "name", "alpha", "stable_rank")
+    return _of_setting(
+        cur, "geometry_weights", "checkpoint", empty, run=run, config=config,
+        columns='checkpoint, step, name, shape, "rows", cols, stable_rank, spectral_norm, '
+        "alpha, xmin, ks_distance, n_tail, n_eigs",
+        order="step NULLS LAST, name",
+    )  # fmt: skip
 
 
 def intruders(cur: Any, *, run: str, config: str) -> pd.DataFrame:
     """Intruder dimensions per matrix between consecutive checkpoints (top-k, eps)."""
-    if not has_tables(cur, "geometry_intruders", "geometry_results"):
-        return _empty("checkpoint_a", "step_a", "checkpoint_b", "step_b", "name", "count")
-    return cur.execute(
-        f"""SELECT checkpoint_a, step_a, checkpoint_b, step_b, name, shape, k, eps, count,
-                   max_abs_cos::VARCHAR AS max_abs_cos
-            FROM geometry_intruders WHERE run = ? AND {_keys_sql("pair")}
-            ORDER BY step_b NULLS LAST, name""",
-        [run, run, config],
-    ).df()
+    empty = ("checkpoint_a", "step_a", "checkpoint_b", "step_b", "name", "count")
+    return _of_setting(
+        cur, "geometry_intruders", "pair", empty, run=run, config=config,
+        columns="checkpoint_a, step_a, checkpoint_b, step_b, name, shape, k, eps, count, "
+        "max_abs_cos::VARCHAR AS max_abs_cos",
+        order="step_b NULLS LAST, name",
+    )  # fmt: skip
 
 
 def loss(cur: Any, *, run: str, config: str) -> pd.DataFrame:
     """Bits per byte per (checkpoint, group) on the probe texts (causal LMs only)."""
-    if not has_tables(cur, "geometry_loss", "geometry_results"):
-        return _empty("checkpoint", "step", "group", "bits_per_byte")
-    return cur.execute(
-        f"""SELECT checkpoint, step, "group", bits_per_byte, mean_text_bits_per_byte,
-                   n_texts, n_bytes, n_tokens
-            FROM geometry_loss WHERE run = ? AND {_keys_sql("checkpoint")}
-            ORDER BY step NULLS LAST, "group" """,
-        [run, run, config],
-    ).df()
+    return _of_setting(
+        cur, "geometry_loss", "checkpoint", ("checkpoint", "step", "group", "bits_per_byte"),
+        run=run, config=config,
+        columns='checkpoint, step, "group", bits_per_byte, mean_text_bits_per_byte, n_texts, '
+        "n_bytes, n_tokens",
+        order='step NULLS LAST, "group"',
+    )  # fmt: skip
 
 
 def train_log(cur: Any, *, run: str) -> pd.DataFrame:

@@ -3,7 +3,7 @@ diversity/similarity measures over stored embeddings. UI-free; heavy deps load l
 
 from analytics.maps.cluster import CLUSTERERS, cluster_points, register_clusterer
 from analytics.maps.compute import (
-    MapParams,
+    MapOptions,
     MapResult,
     compute_map,
     list_maps,
@@ -36,7 +36,7 @@ __all__ = [
     "SCHEMA",
     "EmbeddingIndex",
     "MapError",
-    "MapParams",
+    "MapOptions",
     "MapResult",
     "centroid_cosine",
     "cluster_entropy",

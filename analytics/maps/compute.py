@@ -40,6 +40,7 @@ from analytics.maps.cluster import CLUSTERERS, SPACES, cluster_points
 from analytics.maps.errors import MapError
 from analytics.maps.labels import choose_label_docs, label_clusters, read_cluster_texts
 from analytics.maps.project import effective_n_neighbors
+from analytics.params import option
 
 Progress = Callable[[str, int, int], None]
 MAPS_DIR = "maps"
@@ -47,38 +48,42 @@ CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
-class MapParams:
-    """Every parameter of a map (all recorded in params.json and hashed into the map id).
+class MapOptions:
+    """Every option of a map job, written once (all recorded in params.json and hashed into
+    the map id; the CLI's ``--option`` help and the Map page's widgets read the help here).
 
-    Projection: UMAP `n_neighbors`, `min_dist`, `metric`, `random_state`.
-    Clustering: `cluster_method` ('kmeans' | 'hdbscan'), `cluster_on` ('embedding' | 'pca' |
-    'umap'; None = the method's default, see analytics.maps.cluster), `n_clusters`
-    (k-means; None = round(sqrt(N/2)) in [2, 50]), `min_cluster_size` (HDBSCAN; None =
-    max(5, N // 200)), `pca_dims`.
-    Sampling: `max_points` (None = every embedded document; else a seeded subset).
-    Labels: `label_terms` terms in a label, `n_terms` kept, `label_docs_per_cluster`,
-    `label_max_chars`, `stop_words` ("multilingual": the stop words of every language of
-    the corpus's `lang` column, DEFAULT_STOP_LANGUAGES when none is known; "english"; None).
+    ``random_state`` is the job's seed (the CLI's ``--seed``); its name is kept because the
+    field names are hashed into every stored map id.
     """
 
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "cosine"
-    random_state: int = 42
-    cluster_method: str = "kmeans"
-    cluster_on: str | None = None
-    n_clusters: int | None = None
-    min_cluster_size: int | None = None
-    pca_dims: int = 50
-    max_points: int | None = None
-    label_terms: int = 4
-    n_terms: int = 10
-    label_docs_per_cluster: int = 300
-    label_max_chars: int = 2_000
-    stop_words: str | None = "multilingual"
+    n_neighbors: int = option(15, "UMAP n_neighbors.")
+    min_dist: float = option(0.1, "UMAP min_dist.")
+    metric: str = option("cosine", "UMAP distance metric.")
+    random_state: int = option(42, "Seed of UMAP, k-means and sampling.")
+    cluster_method: str = option("kmeans", "kmeans or hdbscan.")
+    cluster_on: str | None = option(
+        None,
+        "Cluster the embedding, a PCA of it, or the 2-D umap projection "
+        "(default: embedding for kmeans, umap for hdbscan).",
+    )
+    n_clusters: int | None = option(None, "k-means clusters (default: sqrt(N/2), 2..50).")
+    min_cluster_size: int | None = option(
+        None, "HDBSCAN min_cluster_size (default: max(5, N/200))."
+    )
+    pca_dims: int = option(50, "Dimensions of the PCA space (cluster_on pca).")
+    max_points: int | None = option(None, "Map a seeded subset of this many embedded documents.")
+    label_terms: int = option(4, "Terms in a cluster's label.")
+    n_terms: int = option(10, "Distinctive terms kept per cluster.")
+    label_docs_per_cluster: int = option(300, "Documents read per cluster for its label.")
+    label_max_chars: int = option(2_000, "Characters read per document for the labels.")
+    stop_words: str | None = option(
+        "multilingual",
+        "Stop words left out of labels: multilingual (every language of the corpus's lang "
+        "column, DEFAULT_STOP_LANGUAGES when none is known), english, or none.",
+    )
 
     @classmethod
-    def coerce(cls, params: MapParams | dict[str, Any] | None) -> MapParams:
+    def coerce(cls, params: MapOptions | dict[str, Any] | None) -> MapOptions:
         if params is None:
             return cls()
         if isinstance(params, cls):
@@ -171,11 +176,91 @@ def maps_root(workspace: Any) -> Path:
     return Path(getattr(workspace, "path", workspace)) / MAPS_DIR
 
 
+def _projection(
+    proj_file: Path, got_ids: np.ndarray, X: np.ndarray, p: MapOptions, force: bool
+) -> np.ndarray:
+    """The 2-D UMAP projection, read from ``proj_file`` when it holds exactly these ids
+    (unless ``force``), else fitted and written there."""
+    if proj_file.is_file() and not force:
+        cached = pq.read_table(proj_file)
+        if cached.num_rows == len(got_ids) and np.array_equal(
+            np.asarray(cached.column("doc_id").to_pylist(), dtype=object), got_ids
+        ):
+            return np.column_stack(
+                [cached.column("x").to_numpy(), cached.column("y").to_numpy()]
+            ).astype(np.float32)
+    Y = _project.project_umap(X, **p.projection_params())
+    proj_file.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_parquet(
+        pa.table({"doc_id": pa.array(got_ids.tolist(), pa.string()), "x": Y[:, 0], "y": Y[:, 1]}),
+        proj_file,
+    )
+    return Y
+
+
+def _cluster_labels(
+    workspace: Any, got_ids: np.ndarray, labels: np.ndarray, p: MapOptions
+) -> tuple[pd.DataFrame, dict[int, int], int]:
+    """(c-TF-IDF labels of each cluster, cluster sizes, documents in the corpus); the labels
+    come from a sample of each cluster's texts."""
+    cl, counts = np.unique(labels, return_counts=True)
+    sizes = {int(c): int(n) for c, n in zip(cl, counts)}
+    lab_ids, lab_labels = choose_label_docs(
+        got_ids, labels, max_docs_per_cluster=p.label_docs_per_cluster, seed=p.random_state
+    )
+    cursor = workspace.cursor()
+    texts = read_cluster_texts(cursor, lab_ids, lab_labels, max_chars=p.label_max_chars)
+    langs = [
+        r[0]
+        for r in cursor.execute(
+            "SELECT DISTINCT lang FROM documents WHERE lang IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    clusters = label_clusters(
+        texts,
+        sizes=sizes,
+        n_terms=p.n_terms,
+        label_terms=p.label_terms,
+        stop_words=p.stop_words,
+        languages=langs or None,
+    )
+    n_corpus = int(scalar(workspace.cursor(), "SELECT count(*) FROM documents"))
+    return clusters, sizes, n_corpus
+
+
+def _load_sorted(eset: EmbeddingSet, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(doc ids, vectors) sorted by doc id, so shard order does not matter."""
+    got_ids, X = eset.load(ids)
+    order = np.argsort(got_ids, kind="stable")
+    return got_ids[order], X[order]
+
+
+def _effective(n_points: int, p: MapOptions, sizes: dict[int, int]) -> dict[str, int]:
+    """The parameters as applied: UMAP's neighbours capped by N, clusters found (no noise)."""
+    return {
+        "n_neighbors": effective_n_neighbors(n_points, p.n_neighbors),
+        "n_clusters": int(sum(1 for c in sizes if c >= 0)),
+    }
+
+
+def _cluster(X: np.ndarray, Y: np.ndarray, p: MapOptions) -> np.ndarray:
+    return cluster_points(
+        X,
+        method=p.cluster_method,
+        projection=Y,
+        cluster_on=p.cluster_on,
+        pca_dims=p.pca_dims,
+        n_clusters=p.n_clusters,
+        min_cluster_size=p.min_cluster_size,
+        random_state=p.random_state,
+    )
+
+
 def compute_map(
     workspace: Any,
     model_key: str,
     *,
-    params: MapParams | dict[str, Any] | None = None,
+    params: MapOptions | dict[str, Any] | None = None,
     doc_ids: Any | None = None,
     force: bool = False,
     progress: Progress | None = None,
@@ -185,7 +270,7 @@ def compute_map(
 
     Progress stages: load, project, cluster, label, write (each reported as (stage, 0|1, 1)).
     """
-    p = MapParams.coerce(params)
+    p = MapOptions.coerce(params)
     eset = EmbeddingSet.for_workspace(workspace, model_key)
     if not eset.exists:
         raise MapError(_missing_message(workspace, model_key))
@@ -211,78 +296,22 @@ def compute_map(
         step("load", 1)
         return res
 
-    got_ids, X = eset.load(ids)
-    order = np.argsort(got_ids, kind="stable")
-    got_ids, X = got_ids[order], X[order]
+    got_ids, X = _load_sorted(eset, ids)
     step("load", 1)
     timings = {"load_s": time.monotonic() - t0}
 
-    step("project", 0)
-    t = time.monotonic()
+    def timed(stage: str, fn: Callable[..., Any], *args: Any) -> Any:
+        step(stage, 0)
+        t = time.monotonic()
+        out = fn(*args)
+        timings[f"{stage}_s"] = time.monotonic() - t
+        step(stage, 1)
+        return out
+
     proj_file = root / "projections" / f"{proj_hash}.parquet"
-    Y = None
-    if proj_file.is_file() and not force:
-        cached = pq.read_table(proj_file)
-        if cached.num_rows == len(got_ids) and np.array_equal(
-            np.asarray(cached.column("doc_id").to_pylist(), dtype=object), got_ids
-        ):
-            Y = np.column_stack(
-                [cached.column("x").to_numpy(), cached.column("y").to_numpy()]
-            ).astype(np.float32)
-    if Y is None:
-        Y = _project.project_umap(X, **p.projection_params())
-        proj_file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_parquet(
-            pa.table(
-                {"doc_id": pa.array(got_ids.tolist(), pa.string()), "x": Y[:, 0], "y": Y[:, 1]}
-            ),
-            proj_file,
-        )
-    timings["project_s"] = time.monotonic() - t
-    step("project", 1)
-
-    step("cluster", 0)
-    t = time.monotonic()
-    labels = cluster_points(
-        X,
-        method=p.cluster_method,
-        projection=Y,
-        cluster_on=p.cluster_on,
-        pca_dims=p.pca_dims,
-        n_clusters=p.n_clusters,
-        min_cluster_size=p.min_cluster_size,
-        random_state=p.random_state,
-    )
-    timings["cluster_s"] = time.monotonic() - t
-    step("cluster", 1)
-
-    step("label", 0)
-    t = time.monotonic()
-    cl, counts = np.unique(labels, return_counts=True)
-    sizes = {int(c): int(n) for c, n in zip(cl, counts)}
-    lab_ids, lab_labels = choose_label_docs(
-        got_ids, labels, max_docs_per_cluster=p.label_docs_per_cluster, seed=p.random_state
-    )
-    cursor = workspace.cursor()
-    texts = read_cluster_texts(cursor, lab_ids, lab_labels, max_chars=p.label_max_chars)
-    langs = [
-        r[0]
-        for r in cursor.execute(
-            "SELECT DISTINCT lang FROM documents WHERE lang IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    clusters = label_clusters(
-        texts,
-        sizes=sizes,
-        n_terms=p.n_terms,
-        label_terms=p.label_terms,
-        stop_words=p.stop_words,
-        languages=langs or None,
-    )
-    n_corpus = int(scalar(workspace.cursor(), "SELECT count(*) FROM documents"))
-    timings["label_s"] = time.monotonic() - t
-    step("label", 1)
-
+    Y = timed("project", _projection, proj_file, got_ids, X, p, force)
+    labels = timed("cluster", _cluster, X, Y, p)
+    clusters, sizes, n_corpus = timed("label", _cluster_labels, workspace, got_ids, labels, p)
     step("write", 0)
     points = pd.DataFrame(
         {"doc_id": got_ids, "x": Y[:, 0], "y": Y[:, 1], "cluster": labels.astype(np.int32)}
@@ -292,10 +321,7 @@ def compute_map(
         "model_key": model_key,
         "dim": dim,
         "params": asdict(p),
-        "effective": {
-            "n_neighbors": effective_n_neighbors(len(got_ids), p.n_neighbors),
-            "n_clusters": int(sum(1 for c in sizes if c >= 0)),
-        },
+        "effective": _effective(len(got_ids), p, sizes),
         "projection": proj_hash,
         "ids_digest": digest,
         "n_points": int(len(got_ids)),
@@ -307,18 +333,9 @@ def compute_map(
     _write_map_dir(final, points, clusters, record)
     step("write", 1)
     return MapResult(
-        map_id=map_id,
-        model_key=model_key,
-        path=str(final),
-        points=points,
-        clusters=clusters,
-        params=record,
-        n_points=record["n_points"],
-        n_embedded=record["n_embedded"],
-        n_corpus=n_corpus,
-        cached=False,
-        timings=timings,
-    )
+        map_id, model_key, str(final), points, clusters, record, record["n_points"],
+        record["n_embedded"], n_corpus, cached=False, timings=timings,
+    )  # fmt: skip
 
 
 def _atomic_parquet(table: pa.Table, path: Path) -> None:

@@ -38,6 +38,7 @@ import pandas as pd
 
 from analytics.filters import Condition, DocFilter, register_condition
 from analytics.signals.base import SignalError
+from analytics.signals.impact import removal_aggregates
 from analytics.signals.registry import SIGNALS, signal_names
 
 #: signal -> its boolean "keep" column: pass/fail rule sets, then dedup representatives
@@ -188,6 +189,9 @@ def condition_impact(
 ) -> pd.DataFrame:
     """Documents and tokens that each condition removes, alone and all together, per source.
 
+    (Over 80 lines: one SQL statement built and read back in one place; split, the names of
+    its aggregates would be spread over several functions.)
+
     Population: the documents matching `flt` without its conditions (facets, dates, lengths,
     text). Filters: `conditions` (URL tokens or Condition objects) or, when None, the
     conditions of `flt`. A document is removed by a condition when it does not satisfy it (so
@@ -220,17 +224,7 @@ def condition_impact(
         keeps.append(f"{sql} AS k{i}")
         params.extend(p)
     params.extend(pop_params)
-    all_keep = " AND ".join(f"k{i}" for i in range(len(conds))) or "TRUE"
-    aggs = ["count(*) AS docs", "coalesce(sum(tok), 0) AS tokens"]
-    for i in range(len(conds)):
-        aggs += [
-            f"count(*) FILTER (WHERE NOT k{i}) AS d{i}",
-            f"coalesce(sum(tok) FILTER (WHERE NOT k{i}), 0) AS t{i}",
-        ]
-    aggs += [
-        f"count(*) FILTER (WHERE NOT ({all_keep})) AS d_all",
-        f"coalesce(sum(tok) FILTER (WHERE NOT ({all_keep})), 0) AS t_all",
-    ]
+    aggs = ["count(*) AS docs", "coalesce(sum(tok), 0) AS tokens", *removal_aggregates(len(conds))]
     sql = (
         "WITH f AS (SELECT d.source, coalesce(d.n_tokens, 0) AS tok"
         + "".join(f", {k}" for k in keeps)

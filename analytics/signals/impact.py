@@ -147,6 +147,39 @@ def compile_filter(spec: Mapping[str, Any], index: int = 0) -> CompiledFilter:
     )
 
 
+#: the columns of :func:`filter_impact`, in order
+IMPACT_COLUMNS = [
+    "source",
+    "filter",
+    "docs",
+    "tokens",
+    "docs_removed",
+    "tokens_removed",
+    "docs_removed_frac",
+    "tokens_removed_frac",
+    "exact_dup_rate",
+    "near_dup_rate",
+]
+
+
+def removal_aggregates(n: int) -> list[str]:
+    """SQL aggregates over rows with keep flags ``k0..k{n-1}`` and a token count ``tok``:
+    documents and tokens each flag removes (``d{i}``, ``t{i}``) and all of them together
+    (``d_all``, ``t_all``)."""
+    all_keep = " AND ".join(f"k{i}" for i in range(n)) or "TRUE"
+    aggs = []
+    for i in range(n):
+        aggs += [
+            f"count(*) FILTER (WHERE NOT k{i}) AS d{i}",
+            f"coalesce(sum(tok) FILTER (WHERE NOT k{i}), 0) AS t{i}",
+        ]
+    aggs += [
+        f"count(*) FILTER (WHERE NOT ({all_keep})) AS d_all",
+        f"coalesce(sum(tok) FILTER (WHERE NOT ({all_keep})), 0) AS t_all",
+    ]
+    return aggs
+
+
 def filter_impact(
     con: duckdb.DuckDBPyConnection,
     filters: Sequence[Mapping[str, Any]],
@@ -185,17 +218,7 @@ def filter_impact(
         f"{_quote(col)} AS {name}_src" if col else f"NULL::BOOLEAN AS {name}_src"
         for name, col in dup_cols.items()
     )
-    all_keep = " AND ".join(f"k{i}" for i in range(len(compiled))) or "TRUE"
-    aggs = ["count(*) AS docs", "sum(tok) AS tokens"]
-    for i in range(len(compiled)):
-        aggs += [
-            f"count(*) FILTER (WHERE NOT k{i}) AS d{i}",
-            f"coalesce(sum(tok) FILTER (WHERE NOT k{i}), 0) AS t{i}",
-        ]
-    aggs += [
-        f"count(*) FILTER (WHERE NOT ({all_keep})) AS d_all",
-        f"coalesce(sum(tok) FILTER (WHERE NOT ({all_keep})), 0) AS t_all",
-    ]
+    aggs = ["count(*) AS docs", "sum(tok) AS tokens", *removal_aggregates(len(compiled))]
     for name in dup_cols:
         aggs.append(
             f"count(*) FILTER (WHERE {name}_src = FALSE) / nullif(count({name}_src), 0) AS {name}"
@@ -229,40 +252,21 @@ def filter_impact(
                     "_total": is_total,
                 }
             )
+    return _impact_frame(rows)
+
+
+def _impact_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The :data:`IMPACT_COLUMNS` frame of the rows: removed fractions added, the rows
+    summed over all sources (``_total``) first, then by source."""
     out = pd.DataFrame(rows)
     if out.empty:
-        return pd.DataFrame(
-            columns=[
-                "source",
-                "filter",
-                "docs",
-                "tokens",
-                "docs_removed",
-                "tokens_removed",
-                "docs_removed_frac",
-                "tokens_removed_frac",
-                "exact_dup_rate",
-                "near_dup_rate",
-            ]
-        )
+        return pd.DataFrame(columns=IMPACT_COLUMNS)
     out["docs_removed_frac"] = out["docs_removed"] / out["docs"].where(out["docs"] > 0)
     out["tokens_removed_frac"] = out["tokens_removed"] / out["tokens"].where(out["tokens"] > 0)
     for col in ("exact_dup_rate", "near_dup_rate"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
     out = out.sort_values(["_total", "source"], ascending=[False, True], kind="stable")
-    cols = [
-        "source",
-        "filter",
-        "docs",
-        "tokens",
-        "docs_removed",
-        "tokens_removed",
-        "docs_removed_frac",
-        "tokens_removed_frac",
-        "exact_dup_rate",
-        "near_dup_rate",
-    ]
-    return out[cols].reset_index(drop=True)
+    return out[IMPACT_COLUMNS].reset_index(drop=True)
 
 
 def duplicate_rates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

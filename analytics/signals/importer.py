@@ -395,32 +395,21 @@ def _match(
     return sql, matched
 
 
-def import_signal(
+def _checked_keys(
     con: duckdb.DuckDBPyConnection,
     path: str,
     *,
     format: str,  # noqa: A002 - the CLI's word
     name: str,
-    key: str | None = None,
-    reduce: str = "weighted",
-    strict: bool = False,
-    replace: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> ImportResult:
-    """Import the per-document values of `path` as signal `name` (in `con`'s transaction).
-
-    Raises SignalError (nothing to commit) for an unknown format/reducer, a name that clashes
-    (with a built-in signal, an existing one unless `replace`, or a column of another signal),
-    a file that cannot be read (file and line where DuckDB or the JSON parser says), a value
-    that is not a span list, a duplicate key, no key matching a document, or - with `strict`
-    - any key matching no document. Returns what was imported and how many keys matched.
-    """
-    t0 = time.perf_counter()
+    key: str | None,
+    reduce: str,
+    replace: bool,
+) -> list[str]:
+    """The key field names, once the arguments, the name and the workspace are checked."""
     if format not in FORMATS:
         raise ImportError_(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
     if reduce not in REDUCERS:
         raise ImportError_(f"--reduce {reduce!r}: expected one of {', '.join(REDUCERS)}")
-    path = str(path)
     if "://" not in path and not any(c in path for c in "*?[") and not Path(path).exists():
         raise ImportError_(f"{path}: no such file")
     check_new_name(con, name, "import", replace=replace)
@@ -431,10 +420,18 @@ def import_signal(
     keys = [k.strip() for k in (key or ("doc_id" if format == "parquet" else "id")).split(",")]
     if len(keys) not in (1, 2) or not all(keys):
         raise ImportError_(f"--key {key!r}: expected a field name, or FILE,ROW (two names)")
-    kind = "json" if format in _SPAN_FIELD else _kind(path)
-    if progress:
-        progress("reading", 0, 1)
+    return keys
 
+
+def _stage_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    format: str,  # noqa: A002 - the CLI's word
+    kind: str,
+    keys: list[str],
+) -> tuple[int, set[str]]:
+    """Read the file into table _sig_import (numbered lines); (rows, fields), once every row
+    has its key fields."""
     numbered = "row_number() OVER () AS _line"
     if format in _SPAN_FIELD:
         field_name = _SPAN_FIELD[format]
@@ -465,7 +462,18 @@ def import_signal(
         raise ImportError_(
             f"{_where(con, path, nulls, kind)}: the key field {'/'.join(keys)} is missing"
         )
+    return n_rows, present
 
+
+def _value_specs(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    format: str,  # noqa: A002 - the CLI's word
+    reduce: str,
+    keys: list[str],
+    present: set[str],
+) -> list[tuple[str, str, str, str]]:
+    """(name, SQL expression, type, description) of each value column to import."""
     if format in _SPAN_FIELD:
         specs = _span_columns(con, path, format, reduce)
     elif format == "datatrove":
@@ -482,14 +490,20 @@ def import_signal(
         specs = [("listed", "TRUE", "BOOLEAN", f"listed in {path}")]
     if not specs:
         raise ImportError_(f"{path}: no numeric, boolean or text field to import besides the key")
-    names = _column_names(name, [s[0] for s in specs], format)
-    columns = [Column(n, s[2], s[3]) for n, s in zip(names, specs, strict=True)]
-    check_columns(name, columns)
+    return specs
 
-    if progress:
-        progress("matching keys", 0, n_rows)
-    match_sql, matched = _match(con, path, keys, kind)
-    n_docs = int(con.execute("SELECT count(*) FROM documents").fetchall()[0][0])
+
+def _check_matched(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    keys: list[str],
+    *,
+    n_rows: int,
+    matched: int,
+    n_docs: int,
+    strict: bool,
+) -> None:
+    """Refuse an import where no key matches a document (or, with ``strict``, any key not)."""
     if matched == 0:
         sample = con.execute(
             f"SELECT CAST({_q(keys[0])} AS VARCHAR) FROM _sig_import ORDER BY _line LIMIT 1"
@@ -504,6 +518,71 @@ def import_signal(
             f"{path}: only {matched:,} of {n_rows:,} keys match a document ({n_rows - matched:,} "
             "do not) and --strict refuses a partial import"
         )
+
+
+def _insert_values(
+    con: duckdb.DuckDBPyConnection,
+    sig: Any,
+    specs: list[tuple[str, str, str, str]],
+    columns: list[Column],
+    match_sql: str,
+    version: str,
+) -> None:
+    """Write the matched rows into the signal's table (file order) and drop the staging."""
+    select = ", ".join(f"{s[1]} AS {_q(c.name)}" for s, c in zip(specs, columns, strict=True))
+    col_list = ", ".join(_q(c.name) for c in columns)
+    con.execute(
+        f"INSERT INTO {sig.table} (doc_id, version, {col_list}) "
+        f"SELECT _doc, ?, {select} FROM ({match_sql}) "
+        f"ORDER BY _line",
+        [version],
+    )
+    from analytics.signals.store import update_catalog
+
+    update_catalog(con, sig)
+    for tmp in ("_sig_import", "_sig_files"):
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")
+
+
+def import_signal(
+    con: duckdb.DuckDBPyConnection,
+    path: str,
+    *,
+    format: str,  # noqa: A002 - the CLI's word
+    name: str,
+    key: str | None = None,
+    reduce: str = "weighted",
+    strict: bool = False,
+    replace: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ImportResult:
+    """Import the per-document values of `path` as signal `name` (in `con`'s transaction).
+
+    Raises SignalError (nothing to commit) for an unknown format/reducer, a name that clashes
+    (with a built-in signal, an existing one unless `replace`, or a column of another signal),
+    a file that cannot be read (file and line where DuckDB or the JSON parser says), a value
+    that is not a span list, a duplicate key, no key matching a document, or - with `strict`
+    - any key matching no document. Returns what was imported and how many keys matched.
+    """
+    t0 = time.perf_counter()
+    path = str(path)
+    keys = _checked_keys(
+        con, path, format=format, name=name, key=key, reduce=reduce, replace=replace
+    )
+    kind = "json" if format in _SPAN_FIELD else _kind(path)
+    if progress:
+        progress("reading", 0, 1)
+    n_rows, present = _stage_file(con, path, format, kind, keys)
+    specs = _value_specs(con, path, format, reduce, keys, present)
+    names = _column_names(name, [s[0] for s in specs], format)
+    columns = [Column(n, s[2], s[3]) for n, s in zip(names, specs, strict=True)]
+    check_columns(name, columns)
+
+    if progress:
+        progress("matching keys", 0, n_rows)
+    match_sql, matched = _match(con, path, keys, kind)
+    n_docs = int(con.execute("SELECT count(*) FROM documents").fetchall()[0][0])
+    _check_matched(con, path, keys, n_rows=n_rows, matched=matched, n_docs=n_docs, strict=strict)
     imported_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     provenance = {
         "source": path,
@@ -524,19 +603,7 @@ def import_signal(
         params=provenance,
         provenance=provenance,
     )
-    select = ", ".join(f"{s[1]} AS {_q(c.name)}" for s, c in zip(specs, columns, strict=True))
-    col_list = ", ".join(_q(c.name) for c in columns)
-    con.execute(
-        f"INSERT INTO {sig.table} (doc_id, version, {col_list}) "
-        f"SELECT _doc, ?, {select} FROM ({match_sql}) "
-        f"ORDER BY _line",
-        [version],
-    )
-    from analytics.signals.store import update_catalog
-
-    update_catalog(con, sig)
-    for tmp in ("_sig_import", "_sig_files"):
-        con.execute(f"DROP TABLE IF EXISTS {tmp}")
+    _insert_values(con, sig, specs, columns, match_sql, version)
     seconds = time.perf_counter() - t0
     record_throughput(con, name, version, docs=matched, seconds=seconds, device="import")
     if progress:

@@ -16,7 +16,9 @@ only on success: to keep progress across interruptions, call `run_signals` repea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -25,6 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.db import table_exists
+from analytics.engine import DEFAULT_SHARD_SIZE
+from analytics.params import default_of, option
 from analytics.signals.base import Signal, SignalError
 from analytics.signals.registry import resolve_signals, signal_names
 from analytics.signals.store import (
@@ -39,6 +43,18 @@ from analytics.signals.store import (
 
 #: progress(stage, done, total): stage is "scan" (documents) or "finalize:<signal>"
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class SignalRunOptions:
+    """The options of a signals run (`mixscope signals run`), written once."""
+
+    batch_size: int = option(2048, "Documents per Arrow batch and per committed transaction.")
+    jobs: int = option(1, "Worker processes per batch.")
+    checkpoint_every: int = option(
+        10_000, "Publish finished work every this many documents (resume point)."
+    )
+    shard_size: int = option(DEFAULT_SHARD_SIZE, "Engine: documents per shard (one commit).")
 
 
 def _pending_sql(signals: list[Signal]) -> tuple[str, list[str]]:
@@ -99,14 +115,125 @@ def _compute_parallel(pool, n_jobs: int, signals: list[Signal], tbl: pa.Table) -
     return merged
 
 
+@contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT on ``cur``; ROLLBACK (and re-raise) on any exception."""
+    cur.begin()
+    try:
+        yield
+        cur.commit()
+    except BaseException:
+        cur.rollback()
+        raise
+
+
+def _start_pool(n_jobs: int) -> Any:
+    """A spawn process pool with its ``n_jobs`` workers already started."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from analytics.engine import _noop, _plain_main
+
+    pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"))
+    with _plain_main():  # start the workers now, without re-running the caller's __main__
+        for _ in range(n_jobs):
+            pool.submit(_noop)
+    return pool
+
+
+def _pending_batches(
+    reader: duckdb.DuckDBPyConnection,
+    sql: str,
+    sql_params: list[str],
+    batch_size: int,
+    max_docs: int | None,
+) -> Iterator[pa.Table]:
+    """The pending documents as Arrow tables of ``batch_size`` rows, at most ``max_docs``."""
+    batches = query_reader(reader, sql, sql_params, batch_size)
+    done = 0
+    for rb in batches:
+        if max_docs is not None and done >= max_docs:
+            break
+        tbl = pa.Table.from_batches([rb])
+        if max_docs is not None and done + tbl.num_rows > max_docs:
+            tbl = tbl.slice(0, max_docs - done)
+        done += tbl.num_rows
+        yield tbl
+    del batches
+
+
+def _write_batch(
+    writer: duckdb.DuckDBPyConnection,
+    signals: list[Signal],
+    results: list[tuple[Any, float]],
+    computed: dict[str, int],
+    seconds: dict[str, float],
+) -> None:
+    """Insert one batch's values of every signal in one transaction (sketches for global
+    signals), adding to the ``computed`` and ``seconds`` tallies."""
+    with _transaction(writer):
+        for sig, (out, secs) in zip(signals, results, strict=True):
+            if out is None:
+                continue
+            seconds[sig.name] += secs
+            table = sig.sketch_table if sig.kind == "global" else sig.table
+            computed[sig.name] += insert_arrow(writer, table, sig.version, out)
+            update_catalog(writer, sig)
+
+
+def _finalize_globals(
+    writer: duckdb.DuckDBPyConnection,
+    signals: list[Signal],
+    computed: dict[str, int],
+    seconds: dict[str, float],
+    progress: Progress | None,
+) -> None:
+    """The global pass of each global signal whose sketches changed since its last one."""
+    for sig in signals:
+        if sig.kind != "global":
+            continue
+        n_sketch = count_rows(writer, sig.sketch_table, sig.version)
+        if computed[sig.name] == 0 and count_rows(writer, sig.table, sig.version) == n_sketch:
+            continue
+        if progress:
+            progress(f"finalize:{sig.name}", 0, n_sketch)
+        t0 = time.perf_counter()
+        with _transaction(writer):
+            sig.finalize(writer, sig.version)
+            update_catalog(writer, sig)
+        seconds[sig.name] += time.perf_counter() - t0
+        if progress:
+            progress(f"finalize:{sig.name}", n_sketch, n_sketch)
+
+
+def _summary(
+    writer: duckdb.DuckDBPyConnection,
+    signals: list[Signal],
+    computed: dict[str, int],
+    seconds: dict[str, float],
+) -> pd.DataFrame:
+    """One row per signal: name, version, computed, n_docs, seconds."""
+    rows = [
+        {
+            "name": s.name,
+            "version": s.version,
+            "computed": computed[s.name],
+            "n_docs": count_rows(writer, s.table, s.version),
+            "seconds": round(seconds[s.name], 3),
+        }
+        for s in signals
+    ]
+    return pd.DataFrame(rows)
+
+
 def run_signals(
     con: duckdb.DuckDBPyConnection,
     names: Iterable[str | Signal] | str | None = None,
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    batch_size: int = 2048,
+    batch_size: int = default_of(SignalRunOptions, "batch_size"),
     max_docs: int | None = None,
-    n_jobs: int = 1,
+    n_jobs: int = default_of(SignalRunOptions, "jobs"),
     progress: Progress | None = None,
     finalize: bool = True,
 ) -> pd.DataFrame:
@@ -141,13 +268,8 @@ def run_signals(
         raise SignalError("the workspace has no documents table: ingest documents first")
     writer = sub_cursor(con)
     reader = sub_cursor(con)
-    writer.begin()
-    try:
+    with _transaction(writer):
         ensure_tables(writer, signals)
-        writer.commit()
-    except BaseException:
-        writer.rollback()
-        raise
 
     sql, sql_params = _pending_sql(signals)
     total = int(reader.execute(f"SELECT count(*) FROM ({sql})", sql_params).fetchall()[0][0])
@@ -158,86 +280,28 @@ def run_signals(
     done = 0
     if progress:
         progress("scan", 0, total)
-    pool = None
-    if total and n_jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from analytics.engine import _noop, _plain_main
-
-        pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"))
-        with _plain_main():  # start the workers now, without re-running the caller's __main__
-            for _ in range(n_jobs):
-                pool.submit(_noop)
+    pool = _start_pool(n_jobs) if total and n_jobs > 1 else None
     try:
         if total:
-            batches = query_reader(reader, sql, sql_params, batch_size)
-            for rb in batches:
-                if max_docs is not None and done >= max_docs:
-                    break
-                tbl = pa.Table.from_batches([rb])
-                if max_docs is not None and done + tbl.num_rows > max_docs:
-                    tbl = tbl.slice(0, max_docs - done)
+            for tbl in _pending_batches(reader, sql, sql_params, batch_size, max_docs):
                 if pool is not None and tbl.num_rows >= 2 * n_jobs:
                     results = _compute_parallel(pool, n_jobs, signals, tbl)
                 else:
                     needs = [tbl.column(f"need_{i}") for i in range(len(signals))]
                     results = _compute_all(signals, tbl.select(["doc_id", "text", "url"]), needs)
-                writer.begin()
-                try:
-                    for sig, (out, secs) in zip(signals, results, strict=True):
-                        if out is None:
-                            continue
-                        seconds[sig.name] += secs
-                        table = sig.sketch_table if sig.kind == "global" else sig.table
-                        computed[sig.name] += insert_arrow(writer, table, sig.version, out)
-                        update_catalog(writer, sig)
-                    writer.commit()
-                except BaseException:
-                    writer.rollback()
-                    raise
+                _write_batch(writer, signals, results, computed, seconds)
                 done += tbl.num_rows
                 if progress:
                     progress("scan", done, total)
-            del batches
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     reader.close()
-
-    for sig in signals:
-        if sig.kind != "global" or not finalize:
-            continue
-        n_sketch = count_rows(writer, sig.sketch_table, sig.version)
-        if computed[sig.name] == 0 and count_rows(writer, sig.table, sig.version) == n_sketch:
-            continue
-        if progress:
-            progress(f"finalize:{sig.name}", 0, n_sketch)
-        t0 = time.perf_counter()
-        writer.begin()
-        try:
-            sig.finalize(writer, sig.version)
-            update_catalog(writer, sig)
-            writer.commit()
-        except BaseException:
-            writer.rollback()
-            raise
-        seconds[sig.name] += time.perf_counter() - t0
-        if progress:
-            progress(f"finalize:{sig.name}", n_sketch, n_sketch)
-
-    rows = [
-        {
-            "name": s.name,
-            "version": s.version,
-            "computed": computed[s.name],
-            "n_docs": count_rows(writer, s.table, s.version),
-            "seconds": round(seconds[s.name], 3),
-        }
-        for s in signals
-    ]
+    if finalize:
+        _finalize_globals(writer, signals, computed, seconds, progress)
+    summary = _summary(writer, signals, computed, seconds)
     writer.close()
-    return pd.DataFrame(rows)
+    return summary
 
 
 def count_pending(

@@ -11,6 +11,9 @@ import typer
 from rich.table import Table
 
 from analytics.errors import MixscopeError
+from analytics.geometry.run import GeometryOptions as Geo
+from analytics.geometry.store import ProbeOptions as Probe
+from analytics.params import default_of, help_for
 from analytics.workspace import Workspace
 from dashboard.cli import app
 from dashboard.cli.core import WorkspaceOpt
@@ -281,25 +284,33 @@ def print_report(rep) -> None:
 @app.command()
 def geometry(
     run: Annotated[str, typer.Argument(help="A run registered with `mixscope checkpoints add`.")],
-    probe_size: Annotated[int, typer.Option(help="Documents in the probe set.")] = 256,
-    stratify_by: Annotated[
-        str, typer.Option(help="Stratify the probe by source, domain, lang or none.")
-    ] = "source",
-    seed: Annotated[int, typer.Option(help="Seed of the probe sample.")] = 0,
-    max_tokens: Annotated[int, typer.Option(help="Truncate probe texts to T tokens.")] = 512,
-    pooling: Annotated[str, typer.Option(help="last (last real token) or mean.")] = "last",
-    layers: Annotated[str, typer.Option(help="all, last, or indices like 0,3,-1.")] = "all",
-    rankme_eps: Annotated[float, typer.Option(help="Epsilon added to p_k in RankMe.")] = 1e-7,
+    probe_size: Annotated[int, typer.Option(help=help_for(Probe, "probe_size"))] = default_of(
+        Probe, "probe_size"
+    ),
+    stratify_by: Annotated[str, typer.Option(help=help_for(Probe, "stratify_by"))] = default_of(
+        Probe, "stratify_by"
+    ),
+    seed: Annotated[int, typer.Option(help=help_for(Probe, "seed"))] = default_of(Probe, "seed"),
+    max_tokens: Annotated[int, typer.Option(help=help_for(Geo, "max_tokens"))] = default_of(
+        Geo, "max_tokens"
+    ),
+    pooling: Annotated[str, typer.Option(help=help_for(Geo, "pooling"))] = default_of(
+        Geo, "pooling"
+    ),
+    layers: Annotated[str, typer.Option(help=help_for(Geo, "layers"))] = default_of(Geo, "layers"),
+    rankme_eps: Annotated[float, typer.Option(help=help_for(Geo, "rankme_eps"))] = default_of(
+        Geo, "rankme_eps"
+    ),
     alpha_fit_range: Annotated[
-        str, typer.Option(help="alpha-ReQ fit range START:END (0-based) or tracing/reptrix.")
-    ] = "11:100",
-    per_source: Annotated[
-        bool, typer.Option(help="Also compute metrics per probe group (source).")
-    ] = True,
+        str, typer.Option(help=help_for(Geo, "alpha_fit_range"))
+    ] = "{}:{}".format(*default_of(Geo, "alpha_fit_range")),
+    per_source: Annotated[bool, typer.Option(help=help_for(Geo, "per_group"))] = default_of(
+        Geo, "per_group"
+    ),
     weights: Annotated[
-        bool, typer.Option(help="Weight spectra and intruder dimensions per matrix.")
-    ] = True,
-    device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda.")] = "auto",
+        bool, typer.Option(help=f"{help_for(Geo, 'weights')} {help_for(Geo, 'intruders')}")
+    ] = default_of(Geo, "weights"),
+    device: Annotated[str, typer.Option(help=help_for(Geo, "device"))] = default_of(Geo, "device"),
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 8,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch and BLAS (default: all cores).")

@@ -12,14 +12,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from analytics.errors import MixscopeError
+from analytics.maps.cluster import CLUSTERERS, SPACES
+from analytics.maps.compute import MapOptions as Map
+from analytics.params import default_of, help_for
 from analytics.workspace import Workspace
 from dashboard.cli import app
 from dashboard.cli.core import WorkspaceOpt
 from dashboard.cli.progress import console, progress_callback
 
 stdout = Console()
-CLUSTERERS = ("kmeans", "hdbscan")
-SPACES = ("embedding", "pca", "umap")
 
 
 def map_params(
@@ -33,7 +34,8 @@ def map_params(
     seed: int,
     max_points: int | None,
 ) -> dict:
-    """The MapParams of the command's options (checked here so errors name the option)."""
+    """The :class:`~analytics.maps.compute.MapOptions` of the command's options (checked here
+    so errors name the option)."""
     if clusterer not in CLUSTERERS:
         raise MixscopeError(f"--clusterer {clusterer!r}: expected one of {', '.join(CLUSTERERS)}")
     if cluster_on is not None and cluster_on not in SPACES:
@@ -68,26 +70,30 @@ def map_command(
         str | None,
         typer.Option(help="Embedding set: model key or model name (default: the largest set)."),
     ] = None,
-    n_neighbors: Annotated[int, typer.Option(help="UMAP n_neighbors.")] = 15,
-    min_dist: Annotated[float, typer.Option(help="UMAP min_dist.")] = 0.1,
-    clusterer: Annotated[str, typer.Option(help="kmeans or hdbscan.")] = "kmeans",
-    k: Annotated[
-        int | None, typer.Option("--k", help="k-means clusters (default: sqrt(N/2), 2..50).")
-    ] = None,
+    n_neighbors: Annotated[int, typer.Option(help=help_for(Map, "n_neighbors"))] = default_of(
+        Map, "n_neighbors"
+    ),
+    min_dist: Annotated[float, typer.Option(help=help_for(Map, "min_dist"))] = default_of(
+        Map, "min_dist"
+    ),
+    clusterer: Annotated[str, typer.Option(help=help_for(Map, "cluster_method"))] = default_of(
+        Map, "cluster_method"
+    ),
+    k: Annotated[int | None, typer.Option("--k", help=help_for(Map, "n_clusters"))] = default_of(
+        Map, "n_clusters"
+    ),
     min_cluster_size: Annotated[
-        int | None, typer.Option(help="HDBSCAN min_cluster_size (default: max(5, N/200)).")
-    ] = None,
-    cluster_on: Annotated[
-        str | None,
-        typer.Option(
-            help="Cluster the embedding, a PCA of it, or the 2-D umap projection "
-            "(default: embedding for kmeans, umap for hdbscan)."
-        ),
-    ] = None,  # fmt: skip
-    seed: Annotated[int, typer.Option(help="Seed of UMAP, k-means and sampling.")] = 42,
-    max_points: Annotated[
-        int | None, typer.Option(help="Map a seeded subset of this many embedded documents.")
-    ] = None,
+        int | None, typer.Option(help=help_for(Map, "min_cluster_size"))
+    ] = default_of(Map, "min_cluster_size"),
+    cluster_on: Annotated[str | None, typer.Option(help=help_for(Map, "cluster_on"))] = default_of(
+        Map, "cluster_on"
+    ),
+    seed: Annotated[int, typer.Option(help=help_for(Map, "random_state"))] = default_of(
+        Map, "random_state"
+    ),
+    max_points: Annotated[int | None, typer.Option(help=help_for(Map, "max_points"))] = default_of(
+        Map, "max_points"
+    ),
     force: Annotated[bool, typer.Option(help="Recompute even when cached.")] = False,
     list_only: Annotated[bool, typer.Option("--list", help="List the published maps.")] = False,
     workspace: WorkspaceOpt = None,

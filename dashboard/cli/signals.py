@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from analytics.errors import MixscopeError
+from analytics.params import default_of, help_for
+from analytics.signals.runner import SignalRunOptions as Run
 from analytics.workspace import Workspace
 from dashboard.cli import app
 from dashboard.cli.core import RayAddressOpt, WorkersOpt, WorkspaceOpt
@@ -26,7 +29,7 @@ signals_app = typer.Typer(
 )
 app.add_typer(signals_app, name="signals")
 
-DEFAULT_CHUNK = 10_000
+DEFAULT_CHUNK = default_of(Run, "checkpoint_every")
 stdout = Console()  # results go to stdout; progress and notes to stderr (`console`)
 
 
@@ -65,10 +68,12 @@ def run(
         list[str] | None,
         typer.Option("--only", help="Compute only this signal (repeatable). Default: all."),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option(help="Documents per Arrow batch and per committed transaction.")
-    ] = 2048,
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes per batch.")] = 1,
+    batch_size: Annotated[int, typer.Option(help=help_for(Run, "batch_size"))] = default_of(
+        Run, "batch_size"
+    ),
+    jobs: Annotated[int, typer.Option("--jobs", help=help_for(Run, "jobs"))] = default_of(
+        Run, "jobs"
+    ),
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -78,9 +83,8 @@ def run(
         ),
     ] = None,
     checkpoint_every: Annotated[
-        int,
-        typer.Option(help="Publish finished work every this many documents (resume point)."),
-    ] = DEFAULT_CHUNK,
+        int, typer.Option(help=help_for(Run, "checkpoint_every"))
+    ] = default_of(Run, "checkpoint_every"),
     engine: Annotated[
         str,
         typer.Option(
@@ -93,12 +97,12 @@ def run(
     workers: WorkersOpt = None,
     ray_address: RayAddressOpt = None,
     shard_size: Annotated[
-        int, typer.Option("--shard-size", help="Engine: documents per shard (one commit).")
-    ] = 2_000,
+        int, typer.Option("--shard-size", help=help_for(Run, "shard_size"))
+    ] = default_of(Run, "shard_size"),
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Compute signals for every document not yet scored; resumable after interruption."""
-    from analytics.signals import count_pending, resolve_signals, run_signals
+    from analytics.signals import resolve_signals
 
     if batch_size < 1 or jobs < 1 or checkpoint_every < 1:
         raise MixscopeError("--batch-size, --jobs and --checkpoint-every must be at least 1")
@@ -110,44 +114,73 @@ def run(
     if engine != "in-process":
         _run_on_engine(ws, signals, engine, workers, ray_address, shard_size)
         return
+    _run_in_process(ws, signals, batch_size=batch_size, jobs=jobs, every=checkpoint_every)
+
+
+@dataclass
+class _Tally:
+    """What an in-process run has done so far (kept when it is interrupted)."""
+
+    computed: dict[str, int]
+    seconds: dict[str, float]
+    done: int = 0
+
+
+def _score_in_chunks(
+    ws, con, signals, cb, tally: _Tally, *, pending: int, batch_size: int, jobs: int, every: int
+) -> None:
+    """run_signals over ``every`` documents at a time, publishing after each chunk (a kill
+    keeps what was published), until no document is left."""
+    from analytics.signals import run_signals
+
+    while True:
+        scanned = [0]
+
+        def chunk_progress(stage: str, d: int, t: int, _s=scanned, _done=tally.done) -> None:
+            if stage == "scan":
+                _s[0] = d
+                if t:
+                    cb("scoring documents", _done + d, max(pending, _done + t))
+            else:
+                cb(stage, d, t)
+
+        res = run_signals(
+            con,
+            signals,
+            batch_size=batch_size,
+            max_docs=every,
+            n_jobs=jobs,
+            progress=chunk_progress,
+            finalize=False,
+        )
+        for rec in res.itertuples(index=False):
+            tally.computed[rec.name] += int(rec.computed)
+            tally.seconds[rec.name] += float(rec.seconds)
+        if scanned[0] == 0:
+            break
+        tally.done += scanned[0]
+        ws.checkpoint(con)  # a kill from here on keeps these documents
+        if scanned[0] < every:
+            break
+
+
+def _run_in_process(ws, signals, *, batch_size: int, jobs: int, every: int) -> None:
+    """The single runner in this process, in chunks of ``every`` documents; then the global
+    passes once, and a table of what was scored."""
+    from analytics.signals import count_pending, run_signals
+    from analytics.signals.external import record_run
+
     pending = count_pending(ws.cursor(), signals)
     names = ", ".join(s.name for s in signals)
     console.print(f"{pending:,} documents to score for {names}")
-    computed: dict[str, int] = {s.name: 0 for s in signals}
-    seconds: dict[str, float] = {s.name: 0.0 for s in signals}
-    done = 0
+    tally = _Tally({s.name: 0 for s in signals}, {s.name: 0.0 for s in signals})
     t0 = time.perf_counter()
     try:
         with progress_callback() as cb, ws.write(job="signals run") as con:
-            while True:
-                scanned = [0]
-
-                def chunk_progress(stage: str, d: int, t: int, _s=scanned, _done=done) -> None:
-                    if stage == "scan":
-                        _s[0] = d
-                        if t:
-                            cb("scoring documents", _done + d, max(pending, _done + t))
-                    else:
-                        cb(stage, d, t)
-
-                res = run_signals(
-                    con,
-                    signals,
-                    batch_size=batch_size,
-                    max_docs=checkpoint_every,
-                    n_jobs=jobs,
-                    progress=chunk_progress,
-                    finalize=False,
-                )
-                for rec in res.itertuples(index=False):
-                    computed[rec.name] += int(rec.computed)
-                    seconds[rec.name] += float(rec.seconds)
-                if scanned[0] == 0:
-                    break
-                done += scanned[0]
-                ws.checkpoint(con)  # a kill from here on keeps these documents
-                if scanned[0] < checkpoint_every:
-                    break
+            _score_in_chunks(
+                ws, con, signals, cb, tally,
+                pending=pending, batch_size=batch_size, jobs=jobs, every=every,
+            )  # fmt: skip
             final = run_signals(
                 con,
                 signals,
@@ -155,29 +188,32 @@ def run(
                 progress=lambda stage, d, t: None if stage == "scan" else cb(stage, d, t),
                 finalize=True,
             )
-            from analytics.signals.external import record_run
-
-            spent = {r.name: seconds[r.name] + float(r.seconds) for r in final.itertuples()}
-            record_run(con, {s.name: s.version for s in signals}, computed, spent, n_jobs=jobs)
+            spent = {r.name: tally.seconds[r.name] + float(r.seconds) for r in final.itertuples()}
+            versions = {s.name: s.version for s in signals}
+            record_run(con, versions, tally.computed, spent, n_jobs=jobs)
     except KeyboardInterrupt:
         console.print(
-            f"[red]interrupted[/red]: {done:,} documents scored before the last checkpoint "
+            f"[red]interrupted[/red]: {tally.done:,} documents scored before the last checkpoint "
             "are kept; run the same command again to continue."
         )
         raise typer.Exit(130) from None
-    elapsed = time.perf_counter() - t0
+    _print_scored(ws, final, tally, time.perf_counter() - t0)
+
+
+def _print_scored(ws, final, tally: _Tally, elapsed: float) -> None:
     n_docs = _count_documents(ws)
     table = Table("signal", "version", "newly scored", "scored", "coverage", "compute s")
     for rec in final.itertuples(index=False):
         table.add_row(
             rec.name,
             rec.version,
-            f"{computed[rec.name]:,}",
+            f"{tally.computed[rec.name]:,}",
             f"{int(rec.n_docs):,}",
             f"{int(rec.n_docs) / n_docs:.1%}" if n_docs else "-",
-            f"{seconds[rec.name] + float(rec.seconds):.1f}",
+            f"{tally.seconds[rec.name] + float(rec.seconds):.1f}",
         )
     stdout.print(table)
+    done = tally.done
     rate = f" ({done / elapsed:,.1f} docs/s)" if done and elapsed > 0 else ""
     console.print(f"[green]scored[/green] {done:,} documents in {elapsed:.1f} s{rate}")
 

@@ -9,6 +9,18 @@ import plotly.graph_objects as go
 HEIGHT = 420
 
 
+def layout(fig: go.Figure, *, height: int = HEIGHT, title: str = "") -> go.Figure:
+    """The house layout of a figure: tight margins (room for a title when there is one),
+    ``height`` pixels, no legend title."""
+    fig.update_layout(
+        margin=dict(t=40 if title else 10, l=0, r=0, b=0),
+        height=height,
+        title=title or None,
+        legend_title_text="",
+    )
+    return fig
+
+
 def composition_figure(df: pd.DataFrame, *, basis: str, kind: str, path: list[str]) -> go.Figure:
     """Treemap or sunburst of `basis` (tokens/documents/bytes) along `path`."""
     if df.empty:

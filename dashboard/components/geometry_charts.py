@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from dashboard.components.charts import layout
 
 HEIGHT = 400
 PHASE_COLORS = {
@@ -25,14 +28,7 @@ ALPHA_BANDS = (
 )
 
 
-def _layout(fig: go.Figure, *, height: int = HEIGHT, title: str = "") -> go.Figure:
-    fig.update_layout(
-        margin=dict(t=40 if title else 10, l=0, r=0, b=0),
-        height=height,
-        title=title or None,
-        legend_title_text="",
-    )
-    return fig
+_layout = partial(layout, height=HEIGHT)  # this page's figures are a little lower
 
 
 def _log_steps(steps: pd.Series) -> bool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analytics.maps.cluster import CLUSTERERS
+from analytics.maps.compute import MapOptions as Map
+from analytics.params import default_of, help_for
 from dashboard.components.auth import can_edit
 from dashboard.components.jobs import follow_and_refresh, submit
 
@@ -16,17 +19,26 @@ def embed_args(n_docs: int, sample: int = DEFAULT_SAMPLE) -> list[str]:
     return ["embed", "--sample", str(sample)] if n_docs > sample else ["embed"]
 
 
+_CLUSTERER = default_of(Map, "cluster_method")
+_SEED = default_of(Map, "random_state")
+
+
 def map_args(
-    *, clusterer: str = "kmeans", k: int | None = None, seed: int = 42, model: str | None = None
+    *,
+    clusterer: str = _CLUSTERER,
+    k: int | None = None,
+    seed: int = _SEED,
+    model: str | None = None,
 ) -> list[str]:
+    """`mixscope map` with the options that differ from the defaults."""
     args = ["map"]
     if model:
         args += ["--model", model]
-    if clusterer != "kmeans":
+    if clusterer != _CLUSTERER:
         args += ["--clusterer", clusterer]
     if k:
         args += ["--k", str(int(k))]
-    if seed != 42:
+    if seed != _SEED:
         args += ["--seed", str(int(seed))]
     return args
 
@@ -58,12 +70,18 @@ def new_map_box(*, model_key: str) -> None:
     """Editors: queue another map of the same set with other clustering parameters."""
     with st.expander("Compute another map"):
         c1, c2, c3 = st.columns(3)
-        clusterer = c1.selectbox("Clusterer", ["kmeans", "hdbscan"], key="map_new_clusterer")
+        clusterer = c1.selectbox(
+            "Clusterer", list(CLUSTERERS), key="map_new_clusterer",
+            help=help_for(Map, "cluster_method"),
+        )  # fmt: skip
         k = c2.number_input(
             "k (k-means; 0 = sqrt(N/2))", min_value=0, max_value=500, value=0, step=1,
-            key="map_new_k", disabled=clusterer != "kmeans",
+            key="map_new_k", disabled=clusterer != "kmeans", help=help_for(Map, "n_clusters"),
         )  # fmt: skip
-        seed = c3.number_input("Seed", min_value=0, value=42, step=1, key="map_new_seed")
+        seed = c3.number_input(
+            "Seed", min_value=0, value=_SEED, step=1, key="map_new_seed",
+            help=help_for(Map, "random_state"),
+        )  # fmt: skip
         args = map_args(
             clusterer=clusterer, k=int(k) if clusterer == "kmeans" else None, seed=int(seed),
             model=model_key,

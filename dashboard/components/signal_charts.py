@@ -7,17 +7,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-HEIGHT = 420
-
-
-def _layout(fig: go.Figure, *, height: int = HEIGHT, title: str = "") -> go.Figure:
-    fig.update_layout(
-        margin=dict(t=40 if title else 10, l=0, r=0, b=0),
-        height=height,
-        title=title or None,
-        legend_title_text="",
-    )
-    return fig
+from dashboard.components.charts import HEIGHT
+from dashboard.components.charts import layout as _layout
 
 
 def impact_figure(impact: pd.DataFrame, *, basis: str = "tokens") -> go.Figure:

@@ -354,6 +354,6 @@ def test_labels_drop_the_stop_words_of_each_language(languages):
 
 
 def test_map_params_default_to_multilingual_stop_words():
-    from analytics.maps.compute import MapParams
+    from analytics.maps.compute import MapOptions
 
-    assert MapParams().stop_words == "multilingual"
+    assert MapOptions().stop_words == "multilingual"
