@@ -40,6 +40,26 @@ def points_drawn(page) -> int:
     )
 
 
+def points_settle(page, n: int, timeout: int = 60_000) -> int:
+    """Wait (up to `timeout` ms) until the scatter holds `n` points; the count at the end.
+
+    A rerun redraws the plot some time after the page looks ready, more so on a busy machine.
+    """
+    try:
+        page.wait_for_function(
+            """(n) => {
+                const gd = document.querySelector('.js-plotly-plot');
+                return (gd && gd._fullData || []).reduce(
+                    (k, t) => k + (t.x ? t.x.length : 0), 0) === n;
+            }""",
+            arg=n,
+            timeout=timeout,
+        )
+    except Exception:  # the assertion on the returned count says what was drawn instead
+        pass
+    return points_drawn(page)
+
+
 def coloured_pixels(page, locator) -> int:
     """Pixels of the element's screenshot that are clearly not background (white/grey)."""
     from PIL import Image
@@ -55,10 +75,9 @@ def test_map_draws_points_and_a_box_becomes_a_filter(map_server, page):
     page.goto(f"{url}/map")
     wait_ready(page)
     page.wait_for_selector(".js-plotly-plot .gl-container canvas", timeout=60_000)
-    page.wait_for_timeout(1500)
     no_exception(page)
     assert page.get_by_text(f"all {N_DOCS:,} documents").count() >= 1
-    assert points_drawn(page) == N_DOCS
+    assert points_settle(page, N_DOCS) == N_DOCS
     plot = page.locator(".js-plotly-plot").first
     assert coloured_pixels(page, plot) > 2_000  # the WebGL points really are on the canvas
     shoot(page, "map")
@@ -88,8 +107,7 @@ def test_map_draws_points_and_a_box_becomes_a_filter(map_server, page):
     where, params = flt.where()
     n = ws.cursor().execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchall()
     assert n[0][0] == n_selected
-    page.wait_for_timeout(1500)
-    assert points_drawn(page) == n_selected  # the map now shows only the selection
+    assert points_settle(page, n_selected) == n_selected  # the map shows only the selection
     shoot(page, "map_selection")
 
 
