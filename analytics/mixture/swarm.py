@@ -422,19 +422,7 @@ class SwarmOptions:
 
     def config(self) -> ProxyConfig:
         """The proxies' :class:`~analytics.mixture.proxy.ProxyConfig` (checked)."""
-        return ProxyConfig(
-            steps=self.steps,
-            n_layer=self.n_layer,
-            n_embd=self.n_embd,
-            n_head=self.n_head,
-            vocab_size=self.vocab_size,
-            block_size=self.block_size,
-            batch_size=self.batch_size,
-            learning_rate=self.lr,
-            threads=self.threads,
-            device=self.device,
-            eval_max_chars=self.eval_chars,
-        ).check()
+        return ProxyConfig(**{c: getattr(self, o) for o, c in _CONFIG_FIELDS.items()}).check()
 
     def spec(
         self,
@@ -447,22 +435,25 @@ class SwarmOptions:
         """The :class:`SwarmSpec` of swarm ``name`` with these options and this target."""
         return SwarmSpec(
             name,
-            group_by=self.group_by,
-            proxies=self.proxies,
-            budget=self.budget,
-            seed=self.seed,
-            prior=self.prior,
-            concentration=self.concentration,
+            **{f: getattr(self, f) for f in _SPEC_FIELDS},
             eval_groups=list(eval_groups),
             target_texts=list(target_texts),
             target_name=target_name,
-            heldout_per_group=self.heldout_per_group,
-            tokenizer_chars_per_group=self.tokenizer_chars_per_group,
             config=self.config(),
-            workers=self.workers,
-            engine=self.engine,
-            ray_address=self.ray_address,
         )
+
+
+# SwarmOptions' fields that a SwarmSpec holds as they are, and those its ProxyConfig holds
+_SPEC_FIELDS = (
+    "group_by", "proxies", "budget", "seed", "prior", "concentration", "heldout_per_group",
+    "tokenizer_chars_per_group", "workers", "engine", "ray_address",
+)  # fmt: skip
+_CONFIG_FIELDS = {
+    "steps": "steps", "n_layer": "n_layer", "n_embd": "n_embd", "n_head": "n_head",
+    "vocab_size": "vocab_size", "block_size": "block_size", "batch_size": "batch_size",
+    "lr": "learning_rate", "threads": "threads", "device": "device",
+    "eval_chars": "eval_max_chars",
+}  # fmt: skip
 
 
 @dataclass
@@ -496,30 +487,9 @@ class SwarmSpec:
 
     def options(self) -> SwarmOptions:
         """This spec's :class:`SwarmOptions` (the target aside)."""
-        c = self.config
         return SwarmOptions(
-            group_by=self.group_by,
-            proxies=self.proxies,
-            steps=c.steps,
-            budget=self.budget,
-            seed=self.seed,
-            prior=self.prior,
-            concentration=self.concentration,
-            heldout_per_group=self.heldout_per_group,
-            eval_chars=c.eval_max_chars,
-            tokenizer_chars_per_group=self.tokenizer_chars_per_group,
-            workers=self.workers,
-            engine=self.engine,
-            ray_address=self.ray_address,
-            threads=c.threads,
-            device=c.device,
-            n_layer=c.n_layer,
-            n_embd=c.n_embd,
-            n_head=c.n_head,
-            vocab_size=c.vocab_size,
-            block_size=c.block_size,
-            batch_size=c.batch_size,
-            lr=c.learning_rate,
+            **{f: getattr(self, f) for f in _SPEC_FIELDS},
+            **{o: getattr(self.config, c) for o, c in _CONFIG_FIELDS.items()},
         )
 
 
@@ -819,38 +789,10 @@ def run_swarm(
     tmp.mkdir(parents=True)
     try:
         (tmp / "eval.json").write_text(json.dumps(evals), encoding="utf-8")
-        t1 = time.perf_counter()
-        tok = _train_tokenizer(cur, flt, spec, tmp / "tokenizer", report)
-        secs["tokenizer"] = time.perf_counter() - t1
-
-        mixes = dsampler.draw(spec.proxies, spec.seed)
-        t2 = time.perf_counter()
-        shared = shared_payload(tok, evals, spec.config)
-        jobs, run_meta = _proxy_jobs(
-            ws,
-            cur,
-            spec,
-            mixes,
-            groups=groups,
-            flt=flt,
-            budget=budget,
-            tok=tok,
-            tmp=tmp,
-            sampler=sampler,
-            report=report,
-        )
-        secs["materialise"] = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        results = run_tasks(
-            shared,
-            jobs,
-            workers=spec.workers,
-            engine=spec.engine,
-            ray_address=spec.ray_address,
-            progress=report,
-        )
-        secs["train + evaluate"] = time.perf_counter() - t3
-        runs = _swarm_runs(spec, run_meta, results)
+        runs = _train_proxies(
+            ws, cur, spec, dsampler, tmp=tmp, evals=evals, flt=flt, groups=groups,
+            budget=budget, report=report, secs=secs,
+        )  # fmt: skip
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -874,6 +816,56 @@ def run_swarm(
     )
     say(f"swarm {spec.name}: {len(runs)} proxies over {len(groups)} groups ({sampler})")
     return SwarmReport(spec.name, out, runs, secs, sampler, objective)
+
+
+def _train_proxies(
+    ws: Any,
+    cur: Any,
+    spec: SwarmSpec,
+    dsampler: Any,
+    *,
+    tmp: Path,
+    evals: Mapping[str, Sequence[str]],
+    flt: tuple[str, list[Any]],
+    groups: Sequence[str],
+    budget: int,
+    report: Progress,
+    secs: dict[str, float],
+) -> list[dict]:
+    """Tokenizer, draws, materialisation, training: the swarm's runs (timings in ``secs``)."""
+    sampler = dsampler.describe()
+    t1 = time.perf_counter()
+    tok = _train_tokenizer(cur, flt, spec, tmp / "tokenizer", report)
+    secs["tokenizer"] = time.perf_counter() - t1
+
+    mixes = dsampler.draw(spec.proxies, spec.seed)
+    t2 = time.perf_counter()
+    shared = shared_payload(tok, evals, spec.config)
+    jobs, run_meta = _proxy_jobs(
+        ws,
+        cur,
+        spec,
+        mixes,
+        groups=groups,
+        flt=flt,
+        budget=budget,
+        tok=tok,
+        tmp=tmp,
+        sampler=sampler,
+        report=report,
+    )
+    secs["materialise"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    results = run_tasks(
+        shared,
+        jobs,
+        workers=spec.workers,
+        engine=spec.engine,
+        ray_address=spec.ray_address,
+        progress=report,
+    )
+    secs["train + evaluate"] = time.perf_counter() - t3
+    return _swarm_runs(spec, run_meta, results)
 
 
 def _check_swarm(spec: SwarmSpec) -> None:

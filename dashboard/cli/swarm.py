@@ -197,7 +197,7 @@ def swarm_cmd(
 ) -> None:
     """Draw mixtures, train a small proxy on each, measure bits per byte, store the runs,
     then fit RegMix / Data Mixing Law / log-linear and save the proposed mixture."""
-    from analytics.mixture.swarm import check_engine, load_swarm, write_olmix_csv
+    from analytics.mixture.swarm import check_engine
 
     _quiet_transformers()
     ws = Workspace.open(workspace)
@@ -216,22 +216,22 @@ def swarm_cmd(
         )  # fmt: skip
         spec = opts.spec(name, eval_groups=groups, target_texts=texts, target_name=tname)
         _run_and_report(ws, spec, opts, replace=replace)
-        sw = load_swarm(ws.cursor(), name)
-        if out is not None:
-            rp, mp = write_olmix_csv(sw, out)
-            console.print(f"wrote {rp} and {mp}")
-        if propose_:
-            _fit_and_save(
-                ws,
-                sw,
-                objective=None,
-                regressor=regressor,
-                max_epochs=max_epochs,
-                fixed=fixed,
-                kl_max=kl_max,
-                mixture=name,
-                save=True,
-            )
+        _export_and_propose(
+            ws, name, out=out, propose=propose_, regressor=regressor, max_epochs=max_epochs,
+            fixed=fixed, kl_max=kl_max,
+        )  # fmt: skip
+
+
+def _export_and_propose(ws, name: str, *, out, propose: bool, **fit) -> None:
+    """After a swarm: write its Olmix CSVs (``out``) and fit, propose and save a mixture."""
+    from analytics.mixture.swarm import load_swarm, write_olmix_csv
+
+    sw = load_swarm(ws.cursor(), name)
+    if out is not None:
+        rp, mp = write_olmix_csv(sw, out)
+        console.print(f"wrote {rp} and {mp}")
+    if propose:
+        _fit_and_save(ws, sw, objective=None, mixture=name, save=True, **fit)
 
 
 def _run_and_report(ws, spec, opts: SwarmOptions, *, replace: bool) -> None:

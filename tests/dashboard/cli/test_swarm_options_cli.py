@@ -86,6 +86,10 @@ def test_options_round_trip_through_the_spec_and_describe():
     text = describe(spec.options())
     assert "proxies=4 (default 16)" in text and "seed=3 (default 0)" in text
     assert SwarmSpec("s").options() == SwarmOptions()
+    from analytics.mixture.swarm import _CONFIG_FIELDS, _SPEC_FIELDS
+
+    names = {f.name for f in dataclasses.fields(SwarmOptions)}
+    assert set(_SPEC_FIELDS) | set(_CONFIG_FIELDS) == names  # every option reaches the spec
 
 
 def test_run_swarm_takes_options_but_needs_a_name():
