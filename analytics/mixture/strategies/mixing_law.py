@@ -28,6 +28,7 @@ from ._proxy import (
     dirichlet_candidates,
     domain_weights_vector,
     fit_scores,
+    from_proxy_runs,
     upper_bound_vector,
 )
 from ._registry import StrategyInputs, register_strategy, strategy_spec
@@ -184,9 +185,4 @@ def fit_mixing_law(
     params={"n_candidates": "candidate mixtures searched (default 20000)"},
 )
 def _mixing_law(inputs: StrategyInputs, params: dict) -> MixtureWeights:
-    from analytics.mixture.builder import fit_proxy_runs
-
-    df_w, losses = inputs.proxy_runs
-    return fit_proxy_runs(
-        "mixing_law", df_w, losses, groups=inputs.groups, seed=inputs.seed, **params
-    )
+    return from_proxy_runs("mixing_law", inputs, params)

@@ -30,6 +30,7 @@ from ._proxy import (
     dirichlet_candidates,
     domain_weights_vector,
     fit_scores,
+    from_proxy_runs,
     upper_bound_vector,
 )
 from ._registry import StrategyInputs, register_strategy, strategy_spec
@@ -175,10 +176,4 @@ def fit_regmix(
     },
 )
 def _regmix(inputs: StrategyInputs, params: dict) -> MixtureWeights:
-    from analytics.mixture.builder import fit_proxy_runs
-
-    df_w, losses = inputs.proxy_runs
-    return fit_proxy_runs(
-        "regmix", df_w, losses, groups=inputs.groups, seed=inputs.seed, tokens=inputs.tokens,
-        **params,
-    )  # fmt: skip
+    return from_proxy_runs("regmix", inputs, params, tokens=True)
