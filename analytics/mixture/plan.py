@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -100,6 +101,35 @@ def plan_table(
     ``tokens`` but not in ``weights`` get weight 0; a weighted group missing from ``tokens``
     is an error. A group with weight > 0 and no tokens gets ``epochs = inf`` and a warning.
     """
+    n, d, w, b = _check_plan_inputs(tokens, docs, weights, budget)
+    groups = list(n)
+    caps_e = _per_group(max_epochs, groups, name="max_epochs")
+    caps_f = _per_group(max_fraction, groups, name="max_fraction")
+    target = allocate_tokens(w, b)
+    rows = [
+        _plan_row(
+            g,
+            n[g],
+            target[g],
+            w[g],
+            float(d[g]),
+            caps_e[g],
+            caps_f[g],
+            warn_epochs=warn_epochs,
+            r_star=r_star,
+        )  # fmt: skip
+        for g in groups
+    ]
+    return pd.DataFrame(rows)
+
+
+def _check_plan_inputs(
+    tokens: Mapping[str, float],
+    docs: Mapping[str, float],
+    weights: Mapping[str, float],
+    budget: int,
+) -> tuple[dict[str, float], dict[str, Any], dict[str, float], int]:
+    """(tokens, docs, weights of every group (0 where unweighted), budget), checked."""
     n = check_tokens(tokens, name="tokens")
     d = {str(k): v for k, v in docs.items()}
     for g in n:
@@ -116,58 +146,64 @@ def plan_table(
     b = int(check_positive(budget, name="budget"))
     if b != budget:
         raise StrategyInputError(f"budget: expected an integer number of tokens, got {budget!r}")
-    groups = list(n)
-    caps_e = _per_group(max_epochs, groups, name="max_epochs")
-    caps_f = _per_group(max_fraction, groups, name="max_fraction")
-    target = allocate_tokens(w, b)
-    rows = []
-    for g in groups:
-        avail, t = n[g], target[g]
-        if avail > 0:
-            epochs = t / avail
-        else:
-            epochs = math.inf if t > 0 else 0.0
-        reps = max(epochs - 1.0, 0.0)
-        unique = min(float(t), avail)
-        eff = (
-            effective_tokens(avail, epochs, r_star=r_star)
-            if math.isfinite(epochs) and avail > 0
-            else 0.0
+    return n, d, w, b
+
+
+def _plan_row(
+    g: str,
+    avail: float,
+    t: int,
+    weight: float,
+    n_docs: float,
+    cap_e: float | None,
+    cap_f: float | None,
+    *,
+    warn_epochs: float,
+    r_star: float,
+) -> dict[str, Any]:
+    """One group's row of :func:`plan_table`."""
+    if avail > 0:
+        epochs = t / avail
+    else:
+        epochs = math.inf if t > 0 else 0.0
+    reps = max(epochs - 1.0, 0.0)
+    unique = min(float(t), avail)
+    eff = (
+        effective_tokens(avail, epochs, r_star=r_star)
+        if math.isfinite(epochs) and avail > 0
+        else 0.0
+    )
+    msgs = []
+    over_e = cap_e is not None and epochs > cap_e * (1 + 1e-9)
+    over_f = cap_f is not None and weight > cap_f + 1e-12
+    if avail <= 0 and t > 0:
+        msgs.append("no tokens available for a group with weight > 0")
+    elif epochs > warn_epochs:
+        msgs.append(
+            f"repeated {epochs:.2f} epochs (> {warn_epochs:g}): effective data {eff / t:.0%} "
+            "of the target tokens"
         )
-        msgs = []
-        over_e = caps_e[g] is not None and epochs > caps_e[g] * (1 + 1e-9)
-        over_f = caps_f[g] is not None and w[g] > caps_f[g] + 1e-12
-        if avail <= 0 and t > 0:
-            msgs.append("no tokens available for a group with weight > 0")
-        elif epochs > warn_epochs:
-            msgs.append(
-                f"repeated {epochs:.2f} epochs (> {warn_epochs:g}): effective data {eff / t:.0%} "
-                "of the target tokens"
-            )
-        if over_e:
-            msgs.append(f"epochs {epochs:.3g} exceed the max_epochs cap {caps_e[g]:g}")
-        if over_f:
-            msgs.append(f"weight {w[g]:.4g} exceeds the max_fraction cap {caps_f[g]:g}")
-        rows.append(
-            {
-                "group": g,
-                "weight": w[g],
-                "target_tokens": t,
-                "available_tokens": avail,
-                "available_docs": float(d[g]),
-                "epochs": epochs,
-                "repetitions": reps,
-                "unique_tokens": unique,
-                "effective_tokens": eff,
-                "effective_fraction": (eff / t) if t > 0 else 1.0,
-                "max_epochs": caps_e[g],
-                "max_fraction": caps_f[g],
-                "over_epoch_cap": bool(over_e),
-                "over_fraction_cap": bool(over_f),
-                "warning": "; ".join(msgs),
-            }
-        )
-    return pd.DataFrame(rows)
+    if over_e:
+        msgs.append(f"epochs {epochs:.3g} exceed the max_epochs cap {cap_e:g}")
+    if over_f:
+        msgs.append(f"weight {weight:.4g} exceeds the max_fraction cap {cap_f:g}")
+    return {
+        "group": g,
+        "weight": weight,
+        "target_tokens": t,
+        "available_tokens": avail,
+        "available_docs": n_docs,
+        "epochs": epochs,
+        "repetitions": reps,
+        "unique_tokens": unique,
+        "effective_tokens": eff,
+        "effective_fraction": (eff / t) if t > 0 else 1.0,
+        "max_epochs": cap_e,
+        "max_fraction": cap_f,
+        "over_epoch_cap": bool(over_e),
+        "over_fraction_cap": bool(over_f),
+        "warning": "; ".join(msgs),
+    }
 
 
 def apply_caps(

@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.params import SEED_HELP, describe, option
+
 from .errors import MixtureError, StrategyInputError
 from .proxy import ProxyConfig
 from .weights import MixtureWeights
@@ -372,6 +374,88 @@ def _run_ray(
 # ----------------------------------------------------------------------------- the swarm
 
 
+@dataclass(frozen=True)
+class SwarmOptions:
+    """The settings of ``mixscope mix swarm``, their defaults and help written once: the CLI's
+    ``--options``, the Mixtures page's widgets and the swarm's record read them from here."""
+
+    group_by: str = option("source", "What the mixture weighs.")
+    proxies: int = option(16, "Number of proxy runs (mixtures drawn).")
+    steps: int = option(200, "Training steps per proxy.")
+    budget: int | None = option(
+        None,
+        "Tokens (workspace tokenizer) materialised per proxy mixture; default "
+        "steps x batch x block.",
+    )
+    seed: int = option(0, SEED_HELP)
+    prior: str = option(
+        "natural", "Dirichlet prior: natural (token distribution, RegMix) or uniform."
+    )
+    concentration: float | None = option(
+        None,
+        "alpha = concentration x prior; default 1 for the token prior (RegMix's "
+        "authors), G for uniform (alpha = 1 per group).",
+    )
+    heldout_per_group: int = option(32, "Held-out documents per group.")
+    eval_chars: int = option(2000, "Characters of each held-out text scored.")
+    tokenizer_chars_per_group: int = option(
+        200_000, "Characters of training documents per group the swarm tokenizer learns from."
+    )
+    workers: int = option(1, "Local processes training proxies (--engine local).")
+    engine: str = option(
+        "local",
+        "local (this machine: in-process or --workers processes) or ray (one Ray task "
+        "per proxy; the same metrics).",
+    )
+    ray_address: str | None = option(
+        None, "--engine ray: auto or HOST:PORT (default: a local Ray)."
+    )
+    threads: int = option(1, "CPU threads per proxy (fixed: determinism).")
+    device: str = option("auto", "auto, cpu or cuda.")
+    n_layer: int = option(2, "Proxy layers.")
+    n_embd: int = option(64, "Proxy width.")
+    n_head: int = option(2, "Proxy attention heads.")
+    vocab_size: int = option(2048, "Swarm tokenizer vocabulary.")
+    block_size: int = option(128, "Tokens per training block.")
+    batch_size: int = option(8, "Blocks per step.")
+    lr: float = option(3e-3, "Peak learning rate.")
+
+    def config(self) -> ProxyConfig:
+        """The proxies' :class:`~analytics.mixture.proxy.ProxyConfig` (checked)."""
+        return ProxyConfig(**{c: getattr(self, o) for o, c in _CONFIG_FIELDS.items()}).check()
+
+    def spec(
+        self,
+        name: str,
+        *,
+        eval_groups: Sequence[str] = (),
+        target_texts: Sequence[str] = (),
+        target_name: str | None = None,
+    ) -> SwarmSpec:
+        """The :class:`SwarmSpec` of swarm ``name`` with these options and this target."""
+        return SwarmSpec(
+            name,
+            **{f: getattr(self, f) for f in _SPEC_FIELDS},
+            eval_groups=list(eval_groups),
+            target_texts=list(target_texts),
+            target_name=target_name,
+            config=self.config(),
+        )
+
+
+# SwarmOptions' fields that a SwarmSpec holds as they are, and those its ProxyConfig holds
+_SPEC_FIELDS = (
+    "group_by", "proxies", "budget", "seed", "prior", "concentration", "heldout_per_group",
+    "tokenizer_chars_per_group", "workers", "engine", "ray_address",
+)  # fmt: skip
+_CONFIG_FIELDS = {
+    "steps": "steps", "n_layer": "n_layer", "n_embd": "n_embd", "n_head": "n_head",
+    "vocab_size": "vocab_size", "block_size": "block_size", "batch_size": "batch_size",
+    "lr": "learning_rate", "threads": "threads", "device": "device",
+    "eval_chars": "eval_max_chars",
+}  # fmt: skip
+
+
 @dataclass
 class SwarmSpec:
     """Everything that defines a swarm (recorded in ``proxy_swarms.params``)."""
@@ -400,6 +484,13 @@ class SwarmSpec:
         if self.target_texts:
             return [TARGET_METRIC]
         return [metric_of(g) for g in self.eval_groups]
+
+    def options(self) -> SwarmOptions:
+        """This spec's :class:`SwarmOptions` (the target aside)."""
+        return SwarmOptions(
+            **{f: getattr(self, f) for f in _SPEC_FIELDS},
+            **{o: getattr(self.config, c) for o, c in _CONFIG_FIELDS.items()},
+        )
 
 
 @dataclass
@@ -656,56 +747,40 @@ def swarm_dir(ws: Any, name: str) -> Path:
 
 def run_swarm(
     ws: Any,
-    spec: SwarmSpec,
+    spec: SwarmSpec | SwarmOptions,
     *,
+    name: str | None = None,
+    eval_groups: Sequence[str] = (),
+    target_texts: Sequence[str] = (),
+    target_name: str | None = None,
     replace: bool = False,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SwarmReport:
-    """Run a swarm and store it (see the module docstring)."""
-    from .builder import check_group_by, group_table
-
-    check_name(spec.name)
-    spec.config.check()
-    check_engine(spec.engine, spec.ray_address)  # a Ray cluster that does not answer: now
-    if not (isinstance(spec.proxies, int) and spec.proxies >= 1):
-        raise StrategyInputError(f"proxies: expected an integer >= 1, got {spec.proxies!r}")
+    """Run a swarm and store it (see the module docstring). ``spec``: a :class:`SwarmSpec`,
+    or :class:`SwarmOptions` with the swarm's ``name`` and target given here."""
+    if isinstance(spec, SwarmOptions):
+        if name is None:
+            raise MixtureError("run_swarm: SwarmOptions need the swarm's name (name=...)")
+        spec = spec.spec(
+            name, eval_groups=eval_groups, target_texts=target_texts, target_name=target_name
+        )
+    _check_swarm(spec)
     say = log or (lambda _m: None)
     report = progress or (lambda s, d, t: None)
     cur = ws.cursor()
-    if not replace and has_swarms(cur):
-        hit = cur.execute("SELECT 1 FROM proxy_swarms WHERE name = ?", [spec.name]).fetchone()
-        if hit:
-            raise MixtureError(
-                f"swarm {spec.name!r} already exists; choose another name or pass --replace"
-            )
-    check_group_by(cur, spec.group_by)
+    _check_new(cur, spec, replace=replace)
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
-    held = heldout_docs(
-        cur, group_by=spec.group_by, per_group=spec.heldout_per_group, seed=spec.seed
-    )
-    flt = training_filter(held["doc_id"].tolist())
-    counts = group_table(cur, flt, group_by=spec.group_by)
-    counts = counts[counts["tokens"] > 0]
-    groups = [str(g) for g in counts["group"]]
-    if len(groups) < 2:
-        raise StrategyInputError(f"group_by {spec.group_by!r}: a swarm needs at least 2 groups")
-    unknown = [g for g in spec.eval_groups if g not in groups]
-    if unknown:
-        raise StrategyInputError(f"--eval: unknown group(s) {unknown}; groups are {groups}")
-    available = dict(zip(groups, counts["tokens"].astype(float)))
+    held, flt, available = _training_groups(cur, spec)
+    groups = list(available)
     natural = np.array([available[g] for g in groups])
     natural = natural / natural.sum()
     dsampler = swarm_sampler(groups, natural, prior=spec.prior, concentration=spec.concentration)
     sampler = dsampler.describe()
     budget = spec.resolved_budget()
     objective = spec.objective() or [metric_of(g) for g in groups]
-    evals: dict[str, list[str]] = {}
-    for g, part in held.groupby("group", sort=True):
-        evals[metric_of(str(g))] = [t[: spec.config.eval_max_chars] for t in part["text"]]
-    if spec.target_texts:
-        evals[TARGET_METRIC] = [t[: spec.config.eval_max_chars] for t in spec.target_texts]
+    evals = _eval_sets(held, spec)
     secs["held-out selection"] = time.perf_counter() - t0
 
     out = swarm_dir(ws, spec.name)
@@ -714,78 +789,10 @@ def run_swarm(
     tmp.mkdir(parents=True)
     try:
         (tmp / "eval.json").write_text(json.dumps(evals), encoding="utf-8")
-        t1 = time.perf_counter()
-        report("tokenizer", 0, 1)
-        from .proxy import load_tokenizer, train_swarm_tokenizer
-
-        tok_texts = tokenizer_texts(
-            cur,
-            flt,
-            group_by=spec.group_by,
-            chars_per_group=spec.tokenizer_chars_per_group,
-            seed=spec.seed,
-        )
-        train_swarm_tokenizer(tok_texts, tmp / "tokenizer", vocab_size=spec.config.vocab_size)
-        tok = load_tokenizer(tmp / "tokenizer")  # as validate-proxy will load it
-        report("tokenizer", 1, 1)
-        secs["tokenizer"] = time.perf_counter() - t1
-
-        mixes = dsampler.draw(spec.proxies, spec.seed)
-        t2 = time.perf_counter()
-        shared = shared_payload(tok, evals, spec.config)
-        jobs = []
-        run_meta = []
-        method = {
-            "name": "swarm-proxy",
-            "params": {"swarm": spec.name, "sampler": sampler},
-            "diagnostics": {},
-        }
-        for i, w in enumerate(mixes):
-            report("materialising", i, len(mixes))
-            weights = dict(zip(groups, w.tolist()))
-            data = tmp / f"proxy-{i:03d}" / "data"
-            _materialize_one(
-                ws,
-                cur,
-                weights,
-                group_by=spec.group_by,
-                flt=flt,
-                budget=budget,
-                seed=spec.seed,
-                out_dir=data,
-                method=method,
-            )
-            # the proxy gets its documents as token blocks: no path travels to a worker
-            jobs.append(proxy_job(read_texts(data), tok, spec.config, spec.seed))
-            shutil.rmtree(data, ignore_errors=True)
-            run_meta.append({"run_id": f"{spec.name}-{i:03d}", "weights": weights})
-        report("materialising", len(mixes), len(mixes))
-        secs["materialise"] = time.perf_counter() - t2
-        t3 = time.perf_counter()
-        results = run_tasks(
-            shared,
-            jobs,
-            workers=spec.workers,
-            engine=spec.engine,
-            ray_address=spec.ray_address,
-            progress=report,
-        )
-        secs["train + evaluate"] = time.perf_counter() - t3
-        runs = []
-        for meta, res in zip(run_meta, results):
-            runs.append(
-                {
-                    **meta,
-                    "kind": "swarm",
-                    "label": meta["run_id"],
-                    "seed": spec.seed,
-                    "metrics": res["metrics"],
-                    "final_loss": res["final_loss"],
-                    "train_tokens": res["train_tokens"],
-                    "seconds": res["seconds"],
-                    "device": res["device"],
-                }
-            )
+        runs = _train_proxies(
+            ws, cur, spec, dsampler, tmp=tmp, evals=evals, flt=flt, groups=groups,
+            budget=budget, report=report, secs=secs,
+        )  # fmt: skip
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -793,24 +800,7 @@ def run_swarm(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    params = {
-        "sampler": sampler,
-        "prior": dsampler.prior,
-        "concentration": dsampler.concentration,
-        "dirichlet": dsampler.record(),
-        "seed": spec.seed,
-        "proxies": spec.proxies,
-        "heldout_per_group": spec.heldout_per_group,
-        "heldout_ids": held["doc_id"].tolist(),
-        "eval_groups": spec.eval_groups,
-        "target": spec.target_name,
-        "target_texts": len(spec.target_texts),
-        "config": spec.config.to_dict(),
-        "workers": spec.workers,
-        "engine": spec.engine,
-        "directory": str(out),
-        "seconds": secs,
-    }
+    params = _swarm_params(spec, dsampler, held=held, out=out, secs=secs)
     store_swarm(
         ws,
         name=spec.name,
@@ -826,6 +816,220 @@ def run_swarm(
     )
     say(f"swarm {spec.name}: {len(runs)} proxies over {len(groups)} groups ({sampler})")
     return SwarmReport(spec.name, out, runs, secs, sampler, objective)
+
+
+def _train_proxies(
+    ws: Any,
+    cur: Any,
+    spec: SwarmSpec,
+    dsampler: Any,
+    *,
+    tmp: Path,
+    evals: Mapping[str, Sequence[str]],
+    flt: tuple[str, list[Any]],
+    groups: Sequence[str],
+    budget: int,
+    report: Progress,
+    secs: dict[str, float],
+) -> list[dict]:
+    """Tokenizer, draws, materialisation, training: the swarm's runs (timings in ``secs``)."""
+    sampler = dsampler.describe()
+    t1 = time.perf_counter()
+    tok = _train_tokenizer(cur, flt, spec, tmp / "tokenizer", report)
+    secs["tokenizer"] = time.perf_counter() - t1
+
+    mixes = dsampler.draw(spec.proxies, spec.seed)
+    t2 = time.perf_counter()
+    shared = shared_payload(tok, evals, spec.config)
+    jobs, run_meta = _proxy_jobs(
+        ws,
+        cur,
+        spec,
+        mixes,
+        groups=groups,
+        flt=flt,
+        budget=budget,
+        tok=tok,
+        tmp=tmp,
+        sampler=sampler,
+        report=report,
+    )
+    secs["materialise"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    results = run_tasks(
+        shared,
+        jobs,
+        workers=spec.workers,
+        engine=spec.engine,
+        ray_address=spec.ray_address,
+        progress=report,
+    )
+    secs["train + evaluate"] = time.perf_counter() - t3
+    return _swarm_runs(spec, run_meta, results)
+
+
+def _check_swarm(spec: SwarmSpec) -> None:
+    """The spec's own errors, before any work (a Ray cluster that does not answer: now)."""
+    check_name(spec.name)
+    spec.config.check()
+    check_engine(spec.engine, spec.ray_address)
+    if not (isinstance(spec.proxies, int) and spec.proxies >= 1):
+        raise StrategyInputError(f"proxies: expected an integer >= 1, got {spec.proxies!r}")
+
+
+def _check_new(cur: Any, spec: SwarmSpec, *, replace: bool) -> None:
+    """A swarm of that name (unless ``replace``) or an unknown ``group_by``: an error."""
+    from .builder import check_group_by
+
+    if not replace and has_swarms(cur):
+        hit = cur.execute("SELECT 1 FROM proxy_swarms WHERE name = ?", [spec.name]).fetchone()
+        if hit:
+            raise MixtureError(
+                f"swarm {spec.name!r} already exists; choose another name or pass --replace"
+            )
+    check_group_by(cur, spec.group_by)
+
+
+def _training_groups(
+    cur: Any, spec: SwarmSpec
+) -> tuple[pd.DataFrame, tuple[str, list[Any]], dict[str, float]]:
+    """(held-out documents, the filter leaving them out, available tokens of every group
+    with training tokens, in group order); checks the ``--eval`` groups."""
+    from .builder import group_table
+
+    held = heldout_docs(
+        cur, group_by=spec.group_by, per_group=spec.heldout_per_group, seed=spec.seed
+    )
+    flt = training_filter(held["doc_id"].tolist())
+    counts = group_table(cur, flt, group_by=spec.group_by)
+    counts = counts[counts["tokens"] > 0]
+    groups = [str(g) for g in counts["group"]]
+    if len(groups) < 2:
+        raise StrategyInputError(f"group_by {spec.group_by!r}: a swarm needs at least 2 groups")
+    unknown = [g for g in spec.eval_groups if g not in groups]
+    if unknown:
+        raise StrategyInputError(f"--eval: unknown group(s) {unknown}; groups are {groups}")
+    return held, flt, dict(zip(groups, counts["tokens"].astype(float)))
+
+
+def _eval_sets(held: pd.DataFrame, spec: SwarmSpec) -> dict[str, list[str]]:
+    """The texts every proxy is scored on, by metric (held-out groups, then the target)."""
+    evals: dict[str, list[str]] = {}
+    for g, part in held.groupby("group", sort=True):
+        evals[metric_of(str(g))] = [t[: spec.config.eval_max_chars] for t in part["text"]]
+    if spec.target_texts:
+        evals[TARGET_METRIC] = [t[: spec.config.eval_max_chars] for t in spec.target_texts]
+    return evals
+
+
+def _train_tokenizer(
+    cur: Any, flt: tuple[str, list[Any]], spec: SwarmSpec, path: Path, report: Progress
+) -> Any:
+    """Train the swarm's tokenizer on its training documents, save it at ``path`` and load
+    it back (as validate-proxy will load it)."""
+    from .proxy import load_tokenizer, train_swarm_tokenizer
+
+    report("tokenizer", 0, 1)
+    tok_texts = tokenizer_texts(
+        cur,
+        flt,
+        group_by=spec.group_by,
+        chars_per_group=spec.tokenizer_chars_per_group,
+        seed=spec.seed,
+    )
+    train_swarm_tokenizer(tok_texts, path, vocab_size=spec.config.vocab_size)
+    tok = load_tokenizer(path)
+    report("tokenizer", 1, 1)
+    return tok
+
+
+def _proxy_jobs(
+    ws: Any,
+    cur: Any,
+    spec: SwarmSpec,
+    mixes: np.ndarray,
+    *,
+    groups: Sequence[str],
+    flt: tuple[str, list[Any]],
+    budget: int,
+    tok: Any,
+    tmp: Path,
+    sampler: str,
+    report: Progress,
+) -> tuple[list[dict], list[dict]]:
+    """Materialise every drawn mixture and turn it into its proxy's job; returns (jobs,
+    the runs' ids and weights)."""
+    jobs = []
+    run_meta = []
+    method = {
+        "name": "swarm-proxy",
+        "params": {"swarm": spec.name, "sampler": sampler},
+        "diagnostics": {},
+    }
+    for i, w in enumerate(mixes):
+        report("materialising", i, len(mixes))
+        weights = dict(zip(groups, w.tolist()))
+        data = tmp / f"proxy-{i:03d}" / "data"
+        _materialize_one(
+            ws,
+            cur,
+            weights,
+            group_by=spec.group_by,
+            flt=flt,
+            budget=budget,
+            seed=spec.seed,
+            out_dir=data,
+            method=method,
+        )
+        # the proxy gets its documents as token blocks: no path travels to a worker
+        jobs.append(proxy_job(read_texts(data), tok, spec.config, spec.seed))
+        shutil.rmtree(data, ignore_errors=True)
+        run_meta.append({"run_id": f"{spec.name}-{i:03d}", "weights": weights})
+    report("materialising", len(mixes), len(mixes))
+    return jobs, run_meta
+
+
+def _swarm_runs(spec: SwarmSpec, run_meta: Sequence[dict], results: Sequence[dict]) -> list[dict]:
+    """The stored rows of the swarm's proxy runs."""
+    return [
+        {
+            **meta,
+            "kind": "swarm",
+            "label": meta["run_id"],
+            "seed": spec.seed,
+            "metrics": res["metrics"],
+            "final_loss": res["final_loss"],
+            "train_tokens": res["train_tokens"],
+            "seconds": res["seconds"],
+            "device": res["device"],
+        }
+        for meta, res in zip(run_meta, results)
+    ]
+
+
+def _swarm_params(
+    spec: SwarmSpec, dsampler: Any, *, held: pd.DataFrame, out: Path, secs: dict[str, float]
+) -> dict[str, Any]:
+    """The swarm's ``params`` record (everything needed to explain and validate it)."""
+    return {
+        "sampler": dsampler.describe(),
+        "prior": dsampler.prior,
+        "concentration": dsampler.concentration,
+        "dirichlet": dsampler.record(),
+        "seed": spec.seed,
+        "proxies": spec.proxies,
+        "heldout_per_group": spec.heldout_per_group,
+        "heldout_ids": held["doc_id"].tolist(),
+        "eval_groups": spec.eval_groups,
+        "target": spec.target_name,
+        "target_texts": len(spec.target_texts),
+        "config": spec.config.to_dict(),
+        "workers": spec.workers,
+        "engine": spec.engine,
+        "directory": str(out),
+        "seconds": secs,
+        "options": describe(spec.options()),
+    }
 
 
 # ----------------------------------------------------------------------------- Olmix CSVs

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.params import option
+
 from .errors import MixtureError, StrategyInputError
 from .propose import (
     LABELS,
@@ -202,6 +204,34 @@ def swarm_of_manifest(manifest: Any) -> tuple[str, dict[str, Any]]:
     return str(method.params["swarm"]), dict(method.params)
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """How a swarm's proposal is chosen (``mix swarm``, ``mix swarm-fit``, the Mixtures page)."""
+
+    regressor: str = option(
+        "auto",
+        "Minimise: auto (regressors with held-out R² > 0, else the best "
+        "Spearman), mean (all), lightgbm, mixing_law or loglinear.",
+    )
+    max_epochs: float | None = option(None, "Max epochs per group in the proposal.")
+    kl_max: float | None = option(None, "KL bound of the proposal to natural (nats).")
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """The settings of ``mixscope mix validate-proxy``, written once."""
+
+    seeds: tuple[int, ...] | None = option(
+        None, "Proxy seeds, comma-separated (default: the swarm's seed)."
+    )
+    baselines: tuple[str, ...] = option(("natural", "uniform"), "Baselines, comma-separated.")
+    workers: int = option(1, "Local processes (--engine local).")
+    engine: str = option("local", "local or ray (one Ray task per proxy).")
+    ray_address: str | None = option(
+        None, "--engine ray: auto or HOST:PORT (default: a local Ray)."
+    )
+
+
 def validate_proxy(
     ws: Any,
     manifest: Any,
@@ -213,28 +243,82 @@ def validate_proxy(
     engine: str = "local",
     ray_address: str | None = None,
     progress: Progress | None = None,
+    options: ValidateOptions | None = None,
 ) -> pd.DataFrame:
     """Train proxies on the proposal and ``baselines`` for each seed (the swarm's settings,
     data and held-out sets) and return measured vs predicted objective per (mixture, seed);
     the runs are stored as kind ``validate`` of the swarm. ``engine``: local processes or
-    one Ray task per proxy (:func:`analytics.mixture.swarm.run_tasks`)."""
+    one Ray task per proxy (:func:`analytics.mixture.swarm.run_tasks`). ``options``
+    (:class:`ValidateOptions`), when given, replaces the keyword settings."""
     from .proxy import ProxyConfig, load_tokenizer
-    from .swarm import _materialize_one, check_engine, proxy_job, read_texts, shared_payload
+    from .swarm import check_engine, shared_payload
 
+    if options is not None:
+        seeds, baselines = options.seeds, options.baselines
+        workers, engine, ray_address = options.workers, options.engine, options.ray_address
     check_engine(engine, ray_address)  # a Ray cluster that does not answer: before any work
 
     swarm_name, mparams = swarm_of_manifest(manifest)
     cur = ws.cursor()
     sw = load_swarm(cur, swarm_name)
+    d = _trained_dir(ws, sw)
+    obj = list(mparams.get("objective") or sw.objective)
+    fit = _refit(sw, obj, mparams)
+    mixes = _validation_mixes(sw, manifest, baselines)
+    seeds = list(seeds) if seeds else [int(sw.params.get("seed", 0))]
+    cfg = ProxyConfig.from_dict(sw.params["config"])
+    tag = ref.replace("@", "-v").replace("/", "_")
+    vdir = d / f"validate-{tag}"
+    tok = load_tokenizer(d / "tokenizer")
+    evals = json.loads((d / "eval.json").read_text(encoding="utf-8"))
+    shared = shared_payload(tok, evals, cfg)
+    jobs, meta = _validation_jobs(
+        ws, cur, sw, mixes, seeds=seeds, tok=tok, cfg=cfg, vdir=vdir, progress=progress
+    )
+    results = run_tasks(
+        shared, jobs, workers=workers, engine=engine, ray_address=ray_address, progress=progress
+    )
+    rows, runs = [], []
+    for (label, s, w), res in zip(meta, results):
+        rows.append(_validation_row(sw, fit, obj, label, s, w, res))
+        runs.append(
+            {
+                "run_id": f"{sw.name}-validate-{tag}-{label}-s{s}",
+                "kind": "validate",
+                "label": label,
+                "seed": s,
+                "weights": w,
+                "metrics": res["metrics"],
+                "final_loss": res["final_loss"],
+                "train_tokens": res["train_tokens"],
+                "seconds": res["seconds"],
+                "device": res["device"],
+                "mixture": ref,
+            }
+        )
+    import shutil
+
+    for label in mixes:
+        shutil.rmtree(vdir / label / "data", ignore_errors=True)
+    add_runs(ws, sw.name, runs, job=f"mix validate-proxy {ref}")
+    return pd.DataFrame(rows)
+
+
+def _trained_dir(ws: Any, sw: Swarm) -> Path:
+    """The directory of a swarm trained here (its tokenizer and evaluation sets)."""
     d = Path(sw.directory or swarm_dir(ws, sw.name))
     if sw.source != "trained" or not (d / "tokenizer").is_dir() or not (d / "eval.json").is_file():
         raise MixtureError(
             f"swarm {sw.name!r}: its proxies were not trained here (imported runs) or its "
             f"directory {d} is gone; validate-proxy needs a swarm made by `mixscope mix swarm`"
         )
-    obj = list(mparams.get("objective") or sw.objective)
+    return d
+
+
+def _refit(sw: Swarm, obj: list[str], mparams: Mapping[str, Any]) -> SwarmFit:
+    """The fit the proposal came from (its method block's regressor and constraints)."""
     cons = mparams.get("constraints") or {}
-    fit = fit_swarm(
+    return fit_swarm(
         sw,
         objective=obj,
         use=str(mparams.get("regressor", "auto")),
@@ -243,6 +327,12 @@ def validate_proxy(
         kl_max=cons.get("kl_max"),
         seed=int(sw.params.get("seed", 0)),
     )
+
+
+def _validation_mixes(
+    sw: Swarm, manifest: Any, baselines: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """The proposal (the manifest's first phase) and the named baselines, by label."""
     proposal = {g.id: float(g.weight) for g in manifest.phases[0].groups}
     mixes = {"proposal": {g: proposal.get(g, 0.0) for g in sw.groups}}
     base = baseline_weights(sw)
@@ -250,14 +340,26 @@ def validate_proxy(
         if b not in base:
             raise StrategyInputError(f"baselines: {b!r} is not one of {sorted(base)}")
         mixes[b] = base[b]
-    seeds = list(seeds) if seeds else [int(sw.params.get("seed", 0))]
-    cfg = ProxyConfig.from_dict(sw.params["config"])
+    return mixes
+
+
+def _validation_jobs(
+    ws: Any,
+    cur: Any,
+    sw: Swarm,
+    mixes: Mapping[str, Mapping[str, float]],
+    *,
+    seeds: Sequence[int],
+    tok: Any,
+    cfg: Any,
+    vdir: Path,
+    progress: Progress | None,
+) -> tuple[list[dict], list[tuple[str, int, Mapping[str, float]]]]:
+    """Materialise every mixture over the swarm's training documents; one proxy job per
+    (mixture, seed). Returns (jobs, their (label, seed, weights))."""
+    from .swarm import _materialize_one, proxy_job, read_texts
+
     flt = training_filter(sw.params.get("heldout_ids") or [])
-    tag = ref.replace("@", "-v").replace("/", "_")
-    vdir = d / f"validate-{tag}"
-    tok = load_tokenizer(d / "tokenizer")
-    evals = json.loads((d / "eval.json").read_text(encoding="utf-8"))
-    shared = shared_payload(tok, evals, cfg)
     jobs, meta = [], []
     report = progress or (lambda s, dn, t: None)
     total = len(mixes)
@@ -280,47 +382,32 @@ def validate_proxy(
             jobs.append(proxy_job(texts, tok, cfg, int(s)))
             meta.append((label, int(s), w))
     report("materialising", total, total)
-    results = run_tasks(
-        shared, jobs, workers=workers, engine=engine, ray_address=ray_address, progress=progress
-    )
-    rows, runs = [], []
-    for (label, s, w), res in zip(meta, results):
-        measured = float(np.mean([res["metrics"][m] for m in obj]))
-        vec = np.array([w[g] for g in sw.groups])
-        p = predict_all(fit.regressors, vec)
-        rows.append(
-            {
-                "mixture": label,
-                "seed": s,
-                "measured": measured,
-                "predicted_mean": float(np.mean(list(p.values()))),
-                "predicted_chosen": float(np.mean([p[n] for n in fit.used])),
-                **{f"predicted_{n}": v for n, v in p.items()},
-                "final_train_loss": res["final_loss"],
-                "seconds": res["seconds"],
-            }
-        )
-        runs.append(
-            {
-                "run_id": f"{sw.name}-validate-{tag}-{label}-s{s}",
-                "kind": "validate",
-                "label": label,
-                "seed": s,
-                "weights": w,
-                "metrics": res["metrics"],
-                "final_loss": res["final_loss"],
-                "train_tokens": res["train_tokens"],
-                "seconds": res["seconds"],
-                "device": res["device"],
-                "mixture": ref,
-            }
-        )
-    import shutil
+    return jobs, meta
 
-    for label in mixes:
-        shutil.rmtree(vdir / label / "data", ignore_errors=True)
-    add_runs(ws, sw.name, runs, job=f"mix validate-proxy {ref}")
-    return pd.DataFrame(rows)
+
+def _validation_row(
+    sw: Swarm,
+    fit: SwarmFit,
+    obj: Sequence[str],
+    label: str,
+    seed: int,
+    w: Mapping[str, float],
+    res: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Measured vs predicted objective of one validation proxy."""
+    measured = float(np.mean([res["metrics"][m] for m in obj]))
+    vec = np.array([w[g] for g in sw.groups])
+    p = predict_all(fit.regressors, vec)
+    return {
+        "mixture": label,
+        "seed": seed,
+        "measured": measured,
+        "predicted_mean": float(np.mean(list(p.values()))),
+        "predicted_chosen": float(np.mean([p[n] for n in fit.used])),
+        **{f"predicted_{n}": v for n, v in p.items()},
+        "final_train_loss": res["final_loss"],
+        "seconds": res["seconds"],
+    }
 
 
 def validation_summary(table: pd.DataFrame) -> pd.DataFrame:

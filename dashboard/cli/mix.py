@@ -282,6 +282,27 @@ def strategies_cmd(
 # ----------------------------------------------------------------------------- create
 
 
+def _check_dsir_args(
+    *,
+    target: Path | None,
+    group_by: str | None,
+    append_to: str | None,
+    into_phase: str | None,
+    dsir_weight: float | None,
+) -> None:
+    """Options --strategy dsir cannot take, or needs together: one line each."""
+    if target is None:
+        raise MixscopeError("--target: --strategy dsir needs a file of target texts")
+    if group_by is not None:
+        raise MixscopeError(
+            "--group-by: --strategy dsir selects documents, not groups; leave --group-by out"
+        )
+    if (into_phase is None) != (dsir_weight is None):
+        raise MixscopeError("--into-phase and --dsir-weight: give both (or neither)")
+    if into_phase is not None and append_to is None:
+        raise MixscopeError("--into-phase: needs --append-to NAME@VERSION (the base mixture)")
+
+
 def dsir_create(
     ws: Workspace,
     name: str,
@@ -307,16 +328,13 @@ def dsir_create(
     from analytics.mixture import dsir_workspace as dw
     from analytics.mixture import save_mixture, write_manifest
 
-    if target is None:
-        raise MixscopeError("--target: --strategy dsir needs a file of target texts")
-    if group_by is not None:
-        raise MixscopeError(
-            "--group-by: --strategy dsir selects documents, not groups; leave --group-by out"
-        )
-    if (into_phase is None) != (dsir_weight is None):
-        raise MixscopeError("--into-phase and --dsir-weight: give both (or neither)")
-    if into_phase is not None and append_to is None:
-        raise MixscopeError("--into-phase: needs --append-to NAME@VERSION (the base mixture)")
+    _check_dsir_args(
+        target=target,
+        group_by=group_by,
+        append_to=append_to,
+        into_phase=into_phase,
+        dsir_weight=dsir_weight,
+    )
     cur = ws.cursor()
     with user_errors():
         flt = filter_from_url(where_from_url)
@@ -343,19 +361,24 @@ def dsir_create(
             write_manifest(manifest, out)
         with ws.write(job=f"mix create {name}") as con:
             version = save_mixture(con, name, manifest, note=note, saved_by=acting_user())
-    d = res.diagnostics
+    where = (
+        f", as a group of phase {into_phase!r} of {append_to} (weight {dsir_weight:g})"
+        if into_phase
+        else f", phase {phase!r} after {append_to}"
+        if append_to
+        else ""
+    )
+    _print_dsir(f"{name}@{version}", res.diagnostics, tgt, budget=budget, seed=seed,
+                buckets=buckets, where=where, out=out)  # fmt: skip
+
+
+def _print_dsir(ref: str, d: dict, tgt, *, budget, seed, buckets, where, out) -> None:
+    """What a DSIR selection saved: its documents and tokens, and where they come from."""
     console.print(
-        f"[green]saved[/green] mixture {name}@{version}: DSIR selected "
+        f"[green]saved[/green] mixture {ref}: DSIR selected "
         f"{d['selected_documents']:,} of {d['eligible']:,} documents "
         f"({d['selected_tokens']:,} tokens for a {budget:,}-token budget) like "
-        f"{tgt.path} (sha256 {tgt.sha256[:12]}), seed {seed}, {buckets} buckets"
-        + (
-            f", as a group of phase {into_phase!r} of {append_to} (weight {dsir_weight:g})"
-            if into_phase
-            else f", phase {phase!r} after {append_to}"
-            if append_to
-            else ""
-        )
+        f"{tgt.path} (sha256 {tgt.sha256[:12]}), seed {seed}, {buckets} buckets" + where
     )
     top = sorted(d["selected_tokens_by_source"].items(), key=lambda kv: -kv[1])[:5]
     console.print(
@@ -366,41 +389,91 @@ def dsir_create(
         console.print(f"manifest written to {out}")
 
 
+GroupByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--group-by",
+        help="source, domain, lang, year(date), cluster, a signal column, bin(col, width), "
+        "json(metadata, key) ... (required, except with --strategy dsir)",
+    ),
+]
+StrategyOpt = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="natural, uniform, temperature, unimax, manual, target_matching, "
+        "quality_diversity, regmix, mixing_law, or dsir (select documents like --target); "
+        "`mixscope mix strategies` lists what each needs.",
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        help="Strategy parameter KEY=VALUE (repeatable): temperature=2, max_epochs=4, "
+        "GROUP=weight (manual), target=FILE, runs=CSV, quality=COL, threshold=0.2 ...",
+    ),
+]
+WhereOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--where-from-url", help="The Explore filter, as its URL query ('src=a,b&lang=en')."
+    ),
+]
+TargetOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--target",
+        help="dsir: the target texts (JSONL with a 'text' field, or plain text with "
+        "blank lines between texts).",
+    ),
+]
+MinWordsOpt = Annotated[
+    int, typer.Option(help="dsir: never select documents with fewer words (reference: 100).")
+]
+BucketsOpt = Annotated[int, typer.Option(help="dsir: hashed n-gram buckets (reference: 10000).")]
+AppendToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--append-to",
+        help="dsir: save the selection as a phase appended to this mixture's phases "
+        "(NAME@VERSION) instead of as a mixture of its own.",
+    ),
+]
+IntoPhaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--into-phase",
+        help="dsir with --append-to: add the selection as one more group of this phase "
+        "of the base mixture (with --dsir-weight) instead of as a new phase.",
+    ),
+]
+DsirWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dsir-weight",
+        help="dsir with --into-phase: the DSIR group's share of the phase budget (0-1); "
+        "the other groups keep their relative weights.",
+    ),
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        help="Count the budget in this tokenizer (a name from `mixscope tokenize`; "
+        "default: the ingest tokenizer). The manifest records it.",
+    ),
+]
+
+
 @mix_app.command("create")
 def create_cmd(
     name: Annotated[str, typer.Argument(help="Name to save the mixture under (a new version).")],
     budget: Annotated[int, typer.Option("--budget", help="Token budget of the phase.")],
-    group_by: Annotated[
-        str | None,
-        typer.Option(
-            "--group-by",
-            help="source, domain, lang, year(date), cluster, a signal column, bin(col, width), "
-            "json(metadata, key) ... (required, except with --strategy dsir)",
-        ),
-    ] = None,
-    strategy: Annotated[
-        str,
-        typer.Option(
-            "--strategy",
-            help="natural, uniform, temperature, unimax, manual, target_matching, "
-            "quality_diversity, regmix, mixing_law, or dsir (select documents like --target); "
-            "`mixscope mix strategies` lists what each needs.",
-        ),
-    ] = "natural",
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            help="Strategy parameter KEY=VALUE (repeatable): temperature=2, max_epochs=4, "
-            "GROUP=weight (manual), target=FILE, runs=CSV, quality=COL, threshold=0.2 ...",
-        ),
-    ] = None,
-    where_from_url: Annotated[
-        str | None,
-        typer.Option(
-            "--where-from-url", help="The Explore filter, as its URL query ('src=a,b&lang=en')."
-        ),
-    ] = None,
+    group_by: GroupByOpt = None,
+    strategy: StrategyOpt = "natural",
+    param: ParamOpt = None,
+    where_from_url: WhereOpt = None,
     max_epochs: Annotated[
         float | None, typer.Option(help="Cap on epochs per group (recorded in the manifest).")
     ] = None,
@@ -417,65 +490,20 @@ def create_cmd(
         typer.Option(help="Trainer-side path of each group's data; {group} = the group id."),
     ] = "{group}",
     note: Annotated[str | None, typer.Option(help="A note saved with this version.")] = None,
-    target: Annotated[
-        Path | None,
-        typer.Option(
-            "--target",
-            help="dsir: the target texts (JSONL with a 'text' field, or plain text with "
-            "blank lines between texts).",
-        ),
-    ] = None,
-    min_words: Annotated[
-        int,
-        typer.Option(help="dsir: never select documents with fewer words (reference: 100)."),
-    ] = 100,
-    buckets: Annotated[
-        int, typer.Option(help="dsir: hashed n-gram buckets (reference: 10000).")
-    ] = 10_000,
-    append_to: Annotated[
-        str | None,
-        typer.Option(
-            "--append-to",
-            help="dsir: save the selection as a phase appended to this mixture's phases "
-            "(NAME@VERSION) instead of as a mixture of its own.",
-        ),
-    ] = None,
-    into_phase: Annotated[
-        str | None,
-        typer.Option(
-            "--into-phase",
-            help="dsir with --append-to: add the selection as one more group of this phase "
-            "of the base mixture (with --dsir-weight) instead of as a new phase.",
-        ),
-    ] = None,
-    dsir_weight: Annotated[
-        float | None,
-        typer.Option(
-            "--dsir-weight",
-            help="dsir with --into-phase: the DSIR group's share of the phase budget (0-1); "
-            "the other groups keep their relative weights.",
-        ),
-    ] = None,
+    target: TargetOpt = None,
+    min_words: MinWordsOpt = 100,
+    buckets: BucketsOpt = 10_000,
+    append_to: AppendToOpt = None,
+    into_phase: IntoPhaseOpt = None,
+    dsir_weight: DsirWeightOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the manifest to this .yaml/.json.")
     ] = None,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Count the budget in this tokenizer (a name from `mixscope tokenize`; "
-            "default: the ingest tokenizer). The manifest records it.",
-        ),
-    ] = None,
+    tokenizer: TokenizerOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build a manifest from the workspace (as the Mixtures page does) and save it."""
-    from analytics.mixture import builder as b
-    from analytics.mixture import resolve, save_mixture, write_manifest
-    from analytics.tokenize import documents_table, manifest_tokenizer
-
     ws = Workspace.open(workspace)
-    cur = ws.cursor()
     if strategy == "dsir":
         dsir_create(
             ws, name, budget=budget, target=target, where_from_url=where_from_url, seed=seed,
@@ -491,6 +519,39 @@ def create_cmd(
         )
     if group_by is None:
         raise MixscopeError("--group-by: required (what to mix over: source, domain, ...)")
+    _create_grouped(
+        ws, name, budget=budget, group_by=group_by, strategy=strategy, param=param,
+        where_from_url=where_from_url, max_epochs=max_epochs, order=order,
+        order_column=order_column, phase_name=phase_name, seed=seed,
+        locator_template=locator_template, note=note, out=out, tokenizer=tokenizer,
+    )  # fmt: skip
+
+
+def _create_grouped(
+    ws: Workspace,
+    name: str,
+    *,
+    budget: int,
+    group_by: str,
+    strategy: str,
+    param: list[str] | None,
+    where_from_url: str | None,
+    max_epochs: float | None,
+    order: str,
+    order_column: str | None,
+    phase_name: str,
+    seed: int,
+    locator_template: str,
+    note: str | None,
+    out: Path | None,
+    tokenizer: str | None,
+) -> None:
+    """``mix create`` with a weighting strategy over groups: build, save, report."""
+    from analytics.mixture import builder as b
+    from analytics.mixture import resolve, save_mixture, write_manifest
+    from analytics.tokenize import documents_table, manifest_tokenizer
+
+    cur = ws.cursor()
     with user_errors():
         table = documents_table(cur, tokenizer)
         flt = filter_from_url(where_from_url)

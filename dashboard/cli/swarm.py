@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,9 @@ import typer
 from rich.table import Table
 
 from analytics.errors import MixscopeError
+from analytics.mixture.swarm import SwarmOptions
+from analytics.mixture.swarm_fit import FitOptions, ValidateOptions
+from analytics.params import default_of, describe, help_for
 from analytics.paths import check_output_dir
 from analytics.workspace import Workspace
 from dashboard.cli.core import WorkspaceOpt
@@ -121,21 +125,30 @@ def _fit_and_save(ws, sw, *, objective, regressor, max_epochs, fixed, kl_max, mi
     return fit
 
 
+def _so(name: str) -> str:
+    return help_for(SwarmOptions, name)
+
+
+def _fo(name: str) -> str:
+    return help_for(FitOptions, name)
+
+
+def _vo(name: str) -> str:
+    return help_for(ValidateOptions, name)
+
+
+_S = partial(default_of, SwarmOptions)
+_F = partial(default_of, FitOptions)
+_V = partial(default_of, ValidateOptions)
+
+
 @mix_app.command("swarm")
 def swarm_cmd(
     name: Annotated[str, typer.Argument(help="Name of the swarm (and of the proposed mixture).")],
-    group_by: Annotated[
-        str, typer.Option("--group-by", help="What the mixture weighs.")
-    ] = "source",
-    proxies: Annotated[int, typer.Option(help="Number of proxy runs (mixtures drawn).")] = 16,
-    steps: Annotated[int, typer.Option(help="Training steps per proxy.")] = 200,
-    budget: Annotated[
-        int | None,
-        typer.Option(
-            help="Tokens (workspace tokenizer) materialised per proxy mixture; default "
-            "steps x batch x block."
-        ),
-    ] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help=_so("group_by"))] = _S("group_by"),
+    proxies: Annotated[int, typer.Option(help=_so("proxies"))] = _S("proxies"),
+    steps: Annotated[int, typer.Option(help=_so("steps"))] = _S("steps"),
+    budget: Annotated[int | None, typer.Option(help=_so("budget"))] = _S("budget"),
     eval_: Annotated[
         str | None,
         typer.Option(
@@ -144,68 +157,38 @@ def swarm_cmd(
             "or comma-separated group names; default: mean over all groups.",
         ),
     ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Seeds the draws, the held-out set and every proxy.")
-    ] = 0,
-    prior: Annotated[
-        str, typer.Option(help="Dirichlet prior: natural (token distribution, RegMix) or uniform.")
-    ] = "natural",
-    concentration: Annotated[
-        float | None,
-        typer.Option(
-            help="alpha = concentration x prior; default 1 for the token prior (RegMix's "
-            "authors), G for uniform (alpha = 1 per group)."
-        ),
-    ] = None,
-    heldout_per_group: Annotated[int, typer.Option(help="Held-out documents per group.")] = 32,
-    eval_chars: Annotated[
-        int, typer.Option(help="Characters of each held-out text scored.")
-    ] = 2000,
-    workers: Annotated[
-        int, typer.Option(help="Local processes training proxies (--engine local).")
-    ] = 1,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            help="local (this machine: in-process or --workers processes) or ray (one Ray task "
-            "per proxy; the same metrics).",
-        ),
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="--engine ray: auto or HOST:PORT (default: a local Ray)."
-        ),
-    ] = None,
-    threads: Annotated[int, typer.Option(help="CPU threads per proxy (fixed: determinism).")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    n_layer: Annotated[int, typer.Option(help="Proxy layers.")] = 2,
-    n_embd: Annotated[int, typer.Option(help="Proxy width.")] = 64,
-    n_head: Annotated[int, typer.Option(help="Proxy attention heads.")] = 2,
-    vocab_size: Annotated[int, typer.Option(help="Swarm tokenizer vocabulary.")] = 2048,
-    block_size: Annotated[int, typer.Option(help="Tokens per training block.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Blocks per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-3,
+    seed: Annotated[int, typer.Option(help=_so("seed"))] = _S("seed"),
+    prior: Annotated[str, typer.Option(help=_so("prior"))] = _S("prior"),
+    concentration: Annotated[float | None, typer.Option(help=_so("concentration"))] = _S(
+        "concentration"
+    ),
+    heldout_per_group: Annotated[int, typer.Option(help=_so("heldout_per_group"))] = _S(
+        "heldout_per_group"
+    ),
+    eval_chars: Annotated[int, typer.Option(help=_so("eval_chars"))] = _S("eval_chars"),
+    workers: Annotated[int, typer.Option(help=_so("workers"))] = _S("workers"),
+    engine: Annotated[str, typer.Option("--engine", help=_so("engine"))] = _S("engine"),
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=_so("ray_address"))] = _S(
+        "ray_address"
+    ),
+    threads: Annotated[int, typer.Option(help=_so("threads"))] = _S("threads"),
+    device: Annotated[str, typer.Option(help=_so("device"))] = _S("device"),
+    n_layer: Annotated[int, typer.Option(help=_so("n_layer"))] = _S("n_layer"),
+    n_embd: Annotated[int, typer.Option(help=_so("n_embd"))] = _S("n_embd"),
+    n_head: Annotated[int, typer.Option(help=_so("n_head"))] = _S("n_head"),
+    vocab_size: Annotated[int, typer.Option(help=_so("vocab_size"))] = _S("vocab_size"),
+    block_size: Annotated[int, typer.Option(help=_so("block_size"))] = _S("block_size"),
+    batch_size: Annotated[int, typer.Option(help=_so("batch_size"))] = _S("batch_size"),
+    lr: Annotated[float, typer.Option(help=_so("lr"))] = _S("lr"),
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write Olmix ratios.csv + metrics.csv here.")
     ] = None,
     propose_: Annotated[
         bool, typer.Option("--propose/--no-propose", help="Fit, propose and save the mixture.")
     ] = True,
-    regressor: Annotated[
-        str,
-        typer.Option(
-            help="Minimise: auto (regressors with held-out R² > 0, else the best "
-            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
-        ),
-    ] = "auto",
-    max_epochs: Annotated[
-        float | None, typer.Option(help="Proposal: max epochs per group.")
-    ] = None,
-    kl_max: Annotated[
-        float | None, typer.Option(help="Proposal: KL bound to natural (nats).")
-    ] = None,
+    regressor: Annotated[str, typer.Option(help=_fo("regressor"))] = _F("regressor"),
+    max_epochs: Annotated[float | None, typer.Option(help=_fo("max_epochs"))] = _F("max_epochs"),
+    kl_max: Annotated[float | None, typer.Option(help=_fo("kl_max"))] = _F("kl_max"),
     fix: Annotated[
         list[str] | None, typer.Option(help="Proposal: GROUP=WEIGHT (repeatable).")
     ] = None,
@@ -214,78 +197,60 @@ def swarm_cmd(
 ) -> None:
     """Draw mixtures, train a small proxy on each, measure bits per byte, store the runs,
     then fit RegMix / Data Mixing Law / log-linear and save the proposed mixture."""
-    from analytics.mixture.proxy import ProxyConfig
-    from analytics.mixture.swarm import SwarmSpec, load_swarm, run_swarm, write_olmix_csv
+    from analytics.mixture.swarm import check_engine
 
     _quiet_transformers()
     ws = Workspace.open(workspace)
     if out is not None:
         out = check_output_dir(out, workspaces=[ws.path], overwrite=True)
     with user_errors():
-        from analytics.mixture.swarm import check_engine
-
         check_engine(engine, ray_address)  # a Ray cluster that does not answer: one line
         groups, texts, tname = parse_eval(eval_)
         fixed = parse_fixed(fix)
-        cfg = ProxyConfig(
-            steps=steps,
-            n_layer=n_layer,
-            n_embd=n_embd,
-            n_head=n_head,
-            vocab_size=vocab_size,
-            block_size=block_size,
-            batch_size=batch_size,
-            learning_rate=lr,
-            threads=threads,
-            device=device,
-            eval_max_chars=eval_chars,
-        ).check()
-        spec = SwarmSpec(
-            name,
-            group_by=group_by,
-            proxies=proxies,
-            budget=budget,
-            seed=seed,
-            prior=prior,
-            concentration=concentration,
-            eval_groups=groups,
-            target_texts=texts,
-            target_name=tname,
-            heldout_per_group=heldout_per_group,
-            config=cfg,
-            workers=workers,
-            engine=engine,
-            ray_address=ray_address,
-        )
+        opts = SwarmOptions(
+            group_by=group_by, proxies=proxies, steps=steps, budget=budget, seed=seed,
+            prior=prior, concentration=concentration, heldout_per_group=heldout_per_group,
+            eval_chars=eval_chars, workers=workers, engine=engine, ray_address=ray_address,
+            threads=threads, device=device, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+            vocab_size=vocab_size, block_size=block_size, batch_size=batch_size, lr=lr,
+        )  # fmt: skip
+        spec = opts.spec(name, eval_groups=groups, target_texts=texts, target_name=tname)
+        _run_and_report(ws, spec, opts, replace=replace)
+        _export_and_propose(
+            ws, name, out=out, propose=propose_, regressor=regressor, max_epochs=max_epochs,
+            fixed=fixed, kl_max=kl_max,
+        )  # fmt: skip
 
-        from analytics.mixture.swarm import sampler_description
 
-        console.print(f"mixtures ~ {sampler_description(prior, concentration, 0)}", markup=False)
-        t0 = time.perf_counter()
-        with progress_callback() as cb:
-            rep = run_swarm(ws, spec, replace=replace, progress=cb, log=console.print)
-        console.print(
-            f"[green]swarm {name}[/green]: {len(rep.runs)} proxies in "
-            f"{time.perf_counter() - t0:.1f} s on engine {engine} ("
-            + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
-            + ")"
-        )
-        sw = load_swarm(ws.cursor(), name)
-        if out is not None:
-            rp, mp = write_olmix_csv(sw, out)
-            console.print(f"wrote {rp} and {mp}")
-        if propose_:
-            _fit_and_save(
-                ws,
-                sw,
-                objective=None,
-                regressor=regressor,
-                max_epochs=max_epochs,
-                fixed=fixed,
-                kl_max=kl_max,
-                mixture=name,
-                save=True,
-            )
+def _export_and_propose(ws, name: str, *, out, propose: bool, **fit) -> None:
+    """After a swarm: write its Olmix CSVs (``out``) and fit, propose and save a mixture."""
+    from analytics.mixture.swarm import load_swarm, write_olmix_csv
+
+    sw = load_swarm(ws.cursor(), name)
+    if out is not None:
+        rp, mp = write_olmix_csv(sw, out)
+        console.print(f"wrote {rp} and {mp}")
+    if propose:
+        _fit_and_save(ws, sw, objective=None, mixture=name, save=True, **fit)
+
+
+def _run_and_report(ws, spec, opts: SwarmOptions, *, replace: bool) -> None:
+    """Run the swarm with a progress bar; print its draws, options and timings."""
+    from analytics.mixture.swarm import run_swarm, sampler_description
+
+    console.print(
+        f"mixtures ~ {sampler_description(opts.prior, opts.concentration, 0)}", markup=False
+    )
+    console.print(f"options: {describe(opts)}", markup=False)
+    t0 = time.perf_counter()
+    with progress_callback() as cb:
+        rep = run_swarm(ws, spec, replace=replace, progress=cb, log=console.print)
+    console.print(
+        f"[green]swarm {spec.name}[/green]: {len(rep.runs)} proxies in "
+        f"{time.perf_counter() - t0:.1f} s on engine {opts.engine} ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in rep.seconds.items())
+        + ")"
+    )
 
 
 @mix_app.command("swarm-fit")
@@ -294,15 +259,9 @@ def swarm_fit_cmd(
     objective: Annotated[
         str | None, typer.Option(help="Comma-separated metrics averaged (default: the swarm's).")
     ] = None,
-    regressor: Annotated[
-        str,
-        typer.Option(
-            help="Minimise: auto (regressors with held-out R² > 0, else the best "
-            "Spearman), mean (all), lightgbm, mixing_law or loglinear."
-        ),
-    ] = "auto",
-    max_epochs: Annotated[float | None, typer.Option(help="Max epochs per group.")] = None,
-    kl_max: Annotated[float | None, typer.Option(help="KL bound to natural (nats).")] = None,
+    regressor: Annotated[str, typer.Option(help=_fo("regressor"))] = _F("regressor"),
+    max_epochs: Annotated[float | None, typer.Option(help=_fo("max_epochs"))] = _F("max_epochs"),
+    kl_max: Annotated[float | None, typer.Option(help=_fo("kl_max"))] = _F("kl_max"),
     fix: Annotated[list[str] | None, typer.Option(help="GROUP=WEIGHT (repeatable).")] = None,
     mixture: Annotated[
         str | None, typer.Option(help="Save as this mixture (default: NAME).")
@@ -399,18 +358,13 @@ def swarm_list_cmd(
 @mix_app.command("validate-proxy")
 def validate_proxy_cmd(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION of a mixture proposed from a swarm.")],
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated proxy seeds.")] = None,
-    baselines: Annotated[str, typer.Option(help="Comma-separated baselines.")] = "natural,uniform",
-    workers: Annotated[int, typer.Option(help="Local processes (--engine local).")] = 1,
-    engine: Annotated[
-        str, typer.Option("--engine", help="local or ray (one Ray task per proxy).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="--engine ray: auto or HOST:PORT (default: a local Ray)."
-        ),
-    ] = None,
+    seeds: Annotated[str | None, typer.Option(help=_vo("seeds"))] = None,
+    baselines: Annotated[str, typer.Option(help=_vo("baselines"))] = ",".join(_V("baselines")),
+    workers: Annotated[int, typer.Option(help=_vo("workers"))] = _V("workers"),
+    engine: Annotated[str, typer.Option("--engine", help=_vo("engine"))] = _V("engine"),
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=_vo("ray_address"))] = _V(
+        "ray_address"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -423,24 +377,21 @@ def validate_proxy_cmd(
     with user_errors():
         check_engine(engine, ray_address)  # a Ray cluster that does not answer: one line
         try:
-            seed_list = [int(s) for s in seeds.split(",")] if seeds else None
+            seed_list = tuple(int(s) for s in seeds.split(",")) if seeds else None
         except ValueError:
             raise MixscopeError(
                 f"--seeds: expected comma-separated integers, got {seeds!r}"
             ) from None
+        opts = ValidateOptions(
+            seeds=seed_list,
+            baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
+            workers=workers,
+            engine=engine,
+            ray_address=ray_address,
+        )
         manifest = load_ref(ref, workspace)
         with progress_callback() as cb:
-            table = validate_proxy(
-                ws,
-                manifest,
-                ref=ref,
-                seeds=seed_list,
-                baselines=[b.strip() for b in baselines.split(",") if b.strip()],
-                workers=workers,
-                engine=engine,
-                ray_address=ray_address,
-                progress=cb,
-            )
+            table = validate_proxy(ws, manifest, ref=ref, options=opts, progress=cb)
     summ = validation_summary(table)
     if as_json:
         typer.echo(
@@ -453,6 +404,12 @@ def validate_proxy_cmd(
             )
         )
         return
+    _print_validation(ref, table, summ)
+
+
+def _print_validation(ref: str, table, summ) -> None:
+    """Measured vs predicted per (mixture, seed), then whether the proposal beats each
+    baseline."""
     t = Table(
         "mixture",
         "seed",

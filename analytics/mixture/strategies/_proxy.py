@@ -159,3 +159,17 @@ def fit_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     r2 = float(1.0 - np.sum((y - pred) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
     rho = spearmanr(y, pred).statistic if np.ptp(y) > 0 and np.ptp(pred) > 0 else float("nan")
     return {"spearman": float(rho), "r2": r2}
+
+
+def from_proxy_runs(
+    method: str, inputs: Any, params: Mapping[str, Any], *, tokens: bool = False
+) -> Any:
+    """A proxy-run strategy over a resolver's inputs (its runs, groups and seed; RegMix also
+    takes the token counts as its prior): :func:`analytics.mixture.builder.fit_proxy_runs`."""
+    from analytics.mixture.builder import fit_proxy_runs
+
+    df_w, losses = inputs.proxy_runs
+    extra = {"tokens": inputs.tokens} if tokens else {}
+    return fit_proxy_runs(
+        method, df_w, losses, groups=inputs.groups, seed=inputs.seed, **extra, **params
+    )

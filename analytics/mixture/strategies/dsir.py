@@ -101,6 +101,41 @@ def gumbel_top_k_budget(
     return np.sort(order[:k]), keys
 
 
+def _dsir_features(
+    docs: pd.DataFrame,
+    target_texts: Sequence[str],
+    *,
+    buckets: int,
+    ngrams: int,
+    raw_features: np.ndarray | None,
+    doc_features: Any,
+) -> tuple[list[str], np.ndarray, Any, np.ndarray]:
+    """The inputs checked and hashed: (target texts, target n-gram counts, per-document
+    n-gram counts, the candidates' summed counts)."""
+    for col in ("doc_id", "n_tokens"):
+        if col not in docs.columns:
+            raise StrategyInputError(f"docs: expected a column {col!r}")
+    if len(docs) == 0:
+        raise StrategyInputError("docs: no candidate documents; nothing to select from")
+    texts = [t for t in target_texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise StrategyInputError("target texts: expected at least one non-empty text")
+    target = hashed_ngram_features(texts, buckets=buckets, ngrams=ngrams)
+    if target.sum() <= 0:
+        raise StrategyInputError("target texts: no words found in the target texts")
+    if doc_features is None:
+        if "text" not in docs.columns:
+            raise StrategyInputError("docs: expected a column 'text'")
+        doc_features = hashed_ngram_features(
+            docs["text"].fillna("").tolist(), buckets=buckets, ngrams=ngrams, per_document=True
+        )
+    if raw_features is None:
+        raw_features = np.asarray(doc_features.sum(axis=0)).ravel()
+    if np.asarray(raw_features).sum() <= 0:
+        raise StrategyInputError("docs: the candidate documents hold no words")
+    return texts, target, doc_features, raw_features
+
+
 @register_strategy("dsir")
 def dsir_select(
     docs: pd.DataFrame,
@@ -125,27 +160,10 @@ def dsir_select(
     (the reference's ``min_example_length``, default 100 as there; 0 keeps every document).
     ``doc_features`` / ``raw_features`` may be passed precomputed (a streaming reader does).
     """
-    for col in ("doc_id", "n_tokens"):
-        if col not in docs.columns:
-            raise StrategyInputError(f"docs: expected a column {col!r}")
-    if len(docs) == 0:
-        raise StrategyInputError("docs: no candidate documents; nothing to select from")
-    texts = [t for t in target_texts if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise StrategyInputError("target texts: expected at least one non-empty text")
-    target = hashed_ngram_features(texts, buckets=buckets, ngrams=ngrams)
-    if target.sum() <= 0:
-        raise StrategyInputError("target texts: no words found in the target texts")
-    if doc_features is None:
-        if "text" not in docs.columns:
-            raise StrategyInputError("docs: expected a column 'text'")
-        doc_features = hashed_ngram_features(
-            docs["text"].fillna("").tolist(), buckets=buckets, ngrams=ngrams, per_document=True
-        )
-    if raw_features is None:
-        raw_features = np.asarray(doc_features.sum(axis=0)).ravel()
-    if np.asarray(raw_features).sum() <= 0:
-        raise StrategyInputError("docs: the candidate documents hold no words")
+    texts, target, doc_features, raw_features = _dsir_features(
+        docs, target_texts, buckets=buckets, ngrams=ngrams,
+        raw_features=raw_features, doc_features=doc_features,
+    )  # fmt: skip
     lw = dsir_log_importance(doc_features, target, raw_features)
     if int(min_words) < 0:
         raise StrategyInputError(f"min_words: expected an integer >= 0, got {min_words!r}")

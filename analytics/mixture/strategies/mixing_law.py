@@ -28,6 +28,7 @@ from ._proxy import (
     dirichlet_candidates,
     domain_weights_vector,
     fit_scores,
+    from_proxy_runs,
     upper_bound_vector,
 )
 from ._registry import StrategyInputs, register_strategy, strategy_spec
@@ -62,6 +63,53 @@ def _fit_all(r: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([_fit_one(r, y[:, i]) for i in range(y.shape[1])])
 
 
+def _minimise_total(
+    params: np.ndarray,
+    a: np.ndarray,
+    total: Any,
+    groups: list[str],
+    *,
+    n_candidates: int,
+    seed: int,
+    upper_bounds: Mapping[str, float] | None,
+) -> np.ndarray:
+    """The mixture minimising ``total``: the best of Dirichlet(1) candidates within the
+    bounds, refined by SLSQP (kept only where it improves)."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(seed)
+    upper = upper_bound_vector(upper_bounds, groups)
+    flat = DirichletSampler.make(groups, prior="uniform")  # alpha = 1 per group
+    cand = dirichlet_candidates(flat, n=n_candidates, rng=rng, upper=upper)
+    x0 = cand[int(np.argmin(_predict(params, cand) @ a))]
+    res = minimize(
+        total,
+        x0,
+        method="SLSQP",
+        bounds=[(0.0, float(u)) for u in upper],
+        constraints=[{"type": "eq", "fun": lambda x: float(np.sum(x) - 1.0)}],
+        options={"maxiter": 500, "ftol": 1e-12},
+    )
+    x = np.clip(res.x, 0.0, upper) if res.success else x0
+    x = x / x.sum()
+    if total(x) > total(x0):
+        x = x0
+    return x
+
+
+def _laws(params: np.ndarray, cols: list[str], groups: list[str]) -> dict[str, dict]:
+    """The fitted laws, by validation domain: {c, k, t per group}."""
+    laws = {}
+    for i, c in enumerate(cols):
+        s = params[i, 1:]
+        laws[c] = {
+            "c": float(params[i, 0]),
+            "k": float(np.exp(s.mean())),
+            "t": dict(zip(groups, (s - s.mean()).tolist())),
+        }
+    return laws
+
+
 @register_strategy("mixing_law")
 def fit_mixing_law(
     df_weights: Any,
@@ -80,8 +128,6 @@ def fit_mixing_law(
     the total objective. Diagnostics: per-domain and total ``spearman``/``r2`` of K-fold
     out-of-fold predictions, the fitted ``laws`` {domain: {c, k, t}}, ``predicted_loss``.
     """
-    from scipy.optimize import minimize
-
     groups, r, dev = check_runs(df_weights)
     frame = check_losses(losses, r.shape[0])
     cols = list(frame.columns)
@@ -103,31 +149,10 @@ def fit_mixing_law(
     def total(x: np.ndarray) -> float:
         return float(_predict(params, x[None, :])[0] @ a)
 
-    rng = np.random.default_rng(seed)
-    upper = upper_bound_vector(upper_bounds, groups)
-    flat = DirichletSampler.make(groups, prior="uniform")  # alpha = 1 per group
-    cand = dirichlet_candidates(flat, n=n_candidates, rng=rng, upper=upper)
-    x0 = cand[int(np.argmin(_predict(params, cand) @ a))]
-    res = minimize(
-        total,
-        x0,
-        method="SLSQP",
-        bounds=[(0.0, float(u)) for u in upper],
-        constraints=[{"type": "eq", "fun": lambda x: float(np.sum(x) - 1.0)}],
-        options={"maxiter": 500, "ftol": 1e-12},
+    x = _minimise_total(
+        params, a, total, groups, n_candidates=n_candidates, seed=seed, upper_bounds=upper_bounds
     )
-    x = np.clip(res.x, 0.0, upper) if res.success else x0
-    x = x / x.sum()
-    if total(x) > total(x0):
-        x = x0
-    laws = {}
-    for i, c in enumerate(cols):
-        s = params[i, 1:]
-        laws[c] = {
-            "c": float(params[i, 0]),
-            "k": float(np.exp(s.mean())),
-            "t": dict(zip(groups, (s - s.mean()).tolist())),
-        }
+    laws = _laws(params, cols, groups)
     return MixtureWeights(
         dict(zip(groups, x.tolist())),
         method="mixing_law",
@@ -160,9 +185,4 @@ def fit_mixing_law(
     params={"n_candidates": "candidate mixtures searched (default 20000)"},
 )
 def _mixing_law(inputs: StrategyInputs, params: dict) -> MixtureWeights:
-    from analytics.mixture.builder import fit_proxy_runs
-
-    df_w, losses = inputs.proxy_runs
-    return fit_proxy_runs(
-        "mixing_law", df_w, losses, groups=inputs.groups, seed=inputs.seed, **params
-    )
+    return from_proxy_runs("mixing_law", inputs, params)

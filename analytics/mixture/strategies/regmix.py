@@ -30,6 +30,7 @@ from ._proxy import (
     dirichlet_candidates,
     domain_weights_vector,
     fit_scores,
+    from_proxy_runs,
     upper_bound_vector,
 )
 from ._registry import StrategyInputs, register_strategy, strategy_spec
@@ -52,6 +53,34 @@ def _lgbm(params: Mapping[str, Any], seed: int):
     except ImportError as exc:
         raise ImportError("fit_regmix needs LightGBM: pip install 'lightgbm>=4'") from exc
     return lgb.LGBMRegressor(**{**DEFAULT_LGBM_PARAMS, **dict(params), "random_state": seed})
+
+
+def _regmix_inputs(
+    df_weights: Any,
+    losses: Any,
+    *,
+    loss_weights: Mapping[str, float] | None,
+    top_k: int,
+    tokens: Mapping[str, float] | None,
+) -> tuple:
+    """The runs checked: (groups, weights, row-sum deviation, loss frame, loss weights,
+    combined loss, the token counts of the runs' groups)."""
+    groups, w, dev = check_runs(df_weights)
+    frame = check_losses(losses, w.shape[0])
+    a = domain_weights_vector(loss_weights, list(frame.columns))
+    y = frame.to_numpy() @ a
+    if w.shape[0] < 4:
+        raise StrategyInputError(
+            f"df_weights: RegMix needs at least 4 proxy runs, got {w.shape[0]}"
+        )
+    if not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
+        raise StrategyInputError(f"top_k: expected an integer >= 1, got {top_k!r}")
+    if tokens is not None:
+        unknown = [k for k in tokens if str(k) not in groups]
+        tokens = {str(k): v for k, v in tokens.items() if str(k) in groups}
+        if unknown and not tokens:
+            raise StrategyInputError(f"tokens: none of the groups {groups}; got {unknown[:5]}")
+    return groups, w, dev, frame, a, y, tokens
 
 
 @register_strategy("regmix")
@@ -86,22 +115,10 @@ def fit_regmix(
     ``predicted_loss`` of the proposal, ``best_observed_loss``, ``max_row_sum_deviation``.
     The model fitted on all runs is in ``result.extras["model"]``.
     """
-    groups, w, dev = check_runs(df_weights)
-    frame = check_losses(losses, w.shape[0])
-    a = domain_weights_vector(loss_weights, list(frame.columns))
-    y = frame.to_numpy() @ a
-    if w.shape[0] < 4:
-        raise StrategyInputError(
-            f"df_weights: RegMix needs at least 4 proxy runs, got {w.shape[0]}"
-        )
-    if not (isinstance(top_k, (int, np.integer)) and top_k >= 1):
-        raise StrategyInputError(f"top_k: expected an integer >= 1, got {top_k!r}")
+    groups, w, dev, frame, a, y, tokens = _regmix_inputs(
+        df_weights, losses, loss_weights=loss_weights, top_k=top_k, tokens=tokens
+    )
     params = dict(model_params or {})
-    if tokens is not None:
-        unknown = [k for k in tokens if str(k) not in groups]
-        tokens = {str(k): v for k, v in tokens.items() if str(k) in groups}
-        if unknown and not tokens:
-            raise StrategyInputError(f"tokens: none of the groups {groups}; got {unknown[:5]}")
     sampler = DirichletSampler.make(groups, prior=prior, tokens=tokens, concentration=concentration)
 
     def fit_predict(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray) -> np.ndarray:
@@ -159,10 +176,4 @@ def fit_regmix(
     },
 )
 def _regmix(inputs: StrategyInputs, params: dict) -> MixtureWeights:
-    from analytics.mixture.builder import fit_proxy_runs
-
-    df_w, losses = inputs.proxy_runs
-    return fit_proxy_runs(
-        "regmix", df_w, losses, groups=inputs.groups, seed=inputs.seed, tokens=inputs.tokens,
-        **params,
-    )  # fmt: skip
+    return from_proxy_runs("regmix", inputs, params, tokens=True)

@@ -197,6 +197,48 @@ def dsir_log_importance(
     return np.asarray(doc_features @ diff, dtype=np.float64).ravel()
 
 
+def _kl(w: np.ndarray, p_s: np.ndarray, q_s: np.ndarray) -> float:
+    """KL(p || w @ q) over the target's support."""
+    m = w @ q_s
+    return float(np.inf) if np.any(m <= 0) else float(np.sum(p_s * (np.log(p_s) - np.log(m))))
+
+
+def _natural_mixture(
+    groups: list[str], counts: np.ndarray, tokens: Mapping[str, float] | None
+) -> np.ndarray:
+    """The groups weighed by ``tokens`` when given, else by their feature mass."""
+    if tokens is not None:
+        tok = check_tokens(tokens, name="tokens")
+        missing = [g for g in groups if g not in tok]
+        if missing:
+            raise StrategyInputError(f"tokens: no entry for group(s) {missing}")
+        natural = np.array([tok[g] for g in groups], dtype=np.float64)
+    else:
+        natural = counts.sum(axis=1)
+    return natural / natural.sum()
+
+
+def _em_weights(
+    p_s: np.ndarray, q_s: np.ndarray, *, max_iter: int, tol: float
+) -> tuple[np.ndarray, int, bool]:
+    """EM multiplicative updates from uniform weights: (weights, iterations, converged)."""
+    w = np.full(q_s.shape[0], 1.0 / q_s.shape[0])
+    prev = _kl(w, p_s, q_s)
+    converged = False
+    it = 0
+    for step in range(1, max_iter + 1):
+        it = step
+        m = w @ q_s
+        w = w * (q_s @ (p_s / m))
+        w /= w.sum()
+        cur = _kl(w, p_s, q_s)
+        if prev - cur <= tol * max(1.0, abs(cur)):
+            converged = True
+            break
+        prev = cur
+    return w, it, converged
+
+
 @register_strategy("target_matching")
 def target_matching_weights(
     group_features: Mapping[str, Any],
@@ -241,33 +283,10 @@ def target_matching_weights(
     p_s, q_s = p[support], q[:, support]
 
     def kl_at(w: np.ndarray) -> float:
-        m = w @ q_s
-        return float(np.inf) if np.any(m <= 0) else float(np.sum(p_s * (np.log(p_s) - np.log(m))))
+        return _kl(w, p_s, q_s)
 
-    if tokens is not None:
-        tok = check_tokens(tokens, name="tokens")
-        missing = [g for g in groups if g not in tok]
-        if missing:
-            raise StrategyInputError(f"tokens: no entry for group(s) {missing}")
-        natural = np.array([tok[g] for g in groups], dtype=np.float64)
-    else:
-        natural = counts.sum(axis=1)
-    natural = natural / natural.sum()
-
-    w = np.full(len(groups), 1.0 / len(groups))
-    prev = kl_at(w)
-    converged = False
-    it = 0
-    for step in range(1, max_iter + 1):
-        it = step
-        m = w @ q_s
-        w = w * (q_s @ (p_s / m))
-        w /= w.sum()
-        cur = kl_at(w)
-        if prev - cur <= tol * max(1.0, abs(cur)):
-            converged = True
-            break
-        prev = cur
+    natural = _natural_mixture(groups, counts, tokens)
+    w, it, converged = _em_weights(p_s, q_s, max_iter=max_iter, tol=tol)
     kl_before = kl_at(natural)
     kl_after = kl_at(w)
     weights = normalise(dict(zip(groups, np.clip(w, 0.0, None).tolist())))

@@ -289,6 +289,11 @@ def test_tiny_swarm_on_the_demo_corpus(demo_workspace_copy, tmp_path):
     assert ("proxies", 4, 4) in stages and any(s.startswith("proxy 1/4") for s, _, _ in stages)
     sw = load_swarm(ws.cursor(), "tiny")
     assert len(sw.runs) == 4 and sw.objective == ["bpb:python-doc"]
+    # the swarm's record says its options, defaults named where they differ
+    from analytics.params import describe
+
+    assert sw.params["options"] == describe(spec.options())
+    assert "proxies=4 (default 16)" in sw.params["options"]
     w = sw.weight_matrix()
     assert np.allclose(w.sum(axis=1), 1.0)
     metrics = sw.metric_frame()

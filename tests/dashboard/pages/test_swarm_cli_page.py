@@ -168,6 +168,8 @@ def test_swarm_command_end_to_end_with_olmix_out(demo_workspace_copy, tmp_path):
     err = r.stderr.replace("\n", " ")
     assert "RegMix's authors" in err and "saved the proposal as mixture cli@1" in err
     assert "proxies: 4/4" in err  # progress per proxy
+    # the job's log says its options (describe of SwarmOptions), defaults named where they differ
+    assert "options: group_by='source', proxies=4 (default 16), steps=3 (default 200)" in err
     ratios = pd.read_csv(out / "ratios.csv")
     metrics = pd.read_csv(out / "metrics.csv")
     assert len(ratios) == len(metrics) == 4 and list(ratios["run_id"]) == list(metrics["run_id"])
@@ -215,6 +217,14 @@ def test_mixtures_page_fits_a_swarm_and_starts_one(demo_workspace_copy, tmp_path
     at.switch_page("app_pages/mixtures.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="mx_sw_pick").value == "ext"
+    # the widgets' help is the options' help (the CLI's --help reads the same)
+    from analytics.mixture.swarm import SwarmOptions
+    from analytics.mixture.swarm_fit import FitOptions
+    from analytics.params import help_for
+
+    assert at.number_input(key="mx_sw_proxies").help == help_for(SwarmOptions, "proxies")
+    assert at.selectbox(key="mx_sw_engine").help == help_for(SwarmOptions, "engine")
+    assert at.selectbox(key="mx_sw_reg").help == help_for(FitOptions, "regressor")
     runs = frame(at, "run", "objective")
     assert len(runs) == 24 and runs["objective"].is_monotonic_increasing  # best run first
     at.button(key="mx_sw_fit").click().run()
