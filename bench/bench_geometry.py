@@ -110,9 +110,9 @@ def bench_metrics(n: int, d: int, repeats: int) -> None:
 
 def _demo_model(tmp: Path) -> Path:
     """A randomly initialised GPT-2 (4 layers, width 128) with a BPE tokenizer trained here."""
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     from analytics.geometry.train_demo import EOS, train_tokenizer
+    from analytics.tiny_lm import tiny_gpt2
 
     texts = [
         f"sample text number {i} about corpora, tokens and checkpoints " * (1 + i % 5)
@@ -120,18 +120,9 @@ def _demo_model(tmp: Path) -> Path:
     ]
     tok = train_tokenizer(texts, vocab_size=2048)
     eos = tok.convert_tokens_to_ids(EOS)
-    cfg = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=512,
-        n_embd=128,
-        n_layer=4,
-        n_head=4,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-    )
+    model = tiny_gpt2(vocab=len(tok), eos=eos, block_size=512, n_embd=128, n_layer=4, n_head=4)
     out = tmp / "demo-gpt2"
-    GPT2LMHeadModel(cfg).save_pretrained(str(out))
+    model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
 

@@ -13,7 +13,6 @@ With the defaults (4 layers, width 128, 4 heads, vocab 4096, 128-token blocks, b
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GeometryInputError
+from analytics.tiny_lm import EOS, adamw, cut_blocks, lr_at, tiny_gpt2, token_stream
 
-EOS = "<|endoftext|>"
+from .errors import GeometryInputError
 
 
 @dataclass
@@ -75,24 +74,12 @@ def train_tokenizer(texts: Sequence[str], *, vocab_size: int = 4096, min_frequen
 
 
 def _blocks(texts: Sequence[str], tok: Any, block_size: int) -> np.ndarray:
-    eos = tok.convert_tokens_to_ids(EOS)
-    stream: list[int] = []
-    for ids in tok(list(texts), add_special_tokens=False)["input_ids"]:
-        stream.extend(ids)
-        stream.append(eos)
-    n_blocks = len(stream) // block_size
-    if n_blocks < 1:
+    stream = token_stream(texts, tok)
+    if len(stream) < block_size:
         raise GeometryInputError(
             f"texts: only {len(stream)} tokens in total; need at least block_size={block_size}"
         )
-    return np.asarray(stream[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
-
-
-def _lr_at(step: int, total: int, peak: float, warmup: int) -> float:
-    if step <= warmup:
-        return peak * step / max(1, warmup)
-    frac = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+    return cut_blocks(stream, block_size)
 
 
 def _demo_inputs(
@@ -108,42 +95,6 @@ def _demo_inputs(
     if any(s < 1 or s > steps for s in save):
         raise GeometryInputError(f"save_steps: expected values in 1..{steps}, got {save}")
     return texts, save
-
-
-def _tiny_gpt2(tok: Any, *, block_size: int, n_embd: int, n_layer: int, n_head: int) -> Any:
-    """A freshly initialised GPT-2 (no dropout) in training mode."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    eos = tok.convert_tokens_to_ids(EOS)
-    config = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=block_size,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-    )
-    model = GPT2LMHeadModel(config)
-    model.train()
-    return model
-
-
-def _adamw(model: Any, learning_rate: float) -> Any:
-    """AdamW with weight decay 0.1 on matrices, none on vectors."""
-    import torch
-
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate,
-        betas=(0.9, 0.95),
-    )
 
 
 def _train_step(model: Any, opt: Any, batch: Any, lr: float) -> tuple[float, float]:
@@ -238,8 +189,15 @@ def train_demo_series(
     tok = train_tokenizer(texts, vocab_size=vocab_size)
     tok.save_pretrained(str(out))
     data = torch.from_numpy(_blocks(texts, tok, block_size))
-    model = _tiny_gpt2(tok, block_size=block_size, n_embd=n_embd, n_layer=n_layer, n_head=n_head)
-    opt = _adamw(model, learning_rate)
+    model = tiny_gpt2(
+        vocab=len(tok),
+        eos=tok.convert_tokens_to_ids(EOS),
+        block_size=block_size,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+    )
+    opt = adamw(model, learning_rate)
     params = {
         "steps": steps,
         "seed": seed,
@@ -263,7 +221,7 @@ def train_demo_series(
     ckpts: list[Path] = []
     blocks = _sample_blocks(rng, int(data.shape[0]), batch_size, steps)
     for step, idx in enumerate(blocks, start=1):
-        lr = _lr_at(step, steps, learning_rate, warmup)
+        lr = lr_at(step, steps, learning_rate, warmup)
         lv, gnorm = _train_step(model, opt, data[torch.from_numpy(np.asarray(idx))], lr)
         losses.append(lv)
         epoch = step * batch_size / data.shape[0]

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MixtureError
+from analytics.tiny_lm import EOS, adamw, cut_blocks, lr_at, tiny_gpt2, token_stream
 
-EOS = "<|endoftext|>"
+from .errors import MixtureError
 
 
 @dataclass(frozen=True)
@@ -150,52 +150,30 @@ def load_tokenizer(path: str | Path) -> Any:
 
 def token_blocks(texts: Sequence[str], tok: Any, block_size: int) -> np.ndarray:
     """Texts tokenised, each followed by ``<|endoftext|>``, cut into ``block_size`` blocks."""
-    eos = tok.convert_tokens_to_ids(EOS)
-    stream: list[int] = []
-    for ids in tok(list(texts), add_special_tokens=False)["input_ids"]:
-        stream.extend(ids)
-        stream.append(eos)
-    n = len(stream) // block_size
-    if n < 1:
+    stream = token_stream(texts, tok)
+    if len(stream) < block_size:
         raise MixtureError(
             f"proxy data: only {len(stream)} tokens; need at least block_size={block_size}"
         )
-    return np.asarray(stream[: n * block_size], dtype=np.int64).reshape(n, block_size)
+    return cut_blocks(stream, block_size)
 
 
 # ----------------------------------------------------------------------------- model
 
 
 def build_model(cfg: ProxyConfig, *, vocab: int, eos: int) -> Any:
-    """train_demo's GPT-2 configuration (no dropout) at the proxy's size."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=vocab,
-        n_positions=cfg.block_size,
+    """The tiny GPT-2 (:mod:`analytics.tiny_lm`) at the proxy's size."""
+    return tiny_gpt2(
+        vocab=vocab,
+        eos=eos,
+        block_size=cfg.block_size,
         n_embd=cfg.n_embd,
         n_layer=cfg.n_layer,
         n_head=cfg.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
     )
-    return GPT2LMHeadModel(config)
 
 
-def make_optimizer(model: Any, lr: float) -> Any:
-    import torch
-
-    decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.ndim < 2]
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        betas=(0.9, 0.95),
-    )
+make_optimizer = adamw
 
 
 def batch_order(n_blocks: int, steps: int, batch_size: int, seed: int) -> np.ndarray:
@@ -237,8 +215,6 @@ def train_proxy(
     """Train one proxy for ``cfg.steps`` steps on ``blocks`` (n, block_size) from ``seed``."""
     import torch
 
-    from analytics.geometry.train_demo import _lr_at
-
     cfg.check()
     if blocks.ndim != 2 or blocks.shape[1] != cfg.block_size or blocks.shape[0] < 1:
         raise MixtureError(f"proxy data: expected (n, {cfg.block_size}) blocks, got {blocks.shape}")
@@ -257,7 +233,7 @@ def train_proxy(
         losses = torch.empty(cfg.steps, dtype=torch.float32, device=device)
         for step in range(1, cfg.steps + 1):
             batch = data[idx[step - 1]]
-            lr = _lr_at(step, cfg.steps, cfg.learning_rate, warmup)
+            lr = lr_at(step, cfg.steps, cfg.learning_rate, warmup)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
