@@ -522,3 +522,53 @@ class LakeViews:
                     cur.execute(f"DROP TABLE IF EXISTS {self._cache.pop(key)}")
         finally:
             cur.close()
+
+
+def _lost(exc: duckdb.Error) -> bool:
+    """Whether `exc` says the cursor's fast database or the files under it are gone (its
+    snapshot was evicted, or the lake's files of that snapshot were removed)."""
+    text = str(exc)
+    if isinstance(exc, (duckdb.BinderException, duckdb.CatalogException)):
+        return "lake_s" in text and "does not exist" in text
+    if isinstance(exc, duckdb.IOException):
+        return any(s in text for s in ("No such file", "No files found", "Cannot open file"))
+    return False
+
+
+class ReaderCursor:
+    """A reader cursor on a fast database `lake_s<N>` that survives losing it.
+
+    A cursor idle while newer snapshots were built may find its database detached (beyond
+    `KEEP`, unused for `KEEP_S`) or its files removed: `execute` and `sql` then re-open it
+    on the snapshot the reader sees now (the newest, or the pinned one) and run the
+    statement once more. Everything else is the wrapped DuckDB cursor's."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, views: LakeViews, fallback: str):
+        self._cur = cur
+        self._views = views
+        self._fallback = fallback  # the DuckLake catalog, when no fast database can be built
+
+    def _retry(self, method: str, *args, **kwargs):
+        try:
+            return getattr(self._cur, method)(*args, **kwargs)
+        except duckdb.Error as exc:
+            if not _lost(exc):
+                raise
+            self._cur.execute(f"USE {self._views.database() or self._fallback}")
+            return getattr(self._cur, method)(*args, **kwargs)
+
+    def execute(self, *args, **kwargs) -> ReaderCursor:
+        self._retry("execute", *args, **kwargs)
+        return self
+
+    def sql(self, *args, **kwargs) -> duckdb.DuckDBPyRelation:
+        return self._retry("sql", *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._cur, name)
+
+    def __enter__(self) -> ReaderCursor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cur.close()
