@@ -190,9 +190,15 @@ def ingest(
         # The text is staged only where it is copied or cannot be read back by file + row
         # (JSONL, CSV); otherwise the token counts read it from the source again.
         stage_text = srcs.copy_text or "file_row_number" not in srcs.columns
+        # First registration of these files: count tokens in the same pass that stages the
+        # rows (one read of the text). A re-ingest counts only the rows that turn out new.
+        fused = not stage_text and not _registered(con, srcs.stats)
         if progress:
             progress("read", 0, 0)
-        id_expr = _stage_rows(con, srcs, fields, extra, source, domain, lang, stage_text, limits)
+        id_expr = _stage_rows(
+            con, srcs, fields, extra, source, domain, lang, stage_text, limits,
+            counter=counter if fused else None, batch_size=batch_size,
+        )  # fmt: skip
         n_read, n_empty, n_unique = _validate_stage(
             con, fields, srcs.fmt, srcs.files, limits, text="text" if stage_text else "_th"
         )
@@ -204,10 +210,13 @@ def ingest(
         if progress:
             progress("dedupe", n_read, n_read)
             progress("tokenize", 0, n_new)
-        _token_counts(con, counter, stage_text, fields["text"], n_new, batch_size, progress)
+        if not fused:
+            _token_counts(con, counter, stage_text, fields["text"], n_new, batch_size, progress)
+        elif progress:
+            progress("tokenize", n_new, n_new)
         if progress:
             progress("insert", 0, n_new)
-        _prepare_rows(con, srcs.stats)
+        _prepare_rows(con, srcs.stats, tokens_staged=fused)
         options = {k: v for k, v in fields.items() if v}
         options["copy_text"] = bool(srcs.copy_text)
         options["duplicates_in_input"] = bool(has_dups)
@@ -255,6 +264,8 @@ class _Sources:
     stats: list[tuple[str, int, str]]
     columns: list[str] = field(default_factory=list)
     types: dict[str, str] = field(default_factory=dict)
+    #: the query that reads them (the relation registered as `_src`)
+    sql: str = ""
 
 
 def _read_sources(con: duckdb.DuckDBPyConnection, paths: list[str], copy_text: bool) -> _Sources:
@@ -273,6 +284,7 @@ def _open_source(con: duckdb.DuckDBPyConnection, srcs: _Sources, limits: IngestL
         check_relation(con, rel, srcs.files, srcs.fmt, limits)
         srcs.columns = list(rel.columns)
         srcs.types = {c: str(t) for c, t in zip(rel.columns, rel.types)}
+        srcs.sql = rel.sql_query()
         con.register("_src", rel)
     except duckdb.Error as exc:
         raise _reader_error(exc, srcs.files, srcs.fmt, limits) from exc
@@ -314,9 +326,13 @@ def _stage_rows(
     lang: str | None,
     stage_text: bool,
     limits: IngestLimits,
+    *,
+    counter=None,
+    batch_size: int = 20_000,
 ) -> str:
     """Stage every input row's metadata in `temp._stage` (with the text if `stage_text`,
-    else its hash `_th`); returns the doc id expression."""
+    else its hash `_th`); returns the doc id expression. With a token `counter`, the rows
+    stream through Python once and `_stage` also holds their `n_tokens`."""
     types, text_field = srcs.types, fields["text"]
 
     def col(role: str, const: str | None = None) -> str:
@@ -359,10 +375,49 @@ def _stage_rows(
     else:
         select.append("NULL::JSON AS metadata")
     try:
-        con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
+        if counter is None:
+            con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(select)} FROM _src", params)
+        else:
+            sql = f"SELECT {', '.join(select)}, {text} AS _text FROM ({srcs.sql})"
+            _stage_counted(con, sql, params, counter, batch_size)
     except duckdb.Error as exc:
         raise _reader_error(exc, srcs.files, srcs.fmt, limits) from exc
     return id_expr
+
+
+def _registered(con: duckdb.DuckDBPyConnection, stats: list[tuple[str, int, str]]) -> bool:
+    """Whether any of these files was registered before (by URI)."""
+    uris = [s[0] for s in stats]
+    return bool(
+        scalar(con, "SELECT count(*) FROM ingest_files WHERE list_contains(?, uri)", [uris])
+    )
+
+
+def _stage_counted(
+    con: duckdb.DuckDBPyConnection, select: str, params: list, counter, batch_size: int
+) -> None:
+    """`temp._stage` from the query `select` (whose last column `_text` is the text), with
+    `n_tokens` counted over its Arrow batches instead of the text (one pass)."""
+    reader_con = con.cursor()  # streams while `con` writes the stage
+    try:
+        reader = reader_con.execute(select, params).to_arrow_reader(batch_size)
+        names = reader.schema.names[:-1] + ["n_tokens"]
+        schema = pa.schema([*list(reader.schema)[:-1], pa.field("n_tokens", pa.int64())])
+
+        def batches():
+            for batch in reader:
+                texts = batch.column(len(names) - 1).fill_null("")
+                counts = pa.array(counter.count(texts.to_pylist()), pa.int64())
+                yield pa.RecordBatch.from_arrays([*batch.columns[:-1], counts], names=names)
+
+        stream = pa.RecordBatchReader.from_batches(schema, batches())
+        con.register("_stage_src", stream)
+        try:
+            con.execute("CREATE TEMP TABLE _stage AS SELECT * FROM _stage_src")
+        finally:
+            con.unregister("_stage_src")
+    finally:
+        reader_con.close()
 
 
 def _date_columns(name: str | None, types: dict[str, str]) -> list[str]:
@@ -450,9 +505,17 @@ _ROLLUP = f"""SELECT source, domain, lang, year(date) AS year,
               FROM {{src}} GROUP BY ALL"""
 
 
-def _prepare_rows(con: duckdb.DuckDBPyConnection, stats: list[tuple[str, int, str]]) -> None:
+def _prepare_rows(
+    con: duckdb.DuckDBPyConnection, stats: list[tuple[str, int, str]], *, tokens_staged: bool
+) -> None:
     """Everything but the ids, before the lock: the rows to insert (`temp._pre`, with a file
-    index instead of a file id) and their rollup (`temp._roll`)."""
+    index instead of a file id) and their rollup (`temp._roll`). `tokens_staged`: the token
+    counts are in `_stage` (else in `_tok`)."""
+    tokens = (
+        "n.n_tokens FROM temp._stage n JOIN temp._new t ON n.rowid = t._row"
+        if tokens_staged
+        else "t.n_tokens FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row"
+    )
     uris = [s[0] for s in stats]
     con.execute(
         "CREATE TEMP TABLE _files AS SELECT unnest(?::VARCHAR[]) AS uri, "
@@ -460,10 +523,9 @@ def _prepare_rows(con: duckdb.DuckDBPyConnection, stats: list[tuple[str, int, st
         [uris, uris],
     )
     con.execute(
-        """CREATE TEMP TABLE _pre AS
+        f"""CREATE TEMP TABLE _pre AS
            SELECT n.doc_id, n.source, n.domain, n.lang, n.date, n.url, n.title,
-                  n.n_bytes, n.n_chars, t.n_tokens, n.metadata, f.fidx, n._frow
-           FROM temp._stage n JOIN temp._tok t ON n.rowid = t._row
+                  n.n_bytes, n.n_chars, n.metadata, f.fidx, n._frow, {tokens}
            JOIN temp._files f ON f.uri = n._file"""
     )
     con.execute(f"CREATE TEMP TABLE _roll AS {_ROLLUP.format(src='temp._pre')}")
