@@ -154,12 +154,8 @@ def ingest(
     `limits` bounds record size, decompression, nesting and spill (default: the
     environment's `$MIXSCOPE_MAX_*`, else IngestLimits' defaults); a file beyond one is
     refused before its content is loaded.
-
-    Steps: read and check the sources (`_read_sources`, `_open_source`, `_resolve_fields`),
-    stage and validate the rows (`_stage_rows`), keep the new ones (`_new_rows`), count their
-    tokens (`_token_counts`), prepare the rows to insert (`_prepare_rows`), commit
-    (`_commit`).
-    """
+    Steps: read the sources, stage and validate the rows, keep and count the new ones,
+    prepare them, commit."""
     limits = limits or IngestLimits.from_env()
     if not paths:
         raise IngestError("no input files given.")
@@ -170,87 +166,35 @@ def ingest(
     try:
         con.execute(f"SET max_temp_directory_size='{int(limits.max_temp_bytes)}B'")
         srcs = _read_sources(con, paths, copy_text)
-        tokenizer = dict(con.execute("SELECT key, value FROM meta").fetchall()).get(
-            "tokenizer", DEFAULT_TOKENIZER
-        )
+        tokenizer = _tokenizer_name(con)
         counter = get_token_counter(tokenizer)
         _open_source(con, srcs, limits)
-        fields, extra = _resolve_fields(
-            srcs,
-            text_field,
-            source,
-            id=id_field,
-            date=date_field,
-            url=url_field,
-            domain=domain_field,
-            lang=lang_field,
-            title=title_field,
-            source_field=source_field,
-        )
-        # The text is staged only where it is copied or cannot be read back by file + row
-        # (JSONL, CSV); otherwise the token counts read it from the source again.
-        stage_text = srcs.copy_text or "file_row_number" not in srcs.columns
-        # First registration of these files: count tokens in the same pass that stages the
-        # rows (one read of the text). A re-ingest counts only the rows that turn out new.
-        fused = not stage_text and not _registered(con, srcs.stats)
+        roles = dict(id=id_field, date=date_field, url=url_field, domain=domain_field,
+                     lang=lang_field, title=title_field, source_field=source_field)  # fmt: skip
+        fields, extra = _resolve_fields(srcs, text_field, source, **roles)
         if progress:
             progress("read", 0, 0)
-        id_expr = _stage_rows(
-            con, srcs, fields, extra, source, domain, lang, stage_text, limits,
-            counter=counter if fused else None, batch_size=batch_size,
-        )  # fmt: skip
-        n_read, n_empty, n_unique = _validate_stage(
-            con, fields, srcs.fmt, srcs.files, limits, text="text" if stage_text else "_th"
+        st = _stage_and_validate(
+            con, srcs, fields, extra, (source, domain, lang), limits, counter, batch_size
         )
-        if progress:
-            progress("read", n_read, n_read)
-            progress("dedupe", 0, n_read)
-        has_dups = n_unique != n_read - n_empty
-        n_new = _new_rows(con, has_dups)
-        if progress:
-            progress("dedupe", n_read, n_read)
-            progress("tokenize", 0, n_new)
-        if not fused:
-            _token_counts(con, counter, stage_text, fields["text"], n_new, batch_size, progress)
-        elif progress:
-            progress("tokenize", n_new, n_new)
+        has_dups = st.n_unique != st.n_read - st.n_empty
+        seen_ingest = scalar(con, "SELECT COALESCE(max(ingest_id), 0) FROM ingests")
+        n_new = _count_new(con, st, has_dups, counter, text_field, batch_size, progress)
         if progress:
             progress("insert", 0, n_new)
-        _prepare_rows(con, srcs.stats, tokens_staged=fused)
+        _prepare_rows(con, srcs.stats, tokens_staged=st.fused)
         options = {k: v for k, v in fields.items() if v}
-        options["copy_text"] = bool(srcs.copy_text)
-        options["duplicates_in_input"] = bool(has_dups)
-        n_new, n_tokens = _commit(
-            workspace,
-            con,
-            srcs,
-            on_wait=on_wait,
-            text_field=text_field,
-            id_expr=id_expr,
-            source_name=source or f"field:{fields['source']}",
-            n_read=n_read,
-            tokenizer=f"{tokenizer} sha256:{counter.sha256}",
-            tokenizer_sha256=counter.sha256,
-            options=options,
-            started=started,
-        )
+        options.update(copy_text=bool(srcs.copy_text), duplicates_in_input=bool(has_dups))
+        record = _IngestRecord(
+            source or f"field:{fields['source']}", text_field, st.id_expr, st.n_read,
+            f"{tokenizer} sha256:{counter.sha256}", counter.sha256, options, started, seen_ingest,
+        )  # fmt: skip
+        n_new, n_tokens = _commit(workspace, con, srcs, record, on_wait=on_wait)
         if progress:
             progress("insert", n_new, n_new)
     finally:
         workspace.close(con)
-    return IngestReport(
-        source=source or f"field:{fields['source']}",
-        format=srcs.fmt or "",
-        files=[str(f) for f in srcs.files],
-        n_read=int(n_read),
-        n_added=int(n_new),
-        n_skipped_existing=int(n_unique - n_new),
-        n_skipped_empty=int(n_empty),
-        n_duplicate_in_input=int(n_read - n_empty - n_unique),
-        n_tokens_added=int(n_tokens),
-        tokenizer=tokenizer,
-        fields=fields,
-    )
+    return _report(record.source, srcs, st, n_new, n_tokens, tokenizer, fields)
 
 
 @dataclass
@@ -266,6 +210,93 @@ class _Sources:
     types: dict[str, str] = field(default_factory=dict)
     #: the query that reads them (the relation registered as `_src`)
     sql: str = ""
+
+
+@dataclass
+class _Staged:
+    """What staging found: how the tokens are counted and the row counts."""
+
+    id_expr: str
+    #: the text is in `_stage` (copied, or not readable back by file + row)
+    stage_text: bool
+    #: the token counts were made while staging (`_stage.n_tokens`)
+    fused: bool
+    n_read: int
+    n_empty: int
+    n_unique: int
+
+
+def _stage_and_validate(
+    con: duckdb.DuckDBPyConnection,
+    srcs: _Sources,
+    fields: dict[str, str | None],
+    extra: list[str],
+    consts: tuple[str | None, str | None, str | None],
+    limits: IngestLimits,
+    counter,
+    batch_size: int,
+) -> _Staged:
+    """Stage the rows (`consts`: the constant source, domain and lang) and validate them.
+
+    The text is staged only where it is copied or cannot be read back by file + row (JSONL,
+    CSV). On a first registration of these files the tokens are counted in the staging pass
+    (one read of the text); a re-ingest counts only the rows that turn out new."""
+    stage_text = srcs.copy_text or "file_row_number" not in srcs.columns
+    fused = not stage_text and not _registered(con, srcs.stats)
+    id_expr = _stage_rows(
+        con, srcs, fields, extra, *consts, stage_text, limits,
+        counter=counter if fused else None, batch_size=batch_size,
+    )  # fmt: skip
+    counts = _validate_stage(
+        con, fields, srcs.fmt, srcs.files, limits, text="text" if stage_text else "_th"
+    )
+    return _Staged(id_expr, stage_text, fused, *counts)
+
+
+@dataclass
+class _IngestRecord:
+    """The row of `ingests` (and of `ingest_files`) known before the commit."""
+
+    source: str
+    text_field: str
+    id_expr: str
+    n_read: int
+    tokenizer: str
+    tokenizer_sha256: str
+    options: dict
+    started: dt.datetime
+    #: the last ingest committed when the new rows were chosen
+    seen_ingest: int
+
+
+def _report(
+    source: str,
+    srcs: _Sources,
+    st: _Staged,
+    n_new: int,
+    n_tokens: int,
+    tokenizer: str,
+    fields: dict[str, str | None],
+) -> IngestReport:
+    return IngestReport(
+        source=source,
+        format=srcs.fmt or "",
+        files=[str(f) for f in srcs.files],
+        n_read=int(st.n_read),
+        n_added=int(n_new),
+        n_skipped_existing=int(st.n_unique - n_new),
+        n_skipped_empty=int(st.n_empty),
+        n_duplicate_in_input=int(st.n_read - st.n_empty - st.n_unique),
+        n_tokens_added=int(n_tokens),
+        tokenizer=tokenizer,
+        fields=fields,
+    )
+
+
+def _tokenizer_name(con: duckdb.DuckDBPyConnection) -> str:
+    """The workspace's tokenizer (meta `tokenizer`, else the default)."""
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    return meta.get("tokenizer", DEFAULT_TOKENIZER)
 
 
 def _read_sources(con: duckdb.DuckDBPyConnection, paths: list[str], copy_text: bool) -> _Sources:
@@ -454,6 +485,30 @@ def _new_rows(con: duckdb.DuckDBPyConnection, has_dups: bool) -> int:
     return scalar(con, "SELECT count(*) FROM temp._new")
 
 
+def _count_new(
+    con: duckdb.DuckDBPyConnection,
+    st: _Staged,
+    has_dups: bool,
+    counter,
+    text_field: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> int:
+    """Choose the new rows and count their tokens unless staging did; returns their number."""
+    if progress:
+        progress("read", st.n_read, st.n_read)
+        progress("dedupe", 0, st.n_read)
+    n_new = _new_rows(con, has_dups)
+    if progress:
+        progress("dedupe", st.n_read, st.n_read)
+        progress("tokenize", 0, n_new)
+    if not st.fused:
+        _token_counts(con, counter, st.stage_text, text_field, n_new, batch_size, progress)
+    elif progress:
+        progress("tokenize", n_new, n_new)
+    return n_new
+
+
 def _token_counts(
     con: duckdb.DuckDBPyConnection,
     counter,
@@ -535,59 +590,17 @@ def _commit(
     workspace: Workspace,
     con: duckdb.DuckDBPyConnection,
     srcs: _Sources,
+    record: _IngestRecord,
     *,
     on_wait,
-    text_field: str,
-    id_expr: str,
-    source_name: str,
-    n_read: int,
-    tokenizer: str,
-    tokenizer_sha256: str,
-    options: dict,
-    started: dt.datetime,
 ) -> tuple[int, int]:
     """Insert the prepared rows in one transaction under the workspace lock; returns (the
-    documents added, their tokens). Only ids committed since the read are checked there
-    (ingests after the last one seen, or rows of no ingest)."""
-    seen_ingest = scalar(con, "SELECT COALESCE(max(ingest_id), 0) FROM ingests")
-    stats = srcs.stats
-    uris = [s[0] for s in stats]
+    documents added, their tokens)."""
     with workspace.write(job="ingest", con=con, on_wait=on_wait):
         ingest_id = scalar(con, "SELECT COALESCE(max(ingest_id), 0) + 1 FROM ingests")
         first_file = scalar(con, "SELECT COALESCE(max(file_id), 0) + 1 FROM ingest_files")
-        con.execute(
-            "INSERT INTO ingest_files SELECT ? + fidx, ?, uri, ?, ?, ?, f.size, f.mtime, "
-            "NULL, ? FROM (SELECT unnest(?::VARCHAR[]) AS uri, unnest(?::BIGINT[]) AS size, "
-            "unnest(?::VARCHAR[]) AS mtime, "
-            "generate_subscripts(?::VARCHAR[], 1) - 1 AS fidx) f",
-            [
-                first_file,
-                ingest_id,
-                srcs.fmt,
-                text_field,
-                id_expr,
-                bool(srcs.copy_text),
-                uris,
-                [s[1] for s in stats],
-                [s[2] for s in stats],
-                uris,
-            ],
-        )
-        # Another writer may have committed the same ids since the read: keep only new.
-        late = scalar(
-            con,
-            "SELECT count(*) FROM temp._pre p SEMI JOIN (SELECT doc_id FROM documents "
-            "WHERE ingest_id > ? OR ingest_id IS NULL) d ON d.doc_id = p.doc_id",
-            [seen_ingest],
-        )
-        src = "temp._pre"
-        if late:
-            con.execute(
-                "CREATE TEMP TABLE _ins AS SELECT * FROM temp._pre p "
-                "ANTI JOIN documents d ON d.doc_id = p.doc_id"
-            )
-            src = "temp._ins"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _roll AS {_ROLLUP.format(src=src)}")
+        _insert_files(con, srcs, record, ingest_id, first_file)
+        src = _drop_late(con, record.seen_ingest)
         con.execute(
             "INSERT INTO documents SELECT doc_id, source, domain, lang, date, url, title, "
             "n_bytes, n_chars, n_tokens, metadata, CAST(? AS BIGINT), ? + fidx, _frow "
@@ -610,24 +623,73 @@ def _commit(
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 ingest_id,
-                source_name,
+                record.source,
                 [str(f) for f in srcs.files],
                 srcs.fmt,
-                _files_digest(stats),
-                n_read,
+                _files_digest(srcs.stats),
+                record.n_read,
                 n_new,
                 int(n_tokens),
-                tokenizer,
-                json.dumps(options),
-                started,
+                record.tokenizer,
+                json.dumps(record.options),
+                record.started,
                 dt.datetime.now(dt.UTC).replace(tzinfo=None),
             ],
         )
-        set_meta(con, "tokenizer_sha256", tokenizer_sha256)
+        set_meta(con, "tokenizer_sha256", record.tokenizer_sha256)
         from analytics.text import refresh_text_view  # (text imports ingest.formats)
 
         refresh_text_view(con)
     return int(n_new), int(n_tokens)
+
+
+def _insert_files(
+    con: duckdb.DuckDBPyConnection,
+    srcs: _Sources,
+    record: _IngestRecord,
+    ingest_id: int,
+    first_file: int,
+) -> None:
+    """The `ingest_files` rows: one per data file, ids from `first_file` on."""
+    uris = [s[0] for s in srcs.stats]
+    con.execute(
+        "INSERT INTO ingest_files SELECT ? + fidx, ?, uri, ?, ?, ?, f.size, f.mtime, "
+        "NULL, ? FROM (SELECT unnest(?::VARCHAR[]) AS uri, unnest(?::BIGINT[]) AS size, "
+        "unnest(?::VARCHAR[]) AS mtime, "
+        "generate_subscripts(?::VARCHAR[], 1) - 1 AS fidx) f",
+        [
+            first_file,
+            ingest_id,
+            srcs.fmt,
+            record.text_field,
+            record.id_expr,
+            bool(srcs.copy_text),
+            uris,
+            [s[1] for s in srcs.stats],
+            [s[2] for s in srcs.stats],
+            uris,
+        ],
+    )
+
+
+def _drop_late(con: duckdb.DuckDBPyConnection, seen_ingest: int) -> str:
+    """The table of rows to insert: `temp._pre`, or without the ids another writer committed
+    since the read (only ingests after `seen_ingest`, or rows of no ingest, are checked);
+    `temp._roll` follows."""
+    late = scalar(
+        con,
+        "SELECT count(*) FROM temp._pre p SEMI JOIN (SELECT doc_id FROM documents "
+        "WHERE ingest_id > ? OR ingest_id IS NULL) d ON d.doc_id = p.doc_id",
+        [seen_ingest],
+    )
+    if not late:
+        return "temp._pre"
+    con.execute(
+        "CREATE TEMP TABLE _ins AS SELECT * FROM temp._pre p "
+        "ANTI JOIN documents d ON d.doc_id = p.doc_id"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _roll AS {_ROLLUP.format(src='temp._ins')}")
+    return "temp._ins"
 
 
 def _validate_stage(
