@@ -1,9 +1,11 @@
 """Ingest documents into a workspace: atomic, idempotent, inside DuckDB's readers.
 
-`ingest()` stages every input row in a temporary DuckDB table, validates it (missing text,
+`ingest()` stages every input row's metadata in a temporary DuckDB table (the text itself
+only when it is copied or cannot be read back by file + row), validates it (missing text,
 wrong types, unparsable dates, conflicting ids), counts tokens with the workspace tokenizer
-over Arrow batches, and inserts only documents whose id is new. All of it happens in one
-`Workspace.write()` job, so a failure anywhere leaves the published workspace unchanged.
+over Arrow batches (in the staging pass on a first registration of Parquet files, else for
+the new rows only), and inserts only documents whose id is new, in one short commit; a
+failure anywhere leaves the published workspace unchanged.
 """
 
 from __future__ import annotations
