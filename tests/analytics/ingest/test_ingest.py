@@ -316,8 +316,8 @@ def _docs(ws: Workspace) -> list[tuple]:
     return (
         ws.cursor()
         .execute(
-            "SELECT doc_id, source, date, url, n_bytes, n_chars, n_tokens, CAST(metadata AS VARCHAR),"
-            " text_row FROM documents ORDER BY doc_id"
+            "SELECT doc_id, source, date, url, n_bytes, n_chars, n_tokens, "
+            "CAST(metadata AS VARCHAR), text_row FROM documents ORDER BY doc_id"
         )
         .fetchall()
     )
