@@ -43,12 +43,48 @@ def _q(name: str) -> str:
 
 
 def convert_single_file(path, *, progress: Progress | None = None) -> ConvertReport:
+    """Convert the single-file workspace at `path` into a lakehouse: read the old file,
+    copy every table in one transaction, check the counts, then move the file to backups/."""
     ws = Workspace(path)
     old_path = ws.legacy_db_path
     if ws.exists:
         raise WorkspaceError(f"{ws.path}: already a lakehouse workspace; nothing to convert.")
     if not old_path.exists():
         raise WorkspaceError(f"{ws.path}: no single-file workspace ({old_path.name}) here.")
+    tables, meta = _read_old(old_path)
+    old_version = int(meta.get("schema_version", 0))
+    if old_version > 5:
+        raise WorkspaceError(f"{old_path}: schema version {old_version} is not a 0.1 workspace.")
+    if "documents" not in tables:
+        raise WorkspaceError(f"{old_path}: holds no documents table.")
+    report = ConvertReport(workspace=str(ws.path), backup="")
+    try:
+        ws._create(tokenizer=meta.get("tokenizer", DEFAULT_TOKENIZER), catalog=None, data=None)
+        with ws.write(job="migrate") as con:
+            con.execute(f"ATTACH {_lit(str(old_path))} AS old (READ_ONLY)")
+            todo = [t for t in tables if t not in _SKIP]
+            _copy_all(con, meta, todo, progress)
+            _check_counts(con, todo, report)
+        ws._publish_config()
+    except BaseException:
+        for name in (CATALOG_NAME, CATALOG_NAME + "-wal", CATALOG_NAME + "-shm"):
+            (ws.path / name).unlink(missing_ok=True)
+        shutil.rmtree(ws.path / "data", ignore_errors=True)
+        raise
+    backups = ws.path / "backups"
+    backups.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    dst = backups / f"mixscope-v{old_version}-single-file-{stamp}.duckdb"
+    shutil.move(str(old_path), dst)
+    report.backup = str(dst)
+    if progress:
+        progress("done", 1, 1)
+    assert ws.schema_version() == LATEST_VERSION
+    return report
+
+
+def _read_old(old_path) -> tuple[list[str], dict]:
+    """The old file's table names and its meta key/values."""
     probe = duckdb.connect(":memory:")
     try:
         probe.execute(f"ATTACH {_lit(str(old_path))} AS old (READ_ONLY)")
@@ -67,62 +103,46 @@ def convert_single_file(path, *, progress: Progress | None = None) -> ConvertRep
         ) from exc
     finally:
         probe.close()
-    old_version = int(meta.get("schema_version", 0))
-    if old_version > 5:
-        raise WorkspaceError(f"{old_path}: schema version {old_version} is not a 0.1 workspace.")
-    if "documents" not in tables:
-        raise WorkspaceError(f"{old_path}: holds no documents table.")
-    report = ConvertReport(workspace=str(ws.path), backup="")
-    try:
-        ws._create(tokenizer=meta.get("tokenizer", DEFAULT_TOKENIZER), catalog=None, data=None)
-        with ws.write(job="migrate") as con:
-            con.execute(f"ATTACH {_lit(str(old_path))} AS old (READ_ONLY)")
-            for key, value in meta.items():
-                if key != "schema_version":
-                    con.execute("DELETE FROM meta WHERE key = ?", [key])
-                    con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
-            todo = [t for t in tables if t not in _SKIP]
-            for i, table in enumerate(todo):
-                if progress:
-                    progress(f"copy {table}", i, len(todo))
-                _copy_table(con, table)
-            con.execute(
-                f"""INSERT INTO doc_rollup
-                    SELECT ingest_id, source, domain, lang, year(date), {LEN_BUCKET_SQL},
-                           count(*), sum(n_tokens), sum(n_bytes), sum(n_chars)
-                    FROM documents GROUP BY ALL"""
-            )
-            refresh_text_view(con)
-            for table in todo:
-                n_old = con.execute(f"SELECT count(*) FROM old.{_q(table)}").fetchone()[0]
-                n_new = con.execute(f"SELECT count(*) FROM ws.main.{_q(table)}").fetchone()[0]
-                if n_old != n_new:
-                    raise WorkspaceError(f"{table}: {n_old} rows before, {n_new} after converting.")
-                report.tables[table] = int(n_new)
-            n_texts = con.execute("SELECT count(*) FROM texts").fetchone()[0]
-            tok_old, tok_new = con.execute(
-                "SELECT (SELECT sum(n_tokens) FROM old.documents), "
-                "(SELECT sum(n_tokens) FROM documents)"
-            ).fetchone()
-            if n_texts != report.tables["documents"] or tok_old != tok_new:
-                raise WorkspaceError("documents: texts or token totals differ after converting.")
-            report.documents, report.tokens = int(n_texts), int(tok_new or 0)
-        ws._publish_config()
-    except BaseException:
-        for name in (CATALOG_NAME, CATALOG_NAME + "-wal", CATALOG_NAME + "-shm"):
-            (ws.path / name).unlink(missing_ok=True)
-        shutil.rmtree(ws.path / "data", ignore_errors=True)
-        raise
-    backups = ws.path / "backups"
-    backups.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    dst = backups / f"mixscope-v{old_version}-single-file-{stamp}.duckdb"
-    shutil.move(str(old_path), dst)
-    report.backup = str(dst)
-    if progress:
-        progress("done", 1, 1)
-    assert ws.schema_version() == LATEST_VERSION
-    return report
+    return tables, meta
+
+
+def _copy_all(
+    con: duckdb.DuckDBPyConnection, meta: dict, todo: list[str], progress: Progress | None
+) -> None:
+    """Copy the meta values and the tables `todo` from `old`; rebuild the rollup."""
+    for key, value in meta.items():
+        if key != "schema_version":
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+            con.execute("INSERT INTO meta VALUES (?, ?)", [key, value])
+    for i, table in enumerate(todo):
+        if progress:
+            progress(f"copy {table}", i, len(todo))
+        _copy_table(con, table)
+    con.execute(
+        f"""INSERT INTO doc_rollup
+            SELECT ingest_id, source, domain, lang, year(date), {LEN_BUCKET_SQL},
+                   count(*), sum(n_tokens), sum(n_bytes), sum(n_chars)
+            FROM documents GROUP BY ALL"""
+    )
+    refresh_text_view(con)
+
+
+def _check_counts(con: duckdb.DuckDBPyConnection, todo: list[str], report: ConvertReport) -> None:
+    """Every copied table holds as many rows as before, every document its text and the
+    token totals agree; fills `report`."""
+    for table in todo:
+        n_old = con.execute(f"SELECT count(*) FROM old.{_q(table)}").fetchone()[0]
+        n_new = con.execute(f"SELECT count(*) FROM ws.main.{_q(table)}").fetchone()[0]
+        if n_old != n_new:
+            raise WorkspaceError(f"{table}: {n_old} rows before, {n_new} after converting.")
+        report.tables[table] = int(n_new)
+    n_texts = con.execute("SELECT count(*) FROM texts").fetchone()[0]
+    tok_old, tok_new = con.execute(
+        "SELECT (SELECT sum(n_tokens) FROM old.documents), (SELECT sum(n_tokens) FROM documents)"
+    ).fetchone()
+    if n_texts != report.tables["documents"] or tok_old != tok_new:
+        raise WorkspaceError("documents: texts or token totals differ after converting.")
+    report.documents, report.tokens = int(n_texts), int(tok_new or 0)
 
 
 def _copy_table(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -212,32 +212,53 @@ class Catalog:
                 "GROUP BY table_id"
             )
         )
-        # the last change <= s of each table's files, deletes and columns
+        changed, schema_changed, cols = self._changes(s)
+        inlined = self._inlined(s, changed)
+        base = data_path.rstrip("/") + "/"
+        plans = []
+        for tid, name, tpath, trel, tbegin in tables:
+            p = self._table_plan(
+                s, tid, name, files.get(tid, []), cols.get(tid, []), changed,
+                schema_changed.get(tid, 0), tbegin, inlined.get(tid, []), deletes.get(tid),
+            )  # fmt: skip
+            if p.kind == "files":
+                p.files = [
+                    _join((base, True), (schema_path, bool(schema_rel)), (tpath, bool(trel)),
+                          (f[1], bool(f[2])))
+                    for f in files.get(tid, [])
+                ]  # fmt: skip
+            plans.append(p)
+        views = self._views(s, schema_id)
+        return None if views is None else Plan(snapshot=s, tables=plans, views=views)
+
+    def _changes(self, s: int) -> tuple[dict[int, int], dict[int, int], dict[int, list[tuple]]]:
+        """Per table: the last change <= s of its files and deletes, of its columns, and its
+        columns at s (column_id, name, type, parent)."""
         changed: dict[int, int] = {}
         schema_changed: dict[int, int] = {}
-
-        def bump(d: dict, tid: int, v) -> None:
-            if v is not None and v <= s:
-                d[tid] = max(d.get(tid, 0), int(v))
-
         for tbl in ("ducklake_data_file", "ducklake_delete_file"):
             for tid, b, e in self._all(
                 f"SELECT table_id, max(begin_snapshot), max(CASE WHEN end_snapshot <= {s} "
                 f"THEN end_snapshot END) FROM {tbl} WHERE begin_snapshot <= {s} GROUP BY 1"
             ):
-                bump(changed, tid, b)
-                bump(changed, tid, e)
+                _bump(changed, tid, b, s)
+                _bump(changed, tid, e, s)
         cols: dict[int, list[tuple]] = {}
         for tid, b, e, cid, name, ctype, parent in self._all(
             "SELECT table_id, begin_snapshot, end_snapshot, column_id, column_name, "
             f"column_type, parent_column FROM ducklake_column WHERE begin_snapshot <= {s} "
             "ORDER BY table_id, column_order"
         ):
-            bump(schema_changed, tid, b)
-            bump(schema_changed, tid, e)
+            _bump(schema_changed, tid, b, s)
+            _bump(schema_changed, tid, e, s)
             if e is None or e > s:
                 cols.setdefault(tid, []).append((cid, name, ctype, parent))
-        inlined: dict[int, list[tuple[str, int, int, int]]] = {}
+        return changed, schema_changed, cols
+
+    def _inlined(self, s: int, changed: dict[int, int]) -> dict[int, list[tuple[str, int]]]:
+        """Per table, its inlined-data tables holding rows visible at s (name, rows); their
+        changes bump `changed`."""
+        inlined: dict[int, list[tuple[str, int]]] = {}
         for tid, name, _v in self._all(
             "SELECT table_id, table_name, schema_version FROM ducklake_inlined_data_tables"
         ):
@@ -246,64 +267,71 @@ class Catalog:
                 f"max(CASE WHEN end_snapshot <= {s} THEN end_snapshot END) "
                 f"FROM {_q(name)} WHERE begin_snapshot <= {s}"
             )[0]
-            bump(changed, tid, b)
-            bump(changed, tid, e)
+            _bump(changed, tid, b, s)
+            _bump(changed, tid, e, s)
             if n:
                 inlined.setdefault(tid, []).append((name, n))
-        plans = []
-        for tid, name, tpath, trel, tbegin in tables:
-            bump(changed, tid, tbegin)
-            sch = schema_changed.get(tid, 0)
-            bump(changed, tid, sch)
-            tfiles = files.get(tid, [])
-            n_inline_del, b_del = 0, None
-            with contextlib.suppress(sqlite3.OperationalError):
-                ids = {f[0] for f in tfiles}
-                rows = self._all(
-                    f"SELECT file_id, begin_snapshot FROM ducklake_inlined_delete_{int(tid)} "
-                    f"WHERE begin_snapshot <= {s}"
-                )
-                n_inline_del = sum(1 for fid, _ in rows if fid in ids)
-                b_del = max((b for _, b in rows), default=None)
-            bump(changed, tid, b_del)
-            tcols = cols.get(tid, [])
-            p = TablePlan(
-                name=name,
-                table_id=tid,
-                kind="files",
-                stamp=changed.get(tid, 0),
-                schema_stamp=sch,
-                columns=[c[1] for c in tcols if c[3] is None],
-                types=_duck_types(tcols),
-                rows=sum(f[3] or 0 for f in tfiles) + sum(n for _, n in inlined.get(tid, [])),
+        return inlined
+
+    def _table_plan(
+        self,
+        s: int,
+        tid: int,
+        name: str,
+        tfiles: list[tuple],
+        tcols: list[tuple],
+        changed: dict[int, int],
+        sch: int,
+        tbegin: int,
+        inlined: list[tuple[str, int]],
+        n_deletes: int | None,
+    ) -> TablePlan:
+        """How table `tid` is read at s: its files, a copy, or through DuckLake (why)."""
+        _bump(changed, tid, tbegin, s)
+        _bump(changed, tid, sch, s)
+        n_inline_del, b_del = 0, None
+        with contextlib.suppress(sqlite3.OperationalError):
+            ids = {f[0] for f in tfiles}
+            rows = self._all(
+                f"SELECT file_id, begin_snapshot FROM ducklake_inlined_delete_{int(tid)} "
+                f"WHERE begin_snapshot <= {s}"
             )
-            why = []
-            if deletes.get(tid) or n_inline_del:
-                why.append("rows deleted from its files")
-            if tfiles and sch > min(f[4] for f in tfiles):
-                why.append("columns changed since its files were written")
-            if any(f[5] is not None or f[6] or f[7] is not None for f in tfiles):
-                why.append("partitioned, encrypted or mapped files")
-            if any((f[9] or "parquet") != "parquet" or f[8] is not None for f in tfiles):
-                why.append("partial or non-Parquet files")
-            for iname, _n in inlined.get(tid, []):
-                icols = [r[1] for r in self._all(f"PRAGMA table_info({_q(iname)})")][3:]
-                if icols != p.columns:
-                    why.append("inlined rows of an older schema")
-                p.inlined.append((iname, icols))
-            if p.inlined and (p.types is None or not set(p.types) <= INLINED_TYPES):
-                why.append("inlined rows with nested or unmapped columns")
-            if why:
-                p.kind = "copy" if p.rows <= SMALL_ROWS else "lake"
-                p.reason = "; ".join(why)
-            else:
-                base = data_path.rstrip("/") + "/"
-                p.files = [
-                    _join((base, True), (schema_path, bool(schema_rel)), (tpath, bool(trel)),
-                          (f[1], bool(f[2])))
-                    for f in tfiles
-                ]  # fmt: skip
-            plans.append(p)
+            n_inline_del = sum(1 for fid, _ in rows if fid in ids)
+            b_del = max((b for _, b in rows), default=None)
+        _bump(changed, tid, b_del, s)
+        p = TablePlan(
+            name=name,
+            table_id=tid,
+            kind="files",
+            stamp=changed.get(tid, 0),
+            schema_stamp=sch,
+            columns=[c[1] for c in tcols if c[3] is None],
+            types=_duck_types(tcols),
+            rows=sum(f[3] or 0 for f in tfiles) + sum(n for _, n in inlined),
+        )
+        why = []
+        if n_deletes or n_inline_del:
+            why.append("rows deleted from its files")
+        if tfiles and sch > min(f[4] for f in tfiles):
+            why.append("columns changed since its files were written")
+        if any(f[5] is not None or f[6] or f[7] is not None for f in tfiles):
+            why.append("partitioned, encrypted or mapped files")
+        if any((f[9] or "parquet") != "parquet" or f[8] is not None for f in tfiles):
+            why.append("partial or non-Parquet files")
+        for iname, _n in inlined:
+            icols = [r[1] for r in self._all(f"PRAGMA table_info({_q(iname)})")][3:]
+            if icols != p.columns:
+                why.append("inlined rows of an older schema")
+            p.inlined.append((iname, icols))
+        if p.inlined and (p.types is None or not set(p.types) <= INLINED_TYPES):
+            why.append("inlined rows with nested or unmapped columns")
+        if why:
+            p.kind = "copy" if p.rows <= SMALL_ROWS else "lake"
+            p.reason = "; ".join(why)
+        return p
+
+    def _views(self, s: int, schema_id: int) -> list[tuple[str, str, str | None]] | None:
+        """The DuckDB-dialect views of the schema at s (None: one of another dialect)."""
         views = [
             (name, sql, aliases)
             for name, sql, aliases, dialect in self._all(
@@ -319,7 +347,13 @@ class Catalog:
             )
         ):
             return None
-        return Plan(snapshot=s, tables=plans, views=views)
+        return views
+
+
+def _bump(d: dict, tid: int, v, s: int) -> None:
+    """Raise `d[tid]` to snapshot `v` if `v` is at or before `s`."""
+    if v is not None and v <= s:
+        d[tid] = max(d.get(tid, 0), int(v))
 
 
 class LakeViews:
@@ -522,3 +556,53 @@ class LakeViews:
                     cur.execute(f"DROP TABLE IF EXISTS {self._cache.pop(key)}")
         finally:
             cur.close()
+
+
+def _lost(exc: duckdb.Error) -> bool:
+    """Whether `exc` says the cursor's fast database or the files under it are gone (its
+    snapshot was evicted, or the lake's files of that snapshot were removed)."""
+    text = str(exc)
+    if isinstance(exc, (duckdb.BinderException, duckdb.CatalogException)):
+        return "lake_s" in text and "does not exist" in text
+    if isinstance(exc, duckdb.IOException):
+        return any(s in text for s in ("No such file", "No files found", "Cannot open file"))
+    return False
+
+
+class ReaderCursor:
+    """A reader cursor on a fast database `lake_s<N>` that survives losing it.
+
+    A cursor idle while newer snapshots were built may find its database detached (beyond
+    `KEEP`, unused for `KEEP_S`) or its files removed: `execute` and `sql` then re-open it
+    on the snapshot the reader sees now (the newest, or the pinned one) and run the
+    statement once more. Everything else is the wrapped DuckDB cursor's."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, views: LakeViews, fallback: str):
+        self._cur = cur
+        self._views = views
+        self._fallback = fallback  # the DuckLake catalog, when no fast database can be built
+
+    def _retry(self, method: str, *args, **kwargs):
+        try:
+            return getattr(self._cur, method)(*args, **kwargs)
+        except duckdb.Error as exc:
+            if not _lost(exc):
+                raise
+            self._cur.execute(f"USE {self._views.database() or self._fallback}")
+            return getattr(self._cur, method)(*args, **kwargs)
+
+    def execute(self, *args, **kwargs) -> ReaderCursor:
+        self._retry("execute", *args, **kwargs)
+        return self
+
+    def sql(self, *args, **kwargs) -> duckdb.DuckDBPyRelation:
+        return self._retry("sql", *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._cur, name)
+
+    def __enter__(self) -> ReaderCursor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cur.close()

@@ -124,66 +124,83 @@ def run_query(
     timer = threading.Timer(timeout_s, _interrupt)
     timer.daemon = True
     timer.start()
-    reason = None
     try:
-        rel = cursor.sql(sql, params=params) if params is not None else cursor.sql(sql)
-        if rel is None:  # not a query (only trusted callers get here)
-            return QueryResult(pd.DataFrame(), False)
-        reader = rel.to_arrow_reader(max(1, min(max_rows + 1, 1024)))
-        batches: list[pa.RecordBatch] = []
-        n = 0
-        size = 0
-        for batch in reader:
-            if size + batch.nbytes > max_bytes:
-                batch = _fit(batch, max_bytes - size)
-                batches.append(batch)
-                n += batch.num_rows
-                reason = "bytes"
-                break
-            batches.append(batch)
-            n += batch.num_rows
-            size += batch.nbytes
-            if n > max_rows:
-                reason = "rows"
-                break
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-        if n > max_rows:
-            table = table.slice(0, max_rows)
-            reason = reason or "rows"
-    except duckdb.InterruptException as exc:
-        raise QueryTimeout(
-            f"The query ran past its time limit of {timeout_s:g}s and was stopped."
-        ) from exc
-    except duckdb.PermissionException as exc:
-        raise QueryRefused(f"Refused: {_first_line(exc)}") from exc
-    except duckdb.InvalidInputException as exc:
-        if "configuration has been locked" in str(exc):
-            raise QueryRefused("Refused: settings cannot be changed here.") from exc
-        if user:
-            raise QueryError(_first_line(exc)) from exc
-        raise
-    except duckdb.OutOfMemoryException as exc:
-        raise QueryTooLarge(
-            f"The query needed more memory than it may use and was stopped ({_first_line(exc)})."
-        ) from exc
-    except MemoryError as exc:
-        raise QueryTooLarge(
-            "The query needed more memory than it may use and was stopped."
-        ) from exc
-    except duckdb.Error as exc:
-        if timed_out.is_set():
-            raise QueryTimeout(
-                f"The query ran past its time limit of {timeout_s:g}s and was stopped."
-            ) from exc
-        if user:
-            raise QueryError(_first_line(exc)) from exc
-        raise
+        fetched = _fetch(cursor, sql, params, max_rows, max_bytes)
+    except (duckdb.Error, MemoryError) as exc:
+        err = _query_error(exc, timed_out.is_set(), timeout_s, user)
+        if err is None:
+            raise
+        raise err from exc
     finally:
         timer.cancel()
+    if fetched is None:  # not a query (only trusted callers get here)
+        return QueryResult(pd.DataFrame(), False)
+    table, reason = fetched
     df = table.to_pandas()
     if reason:
         df.attrs["truncated"] = reason
     return QueryResult(df, reason is not None)
+
+
+def _fetch(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | dict[str, Any] | None,
+    max_rows: int,
+    max_bytes: int,
+) -> tuple[pa.Table, str | None] | None:
+    """The result's first rows as (table, why it was cut: "rows", "bytes" or None); None
+    when `sql` is not a query."""
+    rel = cursor.sql(sql, params=params) if params is not None else cursor.sql(sql)
+    if rel is None:
+        return None
+    reader = rel.to_arrow_reader(max(1, min(max_rows + 1, 1024)))
+    batches: list[pa.RecordBatch] = []
+    n = 0
+    size = 0
+    reason = None
+    for batch in reader:
+        if size + batch.nbytes > max_bytes:
+            batch = _fit(batch, max_bytes - size)
+            batches.append(batch)
+            n += batch.num_rows
+            reason = "bytes"
+            break
+        batches.append(batch)
+        n += batch.num_rows
+        size += batch.nbytes
+        if n > max_rows:
+            reason = "rows"
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema)
+    if n > max_rows:
+        table = table.slice(0, max_rows)
+        reason = reason or "rows"
+    return table, reason
+
+
+def _query_error(
+    exc: BaseException, timed_out: bool, timeout_s: float, user: bool
+) -> Exception | None:
+    """The one-line error `exc` is reported as (None: raise it as it is)."""
+    timeout = QueryTimeout(f"The query ran past its time limit of {timeout_s:g}s and was stopped.")
+    if isinstance(exc, duckdb.InterruptException):
+        return timeout
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryRefused(f"Refused: {_first_line(exc)}")
+    if isinstance(exc, duckdb.InvalidInputException):
+        if "configuration has been locked" in str(exc):
+            return QueryRefused("Refused: settings cannot be changed here.")
+        return QueryError(_first_line(exc)) if user else None
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return QueryTooLarge(
+            f"The query needed more memory than it may use and was stopped ({_first_line(exc)})."
+        )
+    if isinstance(exc, MemoryError):
+        return QueryTooLarge("The query needed more memory than it may use and was stopped.")
+    if timed_out:
+        return timeout
+    return QueryError(_first_line(exc)) if user else None
 
 
 def _fit(batch: pa.RecordBatch, budget: int) -> pa.RecordBatch:

@@ -48,7 +48,7 @@ from analytics.db import one, scalar
 from analytics.errors import WorkspaceError
 from analytics.jobs import _alive as alive
 from analytics.lake import configure_remote, is_remote, load_extension, postgres_dsn
-from analytics.lake_views import LakeViews
+from analytics.lake_views import LakeViews, ReaderCursor
 from analytics.migrations import LATEST_VERSION, MIGRATIONS, statements
 
 CONFIG_NAME = "workspace.json"
@@ -135,7 +135,9 @@ class Snapshot:
         cur = self._con.cursor()
         db = self.views.database() if self.views is not None else None
         cur.execute(f"USE {db or ALIAS}")
-        return cur
+        if db is None:
+            return cur
+        return ReaderCursor(cur, self.views, ALIAS)  # re-opened if its snapshot is evicted
 
 
 class Workspace:

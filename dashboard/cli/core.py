@@ -56,6 +56,42 @@ def plain(value: object) -> Text:
     return Text(_CONTROL.sub("", str(value)))
 
 
+def _limit_opt(help: str):  # noqa: A002 - typer's word
+    return Annotated[str | None, typer.Option(help=help)]
+
+
+#: ingest's input limits (IngestLimits; given values override the environment's)
+MaxRecordOpt = _limit_opt(
+    "Longest record (JSONL/CSV line, Parquet value), e.g. 16MiB (default; or "
+    "$MIXSCOPE_MAX_RECORD_BYTES)."
+)
+MaxDepthOpt = _limit_opt("Deepest nesting of a record (default 64; $MIXSCOPE_MAX_JSON_DEPTH).")
+MaxRatioOpt = _limit_opt(
+    "How many times its size a compressed file (gzip, zstd, Parquet dictionary) "
+    "may expand (default 1000; $MIXSCOPE_MAX_EXPANSION_RATIO)."
+)
+MaxExpandedOpt = _limit_opt(
+    "Most bytes one compressed file may expand to (default 200GiB; $MIXSCOPE_MAX_EXPANDED_BYTES)."
+)
+MaxTempOpt = _limit_opt(
+    "Spill space of the ingest in the workspace's .tmp/ (default 50GiB; $MIXSCOPE_MAX_TEMP_BYTES)."
+)
+CatalogOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="For a new workspace: sqlite (default, a file in the workspace) or "
+        "postgresql://USER@HOST:PORT/DB (team server / cluster; password via PGPASSWORD)."
+    ),
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="For a new workspace: where the lake's Parquet files go (default DIR/data/; "
+        "or s3://bucket/prefix/)."
+    ),
+]
+
+
 @app.command()
 def ingest(
     paths: Annotated[
@@ -86,52 +122,13 @@ def ingest(
             "default only metadata and a locator of each text are stored.",
         ),
     ] = False,
-    max_record_bytes: Annotated[
-        str | None,
-        typer.Option(
-            help="Longest record (JSONL/CSV line, Parquet value), e.g. 16MiB (default; or "
-            "$MIXSCOPE_MAX_RECORD_BYTES)."
-        ),
-    ] = None,
-    max_json_depth: Annotated[
-        str | None,
-        typer.Option(help="Deepest nesting of a record (default 64; $MIXSCOPE_MAX_JSON_DEPTH)."),
-    ] = None,
-    max_expansion_ratio: Annotated[
-        str | None,
-        typer.Option(
-            help="How many times its size a compressed file (gzip, zstd, Parquet dictionary) "
-            "may expand (default 1000; $MIXSCOPE_MAX_EXPANSION_RATIO)."
-        ),
-    ] = None,
-    max_expanded_bytes: Annotated[
-        str | None,
-        typer.Option(
-            help="Most bytes one compressed file may expand to (default 200GiB; "
-            "$MIXSCOPE_MAX_EXPANDED_BYTES)."
-        ),
-    ] = None,
-    max_temp_bytes: Annotated[
-        str | None,
-        typer.Option(
-            help="Spill space of the ingest in the workspace's .tmp/ (default 50GiB; "
-            "$MIXSCOPE_MAX_TEMP_BYTES)."
-        ),
-    ] = None,
-    catalog: Annotated[
-        str | None,
-        typer.Option(
-            help="For a new workspace: sqlite (default, a file in the workspace) or "
-            "postgresql://USER@HOST:PORT/DB (team server / cluster; password via PGPASSWORD)."
-        ),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="For a new workspace: where the lake's Parquet files go (default DIR/data/; "
-            "or s3://bucket/prefix/)."
-        ),
-    ] = None,
+    max_record_bytes: MaxRecordOpt = None,
+    max_json_depth: MaxDepthOpt = None,
+    max_expansion_ratio: MaxRatioOpt = None,
+    max_expanded_bytes: MaxExpandedOpt = None,
+    max_temp_bytes: MaxTempOpt = None,
+    catalog: CatalogOpt = None,
+    data: DataOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Register JSONL (.gz/.zst), Parquet, CSV, Dolma or HF datasets where they live;
@@ -146,14 +143,7 @@ def ingest(
         max_expanded_bytes=max_expanded_bytes,
         max_temp_bytes=max_temp_bytes,
     )
-    ws = Workspace(workspace)
-    if not ws.exists:
-        ws.initialise(catalog=catalog, data=data)
-    elif catalog or data:
-        raise MixscopeError(
-            f"{ws.path}: --catalog/--data only apply when creating a workspace; this one "
-            f"already uses {ws.config.get('catalog')} and {ws.data_path}."
-        )
+    ws = _ingest_target(workspace, catalog, data)
     with progress_callback() as cb:
         report = run_ingest(
             ws,
@@ -172,12 +162,33 @@ def ingest(
             copy_text=copy_text,
             limits=limits,
             progress=cb,
-            on_wait=lambda h: console.print(
-                f"waiting for {h.get('job')} (pid {h.get('pid', '?')}, since "
-                f"{h.get('since', '?')}) to commit ...",
-                markup=False,
-            ),
+            on_wait=_say_waiting,
         )
+    _print_ingest(report, ws)
+
+
+def _ingest_target(workspace: Path | None, catalog: str | None, data: str | None) -> Workspace:
+    """The workspace to ingest into, created with `catalog`/`data` when new."""
+    ws = Workspace(workspace)
+    if not ws.exists:
+        ws.initialise(catalog=catalog, data=data)
+    elif catalog or data:
+        raise MixscopeError(
+            f"{ws.path}: --catalog/--data only apply when creating a workspace; this one "
+            f"already uses {ws.config.get('catalog')} and {ws.data_path}."
+        )
+    return ws
+
+
+def _say_waiting(holder: dict) -> None:
+    console.print(
+        f"waiting for {holder.get('job')} (pid {holder.get('pid', '?')}, since "
+        f"{holder.get('since', '?')}) to commit ...",
+        markup=False,
+    )
+
+
+def _print_ingest(report, ws: Workspace) -> None:
     console.print(
         f"[green]ingested[/green] {report.n_added:,} new documents "
         f"({report.n_tokens_added:,} tokens, {report.tokenizer}) from {len(report.files)} "

@@ -173,3 +173,26 @@ def test_switched_off_and_copies_reused(workspace, monkeypatch):
     kept = {k: v for k, v in copies.items() if k[1] != small_id}
     assert kept and all(views._cache.get(k) == v for k, v in kept.items())
     assert {k for k in views._cache if k[1] == small_id} != {k for k in copies if k[1] == small_id}
+
+
+def test_an_idle_reader_survives_its_snapshot_evicted(workspace, monkeypatch):
+    """A cursor idle while 5 newer snapshots were built loses its fast database (KEEP=4,
+    KEEP_S patched to 0): its next query re-opens it on the newest snapshot and answers."""
+    ws = workspace
+    monkeypatch.setattr(lake_views, "KEEP_S", 0.0)
+    old = ws.cursor()
+    db = old.execute("SELECT current_database()").fetchone()[0]
+    assert db.startswith("lake_s")
+    before = old.execute("SELECT count(*) FROM plain").fetchone()[0]
+    for k in range(5):
+        with ws.write(job=f"more {k}") as con:
+            lo = 10_000 + 100 * k
+            con.execute(f"INSERT INTO plain {rows(lo, lo + 100)}")
+        ws.cursor()  # a newer reader builds its snapshot's database; older ones are evicted
+    attached = ws.cursor().execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    assert (db,) not in attached  # the old cursor's database is gone
+    assert old.execute("SELECT count(*) FROM plain").fetchone()[0] == before + 500
+    assert old.execute("SELECT current_database()").fetchone()[0] != db
+    assert old.sql("SELECT count(*) FROM plain").fetchone()[0] == before + 500
+    with pytest.raises(Exception, match="nosuch"):  # other errors are not retried away
+        old.execute("SELECT * FROM nosuch")

@@ -310,3 +310,50 @@ def test_decompression_bomb_is_refused(tmp_path, seeded, kind):
     with pytest.raises(IngestError, match="decompression bomb"):
         ingest(ws, [str(path)], source="bomb")
     _assert_unchanged(ws, before)
+
+
+def _docs(ws: Workspace) -> list[tuple]:
+    return (
+        ws.cursor()
+        .execute(
+            "SELECT doc_id, source, date, url, n_bytes, n_chars, n_tokens, "
+            "CAST(metadata AS VARCHAR), text_row FROM documents ORDER BY doc_id"
+        )
+        .fetchall()
+    )
+
+
+def test_parquet_token_paths_agree(tmp_path):
+    """A first registration counts tokens while staging; a copy stages the text; a re-ingest
+    of a grown file reads only its new rows' text back by row: the same documents."""
+    rows = [
+        {
+            "id": f"d{i % 40}",
+            "text": f"doc {i % 40} " + "word ängstlich " * (i % 40 % 7),
+            "k": i % 40,
+        }
+        for i in range(50)  # ids 0-9 appear twice (same text)
+    ] + [{"id": "blank", "text": "   ", "k": 0}]
+    table = pa.Table.from_pylist(rows)
+    one = tmp_path / "one" / "c.parquet"
+    one.parent.mkdir()
+    pq.write_table(table, one)
+    fused = Workspace(tmp_path / "fused")
+    rep = ingest(fused, [str(one)], source="s")
+    assert (rep.n_added, rep.n_duplicate_in_input, rep.n_skipped_empty) == (40, 10, 1)
+    copied = Workspace(tmp_path / "copied")
+    ingest(copied, [str(one)], source="s", copy_text=True)
+    grown = Workspace(tmp_path / "grown")
+    two = tmp_path / "two" / "c.parquet"
+    two.parent.mkdir()
+    pq.write_table(table.slice(0, 15), two)
+    assert ingest(grown, [str(two)], source="s").n_added == 15
+    pq.write_table(table, two)
+    rep = ingest(grown, [str(two)], source="s")
+    assert (rep.n_added, rep.n_skipped_existing) == (25, 15)
+    expected = _docs(fused)
+    assert len(expected) == 40 and sum(r[6] for r in expected) > 0
+    assert _docs(copied) == expected
+    assert _docs(grown) == expected
+    totals = "SELECT sum(n_docs), sum(n_tokens), sum(n_bytes) FROM doc_rollup"
+    assert fused.cursor().execute(totals).fetchall() == grown.cursor().execute(totals).fetchall()
