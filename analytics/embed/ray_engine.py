@@ -135,7 +135,10 @@ def embed_parquet_with_ray(
     probe = load_embedder(model, device="cpu", max_seq_length=max_seq_length)
     if not ray.is_initialized():
         if ray_address is None:
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
+            from analytics.ray_hook import runtime_env, setup_worker
+
+            setup_worker()  # the driver's Ray Data threads race for the same import
+            ray.init(ignore_reinit_error=True, log_to_driver=False, runtime_env=runtime_env())
         else:
             from analytics.engine import EngineError, ray_connect
 
