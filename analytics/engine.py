@@ -153,13 +153,26 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="mixscope-parent-watch").start()
 
 
-def _worker_init(ws_path: str, task: ShardTask, parent: int | None = None) -> None:
+def _worker_init(
+    ws_path: str, task: ShardTask, parent: int | None = None, at: int | None = None
+) -> None:
     if parent is not None:
         _die_with_parent(parent)
     # one process per core: the tokenizers' own thread pool would only oversubscribe
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     _WORKER.clear()
-    _WORKER.update(ws_path=ws_path, task=task)
+    _WORKER.update(ws_path=ws_path, task=task, at=at)
+    _open_early(ws_path)
+
+
+def _open_early(ws_path: str) -> None:
+    """Open the workspace now, once per process (DuckDB's extensions, the catalog, the lake's
+    reader views: about a second), while the driver still plans the shards, instead of
+    inside the first shard. A failure here is left to that shard, which says what failed."""
+    try:
+        _worker_cursor(ws_path).close()
+    except Exception:  # noqa: BLE001 - reported by the first shard
+        _WORKER.pop(("ws", ws_path), None)
 
 
 def _worker_cursor(ws_path: str) -> duckdb.DuckDBPyConnection:
@@ -168,7 +181,9 @@ def _worker_cursor(ws_path: str) -> duckdb.DuckDBPyConnection:
     ws = _WORKER.get(("ws", ws_path))
     if ws is None:
         ws = _WORKER[("ws", ws_path)] = Workspace(ws_path)
-    return ws.cursor()
+    # a pool's workers read the snapshot the job started from (its documents and texts do
+    # not change while it runs): no reader views rebuilt after each of the job's commits
+    return ws.snapshot(at=_WORKER.get("at")).cursor()
 
 
 def run_shard(ws_path: str, task: ShardTask, shard: Shard) -> tuple[int, pa.Table, float, str]:
@@ -230,15 +245,16 @@ def _plain_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def start_pool(ws_path: str, task: ShardTask, workers: int):
+def start_pool(ws_path: str, task: ShardTask, workers: int, at: int | None = None):
     """A spawn process pool whose `workers` processes start now, in the background (they
-    import, load the task and open the workspace while the driver plans the shards)."""
+    import, load the task and open the workspace while the driver plans the shards), each
+    reading snapshot `at` (None: the latest commit)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid(), at)
     )
     with _plain_main():  # the pool starts processes on demand: ask for all of them now
         for _ in range(workers):
@@ -628,8 +644,8 @@ def run_job(
         n_pending = _prepare(ws, task)
         if engine == "local":
             workers = _local_workers(workers, -(-n_pending // max(shard_size, 1)))
-            if n_pending:
-                pool = start_pool(ws_path, task, workers)  # starts while the shards are planned
+            if n_pending:  # starts while the shards are planned
+                pool = start_pool(ws_path, task, workers, at=ws.snapshot_id())
         else:
             workers = workers or ray_workers(ray_address)
         cur = ws.cursor()
@@ -687,7 +703,11 @@ def scan_job(
     pool = results = None
     try:
         if shards:
-            pool = start_pool(ws_path, task, workers) if engine == "local" else None
+            pool = (
+                start_pool(ws_path, task, workers, at=ws.snapshot_id())
+                if engine == "local"
+                else None
+            )
             results = _shard_results(engine, pool, ws_path, task, shards, ray_address, workers)
             for batch in results:
                 for index, result, secs, _worker in batch:
