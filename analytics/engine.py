@@ -153,13 +153,26 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="mixscope-parent-watch").start()
 
 
-def _worker_init(ws_path: str, task: ShardTask, parent: int | None = None) -> None:
+def _worker_init(
+    ws_path: str, task: ShardTask, parent: int | None = None, at: int | None = None
+) -> None:
     if parent is not None:
         _die_with_parent(parent)
     # one process per core: the tokenizers' own thread pool would only oversubscribe
     os.environ.setdefault("RAYON_NUM_THREADS", "1")
     _WORKER.clear()
-    _WORKER.update(ws_path=ws_path, task=task)
+    _WORKER.update(ws_path=ws_path, task=task, at=at)
+    _open_early(ws_path)
+
+
+def _open_early(ws_path: str) -> None:
+    """Open the workspace now, once per process (DuckDB's extensions, the catalog, the lake's
+    reader views: about a second), while the driver still plans the shards, instead of
+    inside the first shard. A failure here is left to that shard, which says what failed."""
+    try:
+        _worker_cursor(ws_path).close()
+    except Exception:  # noqa: BLE001 - reported by the first shard
+        _WORKER.pop(("ws", ws_path), None)
 
 
 def _worker_cursor(ws_path: str) -> duckdb.DuckDBPyConnection:
@@ -168,7 +181,9 @@ def _worker_cursor(ws_path: str) -> duckdb.DuckDBPyConnection:
     ws = _WORKER.get(("ws", ws_path))
     if ws is None:
         ws = _WORKER[("ws", ws_path)] = Workspace(ws_path)
-    return ws.cursor()
+    # a pool's workers read the snapshot the job started from (its documents and texts do
+    # not change while it runs): no reader views rebuilt after each of the job's commits
+    return ws.snapshot(at=_WORKER.get("at")).cursor()
 
 
 def run_shard(ws_path: str, task: ShardTask, shard: Shard) -> tuple[int, pa.Table, float, str]:
@@ -230,15 +245,16 @@ def _plain_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def start_pool(ws_path: str, task: ShardTask, workers: int):
+def start_pool(ws_path: str, task: ShardTask, workers: int, at: int | None = None):
     """A spawn process pool whose `workers` processes start now, in the background (they
-    import, load the task and open the workspace while the driver plans the shards)."""
+    import, load the task and open the workspace while the driver plans the shards), each
+    reading snapshot `at` (None: the latest commit)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid())
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(ws_path, task, os.getpid(), at)
     )
     with _plain_main():  # the pool starts processes on demand: ask for all of them now
         for _ in range(workers):
@@ -283,9 +299,12 @@ def ray_connect(address: str | None):
         import ray
     except ImportError as exc:
         raise EngineError("the Ray engine needs Ray: pip install 'ray[data]'") from exc
+    from analytics.ray_hook import runtime_env, setup_worker
+
+    setup_worker()  # the driver's Ray Data threads race for the same import
     check_ray_address(address)
     if not ray.is_initialized():
-        extra = {}
+        extra: dict[str, Any] = {}
         if address and address.rsplit(":", 1)[0] in ("127.0.0.1", "localhost"):
             # A head bound to loopback is on this machine: advertise loopback too, so its
             # workers reach this driver (the owner of the task object) the same way.
@@ -296,6 +315,7 @@ def ray_connect(address: str | None):
                 ignore_reinit_error=True,
                 log_to_driver=False,
                 include_dashboard=False if address in (None, "local") else None,
+                runtime_env=runtime_env(),  # every worker imports fsspec first (ray_hook)
                 **extra,
             )
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -489,6 +509,113 @@ def progress_line(label: str, shards: tuple[int, int], docs: tuple[int, int], se
     )
 
 
+def progress_columns(record: dict) -> dict[str, str | None]:
+    """The Jobs page's engine columns of a job's progress record: shards ('3/10'), docs/s
+    and ETA; None where the job is not an engine job (its record has no shards)."""
+    if "shards_total" not in record:
+        return {"shards": None, "docs/s": None, "ETA": None}
+    rate, eta = record.get("docs_per_s"), record.get("eta_s")
+    return {
+        "shards": f"{record.get('shards_done', 0):,}/{record['shards_total']:,}",
+        "docs/s": None if rate is None else f"{rate:,.0f}",
+        "ETA": "?" if eta is None else _fmt_eta(eta),
+    }
+
+
+class _Tracker:
+    """Tells a run's progress after each commit: the caller's `progress` bar and `on_line`,
+    then the job's progress.json (last, so that it is the record the Jobs page shows): the
+    line of :func:`progress_line` as its stage, documents done/total, and shards_done,
+    shards_total, docs_per_s and eta_s."""
+
+    def __init__(
+        self, label: str, progress: Progress | None, on_line: Callable[[str], None] | None
+    ) -> None:
+        from analytics.jobs import JobReporter
+
+        self.label, self.progress, self.on_line = label, progress, on_line
+        self.job = JobReporter(min_interval_s=0.0)
+        self.t0 = time.perf_counter()
+        self.n_shards = self.n_docs = 0
+
+    def start(self, shards: list[Shard]) -> None:
+        self.n_shards, self.n_docs = len(shards), sum(len(s.doc_ids) for s in shards)
+        self(0, 0)
+
+    def __call__(self, shards_done: int, docs_done: int) -> None:
+        secs = time.perf_counter() - self.t0
+        line = progress_line(
+            self.label, (shards_done, self.n_shards), (docs_done, self.n_docs), secs
+        )
+        if self.progress:
+            self.progress(self.label, docs_done, self.n_docs)
+        if self.on_line:
+            self.on_line(line)
+        rate = docs_done / secs if secs > 0 else 0.0
+        eta = (self.n_docs - docs_done) / rate if rate > 0 else None
+        self.job(
+            line, docs_done, self.n_docs, unit="documents", shards_done=shards_done,
+            shards_total=self.n_shards, docs_per_s=round(rate, 1),
+            eta_s=None if eta is None else round(eta, 1),
+        )  # fmt: skip
+
+
+def _check_run(engine: str, workers: int | None, ray_address: str | None) -> None:
+    """Bad engine or workers -> EngineError; a Ray address that does not answer fails now,
+    before anything is written."""
+    check_engine(engine)
+    if workers is not None and workers < 1:
+        raise EngineError(f"--workers {workers}: expected at least 1")
+    if engine == "ray":
+        ray_connect(ray_address)
+
+
+def _prepare(ws, task: ShardTask) -> int:
+    """Create the job's tables (and engine_shards); the number of pending documents."""
+    with ws.write(job=f"{task.label} (prepare)") as wcon:
+        wcon.execute(ENGINE_SHARDS_DDL)
+        task.prepare(wcon)
+    sql, params = task.pending_sql()
+    return int(ws.cursor().execute(f"SELECT count(*) FROM ({sql})", params).fetchall()[0][0])
+
+
+def _local_workers(workers: int | None, n_shards: int) -> int:
+    """Processes of the local pool: `workers` (default every core), no more than shards."""
+    return max(1, min(workers or os.cpu_count() or 1, n_shards or 1))
+
+
+def _shard_results(
+    engine: str, pool, ws_path: str, task: ShardTask, shards: list[Shard], ray_address, workers
+) -> Iterator:
+    if engine == "local":
+        return _run_local(pool, shards, workers)
+    return _run_ray(ws_path, task, shards, ray_address, workers)
+
+
+def _commit_batch(ws, con, task: ShardTask, engine: str, batch: list, by_index: dict) -> None:
+    """The shards finished since the last commit, committed together (each recorded): when
+    commits are the bottleneck, fewer and larger transactions keep up."""
+    with ws.write(job=f"{task.label} shards", con=con) as wcon:
+        for index, result, secs, worker in batch:
+            shard = by_index[index]
+            task.commit(wcon, result)
+            wcon.execute(
+                "INSERT INTO engine_shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [task.key, index, shard.doc_ids[0], shard.doc_ids[-1], len(shard.doc_ids),
+                 secs, engine, worker, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
+            )  # fmt: skip
+
+
+def _close_run(results, pool, con=None) -> None:
+    close = getattr(results, "close", None)
+    if close:
+        close()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if con is not None:
+        con.close()
+
+
 def run_job(
     ws,
     task: ShardTask,
@@ -505,96 +632,45 @@ def run_job(
 
     After each committed shard: `progress(task.label, docs_done, docs_total)` (the CLI's
     bar), `on_line(line)` with the line of :func:`progress_line` (shards, documents, docs/s,
-    ETA), the same line to the job's progress.json when run as a job (the Jobs page; a
-    cancel request stops the job there, between shards), and `on_commit(shards_done,
-    docs_done)`.
+    ETA), the same line and shards done/total, docs/s and ETA to the job's progress.json when
+    run as a job (the Jobs page; a cancel request stops the job there, between shards), and
+    `on_commit(shards_done, docs_done)`.
     """
-    from analytics.jobs import JobReporter
-
-    job = JobReporter(min_interval_s=0.0)
-
-    def tell(shards_done: int, n_shards: int, docs_done: int, n: int) -> None:
-        line = progress_line(
-            task.label, (shards_done, n_shards), (docs_done, n), time.perf_counter() - t0
-        )
-        job(line, docs_done, n)
-        if progress:
-            progress(task.label, docs_done, n)
-        if on_line:
-            on_line(line)
-
-    if engine not in ENGINES:
-        raise EngineError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
-    if workers is not None and workers < 1:
-        raise EngineError(f"--workers {workers}: expected at least 1")
-    if engine == "ray":
-        ray_connect(ray_address)  # an address that does not answer fails before any write
-    t0 = time.perf_counter()
+    _check_run(engine, workers, ray_address)
+    tracker = _Tracker(task.label, progress, on_line)
     ws_path = str(ws.path)
-    pool = None
-    con = None
-    results = None
+    pool = con = results = None
     try:
-        with ws.write(job=f"{task.label} (prepare)") as wcon:
-            wcon.execute(ENGINE_SHARDS_DDL)
-            task.prepare(wcon)
-        cur = ws.cursor()
-        n_pending = int(
-            cur.execute(
-                f"SELECT count(*) FROM ({task.pending_sql()[0]})", task.pending_sql()[1]
-            ).fetchall()[0][0]
-        )
+        n_pending = _prepare(ws, task)
         if engine == "local":
-            workers = workers or os.cpu_count() or 1
-            workers = max(1, min(workers, -(-n_pending // max(shard_size, 1)) or 1))
-            if n_pending:
-                pool = start_pool(ws_path, task, workers)  # starts while the shards are planned
+            workers = _local_workers(workers, -(-n_pending // max(shard_size, 1)))
+            if n_pending:  # starts while the shards are planned
+                pool = start_pool(ws_path, task, workers, at=ws.snapshot_id())
         else:
             workers = workers or ray_workers(ray_address)
+        cur = ws.cursor()
         shards = plan_shards(cur, task, shard_size)
         n_total = int(cur.execute("SELECT count(*) FROM documents").fetchall()[0][0])
-        n_docs = sum(len(s.doc_ids) for s in shards)
-        report = EngineReport(task.key, engine, workers, 0, 0, n_total - n_docs, 0.0)
-        tell(0, len(shards), 0, n_docs)
+        tracker.start(shards)
+        report = EngineReport(task.key, engine, workers, 0, 0, n_total - tracker.n_docs, 0.0)
         if not shards:
-            report.seconds = time.perf_counter() - t0
+            report.seconds = time.perf_counter() - tracker.t0
             return report
-        results = (
-            _run_local(pool, shards, workers)
-            if engine == "local"
-            else _run_ray(ws_path, task, shards, ray_address, workers)
-        )
+        results = _shard_results(engine, pool, ws_path, task, shards, ray_address, workers)
         by_index = {s.index: s for s in shards}
         con = ws.connect(read_only=False)
         for batch in results:
-            # the shards finished since the last commit, committed together (each recorded):
-            # when commits are the bottleneck, fewer and larger transactions keep up
-            with ws.write(job=f"{task.label} shards", con=con) as wcon:
-                for index, result, secs, worker in batch:
-                    shard = by_index[index]
-                    task.commit(wcon, result)
-                    wcon.execute(
-                        "INSERT INTO engine_shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [task.key, index, shard.doc_ids[0], shard.doc_ids[-1],
-                         len(shard.doc_ids), secs, engine, worker,
-                         dt.datetime.now(dt.UTC).replace(tzinfo=None)],
-                    )  # fmt: skip
+            _commit_batch(ws, con, task, engine, batch, by_index)
             for index, _result, secs, _worker in batch:
                 report.shards += 1
                 report.docs += len(by_index[index].doc_ids)
                 report.shard_seconds.append(secs)
                 if on_commit:
                     on_commit(report.shards, report.docs)
-            tell(report.shards, len(shards), report.docs, n_docs)
+            tracker(report.shards, report.docs)
     finally:
-        close = getattr(results, "close", None)
-        if close:
-            close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if con is not None:
-            con.close()
-    report.seconds = time.perf_counter() - t0
+        _close_run(results, pool, con)
+    report.seconds = time.perf_counter() - tracker.t0
     return report
 
 
@@ -611,58 +687,38 @@ def scan_job(
 ) -> tuple[list[Any], EngineReport]:
     """Run `task.compute` over the documents of `task.pending_sql` shard by shard, writing
     nothing (a read-only job such as a contamination scan): (the shards' results in shard
-    order, the report). `task.prepare` and `task.commit` are not called."""
-    check_engine(engine)
-    if workers is not None and workers < 1:
-        raise EngineError(f"--workers {workers}: expected at least 1")
-    if engine == "ray":
-        ray_connect(ray_address)
-    t0 = time.perf_counter()
-    cur = ws.cursor()
-    shards = plan_shards(cur, task, shard_size)
-    n_docs = sum(len(s.doc_ids) for s in shards)
+    order, the report). `task.prepare` and `task.commit` are not called. Progress goes where
+    :func:`run_job`'s goes (the bar, `on_line`, the job's progress.json)."""
+    _check_run(engine, workers, ray_address)
+    tracker = _Tracker(task.label, progress, on_line)
+    shards = plan_shards(ws.cursor(), task, shard_size)
     ws_path = str(ws.path)
     if engine == "local":
-        workers = max(1, min(workers or os.cpu_count() or 1, len(shards) or 1))
+        workers = _local_workers(workers, len(shards))
     else:
         workers = workers or ray_workers(ray_address)
     report = EngineReport(task.key, engine, workers, 0, 0, 0, 0.0)
-
-    def tell() -> None:
-        line = progress_line(
-            task.label, (report.shards, len(shards)), (report.docs, n_docs),
-            time.perf_counter() - t0,
-        )  # fmt: skip
-        if progress:
-            progress(task.label, report.docs, n_docs)
-        if on_line:
-            on_line(line)
-
-    tell()
+    tracker.start(shards)
     out: dict[int, Any] = {}
-    pool = None
-    results = None
+    pool = results = None
     try:
         if shards:
-            if engine == "local":
-                pool = start_pool(ws_path, task, workers)
-                results = _run_local(pool, shards, workers)
-            else:
-                results = _run_ray(ws_path, task, shards, ray_address, workers)
+            pool = (
+                start_pool(ws_path, task, workers, at=ws.snapshot_id())
+                if engine == "local"
+                else None
+            )
+            results = _shard_results(engine, pool, ws_path, task, shards, ray_address, workers)
             for batch in results:
                 for index, result, secs, _worker in batch:
                     out[index] = result
                     report.shards += 1
                     report.docs += len(shards[index].doc_ids)
                     report.shard_seconds.append(secs)
-                tell()
+                tracker(report.shards, report.docs)
     finally:
-        close = getattr(results, "close", None)
-        if close:
-            close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    report.seconds = time.perf_counter() - t0
+        _close_run(results, pool)
+    report.seconds = time.perf_counter() - tracker.t0
     return [out[i] for i in sorted(out)], report
 
 

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from analytics.errors import MixscopeError
 
@@ -371,7 +372,9 @@ class JobReporter:
         self.min_interval_s = min_interval_s
         self._last = 0.0
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, **extra: Any) -> None:
+        """`extra`: more fields of the record (the engine's shards_done, shards_total,
+        docs_per_s, eta_s), shown on the Jobs page."""
         if self.dir is None:
             return
         if (self.dir / "cancel").exists():
@@ -381,5 +384,5 @@ class JobReporter:
             self._last = now
             _write_json(
                 self.dir / "progress.json",
-                {"stage": stage, "done": done, "total": total, "updated": _now()},
+                {"stage": stage, "done": done, "total": total, **extra, "updated": _now()},
             )

@@ -75,15 +75,7 @@ def embed_corpus(
         raise EmbedError("shard_rows and read_batch_rows must be positive.")
     if stratify_by is not None and sample is None:
         raise EmbedError("stratify_by needs a sample size (sample=N).")
-    if progress:
-        progress("load", 0, 1)
-    emb = (
-        model
-        if isinstance(model, Embedder)
-        else load_embedder(model, device=device, max_seq_length=max_seq_length)
-    )
-    if progress:
-        progress("load", 1, 1)
+    emb = _load(model, device, max_seq_length, progress)
     eset = EmbeddingSet.for_workspace(workspace, emb.key)
     started = time.monotonic()
     with eset.lock():
@@ -92,90 +84,9 @@ def embed_corpus(
         info = emb.describe()
         info["normalized"] = True
         eset.write_manifest(info)
-
-        cur = workspace.cursor()
-        n_corpus = int(scalar(cur, "SELECT count(*) FROM documents"))
-        target = None
-        if sample is not None:
-            target = sample_doc_ids(cur, sample, stratify_by=stratify_by, seed=seed)
-        existing = eset.doc_ids().combine_chunks()
-
-        reader_cur = workspace.cursor()
-        reader_cur.register("_mx_embedded", pa.table({"doc_id": existing}))
-        joins = " ANTI JOIN _mx_embedded e ON d.doc_id = e.doc_id"
-        if target is not None:
-            reader_cur.register("_mx_target", pa.table({"doc_id": target}))
-            joins = " SEMI JOIN _mx_target t ON d.doc_id = t.doc_id" + joins
-        n_target = len(target) if target is not None else n_corpus
-        n_todo = int(scalar(reader_cur, f"SELECT count(*) FROM documents d{joins}"))
-        n_already = n_target - n_todo
-
-        cap = emb.max_chars
-        text_expr = "x.text" if not cap else f"left(x.text, {int(cap)})"
-        reader = reader_cur.sql(
-            f"SELECT d.doc_id, {text_expr} AS text FROM documents d "
-            f"JOIN document_text x ON x.doc_id = d.doc_id{joins}"
-        ).to_arrow_reader(read_batch_rows)
-
-        buf_ids: list[pa.Array] = []
-        buf_vecs: list[np.ndarray] = []
-        buffered = 0
-        done = 0
-        shards = 0
-        last_flush = time.monotonic()
-
-        def write(ids: pa.Array, X: np.ndarray) -> None:
-            nonlocal shards
-            eset.write_shard(embeddings_table(ids, X))
-            shards += 1
-            eset.write_manifest({})
-            if progress:
-                progress("write", shards, 0)
-
-        def flush(*, all_rows: bool) -> None:
-            """Write full shards of `shard_rows` rows (and the remainder when `all_rows`)."""
-            nonlocal buf_ids, buf_vecs, buffered, last_flush
-            if not buffered:
-                return
-            ids = pa.concat_arrays(buf_ids)
-            X = np.concatenate(buf_vecs)
-            at = 0
-            while buffered - at >= shard_rows:
-                write(ids.slice(at, shard_rows), X[at : at + shard_rows])
-                at += shard_rows
-            if all_rows and at < buffered:
-                write(ids.slice(at), X[at:])
-                at = buffered
-            buf_ids = [ids.slice(at)] if at < buffered else []
-            buf_vecs = [X[at:]] if at < buffered else []
-            buffered -= at
-            last_flush = time.monotonic()
-
-        if progress:
-            progress("embed", 0, n_todo)
-        try:
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                ids = batch.column(0).cast(pa.string())
-                texts = batch.column(1).to_pylist()
-                X = embed_texts(emb, texts, batch_size=batch_size, max_chars=None)
-                buf_ids.append(ids)
-                buf_vecs.append(X)
-                buffered += len(ids)
-                done += len(ids)
-                if buffered >= shard_rows:
-                    flush(all_rows=False)
-                if buffered and time.monotonic() - last_flush >= flush_every_s:
-                    flush(all_rows=True)
-                if progress:
-                    progress("embed", done, n_todo)
-        except BaseException:
-            # vectors already computed are valid: keep them, then re-raise the interruption
-            with contextlib.suppress(Exception):
-                flush(all_rows=True)
-            raise
-        flush(all_rows=True)
+        todo = _todo(workspace, eset, emb, sample, stratify_by, seed, read_batch_rows)
+        buffer = _ShardBuffer(eset, shard_rows, progress)
+        done = _embed_stream(todo, emb, batch_size, buffer, flush_every_s, progress)
         seconds = time.monotonic() - started
         runs = list((eset.manifest() or {}).get("runs", []))
         runs.append(
@@ -199,12 +110,153 @@ def embed_corpus(
         device=emb.device,
         dtype=emb.dtype,
         path=str(eset.path),
-        n_target=n_target,
-        n_already=n_already,
+        n_target=todo.n_target,
+        n_already=todo.n_target - todo.n_todo,
         n_embedded=done,
         n_total=int(man["count"]),
-        n_corpus=n_corpus,
+        n_corpus=todo.n_corpus,
         seconds=seconds,
         docs_per_s=done / seconds if seconds > 0 else 0.0,
-        shards_written=shards,
+        shards_written=buffer.shards,
     )
+
+
+def _load(
+    model: str | Embedder, device: str, max_seq_length: int | None, progress: Progress | None
+) -> Embedder:
+    """The embedder (`model` itself when it is one), with the "load" progress stage."""
+    if progress:
+        progress("load", 0, 1)
+    emb = (
+        model
+        if isinstance(model, Embedder)
+        else load_embedder(model, device=device, max_seq_length=max_seq_length)
+    )
+    if progress:
+        progress("load", 1, 1)
+    return emb
+
+
+@dataclass
+class _Todo:
+    """The documents still to embed: a reader of (doc_id, clipped text) batches, and counts."""
+
+    reader: Any
+    n_corpus: int
+    n_target: int
+    n_todo: int
+
+
+def _todo(
+    workspace: Any,
+    eset: EmbeddingSet,
+    emb: Embedder,
+    sample: int | None,
+    stratify_by: str | None,
+    seed: int,
+    read_batch_rows: int,
+) -> _Todo:
+    """The documents of the corpus (or of the sample) not yet in the set, streamed."""
+    cur = workspace.cursor()
+    n_corpus = int(scalar(cur, "SELECT count(*) FROM documents"))
+    target = None
+    if sample is not None:
+        target = sample_doc_ids(cur, sample, stratify_by=stratify_by, seed=seed)
+    existing = eset.doc_ids().combine_chunks()
+
+    reader_cur = workspace.cursor()
+    reader_cur.register("_mx_embedded", pa.table({"doc_id": existing}))
+    joins = " ANTI JOIN _mx_embedded e ON d.doc_id = e.doc_id"
+    if target is not None:
+        reader_cur.register("_mx_target", pa.table({"doc_id": target}))
+        joins = " SEMI JOIN _mx_target t ON d.doc_id = t.doc_id" + joins
+    n_target = len(target) if target is not None else n_corpus
+    n_todo = int(scalar(reader_cur, f"SELECT count(*) FROM documents d{joins}"))
+
+    cap = emb.max_chars
+    text_expr = "x.text" if not cap else f"left(x.text, {int(cap)})"
+    reader = reader_cur.sql(
+        f"SELECT d.doc_id, {text_expr} AS text FROM documents d "
+        f"JOIN document_text x ON x.doc_id = d.doc_id{joins}"
+    ).to_arrow_reader(read_batch_rows)
+    return _Todo(reader, n_corpus, n_target, n_todo)
+
+
+class _ShardBuffer:
+    """Vectors waiting to be written, cut into shards of `shard_rows` rows."""
+
+    def __init__(self, eset: EmbeddingSet, shard_rows: int, progress: Progress | None):
+        self.eset, self.shard_rows, self.progress = eset, shard_rows, progress
+        self.ids: list[pa.Array] = []
+        self.vecs: list[np.ndarray] = []
+        self.buffered = 0
+        self.shards = 0
+        self.last_flush = time.monotonic()
+
+    def add(self, ids: pa.Array, X: np.ndarray) -> None:
+        self.ids.append(ids)
+        self.vecs.append(X)
+        self.buffered += len(ids)
+
+    def _write(self, ids: pa.Array, X: np.ndarray) -> None:
+        self.eset.write_shard(embeddings_table(ids, X))
+        self.shards += 1
+        self.eset.write_manifest({})
+        if self.progress:
+            self.progress("write", self.shards, 0)
+
+    def flush(self, *, all_rows: bool) -> None:
+        """Write full shards of `shard_rows` rows (and the remainder when `all_rows`)."""
+        if not self.buffered:
+            return
+        ids = pa.concat_arrays(self.ids)
+        X = np.concatenate(self.vecs)
+        at, rows = 0, self.shard_rows
+        while self.buffered - at >= rows:
+            self._write(ids.slice(at, rows), X[at : at + rows])
+            at += rows
+        if all_rows and at < self.buffered:
+            self._write(ids.slice(at), X[at:])
+            at = self.buffered
+        self.ids = [ids.slice(at)] if at < self.buffered else []
+        self.vecs = [X[at:]] if at < self.buffered else []
+        self.buffered -= at
+        self.last_flush = time.monotonic()
+
+
+def _embed_stream(
+    todo: _Todo,
+    emb: Embedder,
+    batch_size: int,
+    buffer: _ShardBuffer,
+    flush_every_s: float,
+    progress: Progress | None,
+) -> int:
+    """Embed every batch of the reader into the buffer, flushing full shards and, every
+    `flush_every_s` seconds, the rest; documents embedded. An interruption keeps the vectors
+    already computed (flushed), then propagates."""
+    done = 0
+    if progress:
+        progress("embed", 0, todo.n_todo)
+    try:
+        for batch in todo.reader:
+            if batch.num_rows == 0:
+                continue
+            ids = batch.column(0).cast(pa.string())
+            texts = batch.column(1).to_pylist()
+            X = embed_texts(emb, texts, batch_size=batch_size, max_chars=None)
+            buffer.add(ids, X)
+            done += len(ids)
+            if buffer.buffered >= buffer.shard_rows:
+                buffer.flush(all_rows=False)
+            if buffer.buffered and time.monotonic() - buffer.last_flush >= flush_every_s:
+                buffer.flush(all_rows=True)
+            if progress:
+                progress("embed", done, todo.n_todo)
+    except BaseException:
+        # vectors already computed are valid: keep them, then re-raise the interruption
+        with contextlib.suppress(Exception):
+            buffer.flush(all_rows=True)
+        raise
+    buffer.flush(all_rows=True)
+    return done

@@ -14,11 +14,13 @@ Needs `pip install "ray[data]"`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import glob
-import importlib
 import os
-import sys
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,16 +74,58 @@ def _import_ray():
 
 
 def _settle_fsspec_http() -> None:
-    """Ray Data (2.60) probes `fsspec.implementations.http` from several threads while
-    listing files and tolerates only ModuleNotFoundError. Without aiohttp, two threads
-    importing it at once can raise a plain ImportError ("cannot import name") and fail the
-    read at random. Import it once here; if it cannot be imported, mark it missing
-    (`sys.modules[name] = None`) so every later import raises ModuleNotFoundError at once."""
-    name = "fsspec.implementations.http"
+    """The driver's side of :mod:`analytics.ray_hook` (whose hook every worker runs): Ray Data
+    probes `fsspec.implementations.http` from several threads here too."""
+    from analytics.ray_hook import setup_worker
+
+    setup_worker()
+
+
+def _input_files(input_glob: str | list[str], id_column: str, text_column: str) -> list[str]:
+    """The Parquet files of `input_glob`, sorted; the first one must have both columns."""
+    patterns = [input_glob] if isinstance(input_glob, str) else list(input_glob)
+    files = sorted({f for pat in patterns for f in glob.glob(os.path.expanduser(pat))})
+    if not files:
+        raise EmbedError(f"no Parquet files match {input_glob!r}.")
+    schema = pq.read_schema(files[0])
+    for col in (id_column, text_column):
+        if col not in schema.names:
+            raise EmbedError(
+                f"{files[0]}: no column {col!r}; columns are {', '.join(schema.names)}."
+            )
+    return files
+
+
+def _empty_output(output_dir: str | os.PathLike, overwrite: bool) -> EmbeddingSet:
+    """The output set, emptied of its Parquet files when `overwrite` (else refused)."""
+    out = EmbeddingSet(output_dir)
+    if out.shard_paths():
+        if not overwrite:
+            raise EmbedError(
+                f"{output_dir} already holds {len(out.shard_paths())} Parquet files; choose an "
+                "empty directory or pass overwrite=True."
+            )
+        for p in out.shard_paths():
+            p.unlink()
+    return out
+
+
+def _ray_init(ray, ray_address: str | None) -> None:
+    """Connect unless connected: a local instance (no address) or the cluster at the
+    address (a one-line EmbedError when it does not answer). Workers run the setup hook."""
+    if ray.is_initialized():
+        return
+    if ray_address is None:
+        from analytics.ray_hook import runtime_env
+
+        ray.init(ignore_reinit_error=True, log_to_driver=False, runtime_env=runtime_env())
+        return
+    from analytics.engine import EngineError, ray_connect
+
     try:
-        importlib.import_module(name)
-    except ImportError:
-        sys.modules.setdefault(name, None)
+        ray_connect(ray_address)
+    except EngineError as exc:
+        raise EmbedError(str(exc)) from None
 
 
 def embed_parquet_with_ray(
@@ -112,37 +156,11 @@ def embed_parquet_with_ray(
     never holds two copies of a document.
     """
     ray = _import_ray()
-    patterns = [input_glob] if isinstance(input_glob, str) else list(input_glob)
-    files = sorted({f for pat in patterns for f in glob.glob(os.path.expanduser(pat))})
-    if not files:
-        raise EmbedError(f"no Parquet files match {input_glob!r}.")
-    schema = pq.read_schema(files[0])
-    for col in (id_column, text_column):
-        if col not in schema.names:
-            raise EmbedError(
-                f"{files[0]}: no column {col!r}; columns are {', '.join(schema.names)}."
-            )
-    out = EmbeddingSet(output_dir)
-    if out.shard_paths():
-        if not overwrite:
-            raise EmbedError(
-                f"{output_dir} already holds {len(out.shard_paths())} Parquet files; choose an "
-                "empty directory or pass overwrite=True."
-            )
-        for p in out.shard_paths():
-            p.unlink()
+    files = _input_files(input_glob, id_column, text_column)
+    out = _empty_output(output_dir, overwrite)
     # the driver loads the model once: it checks the name offline and gives dim/key/name
     probe = load_embedder(model, device="cpu", max_seq_length=max_seq_length)
-    if not ray.is_initialized():
-        if ray_address is None:
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
-        else:
-            from analytics.engine import EngineError, ray_connect
-
-            try:
-                ray_connect(ray_address)
-            except EngineError as exc:
-                raise EmbedError(str(exc)) from None
+    _ray_init(ray, ray_address)
     device = "cuda" if num_gpus_per_actor and num_gpus_per_actor > 0 else "cpu"
     ds = ray.data.read_parquet(files, columns=[id_column, text_column])
     ds = ds.map_batches(
@@ -240,6 +258,68 @@ class RayEmbedReport:
     gpus_per_actor: float = 0.0
 
 
+def _teller(progress: Progress | None) -> Progress:
+    """progress(stage, done, total) to the job's progress.json (when run as a job) and to
+    `progress`."""
+    from analytics.jobs import JobReporter
+
+    job = JobReporter()
+
+    def tell(stage: str, done: int, total: int) -> None:
+        job(stage, done, total)
+        if progress:
+            progress(stage, done, total)
+
+    return tell
+
+
+def _ray_actors(
+    ray_address: str | None, device: str, gpus_per_actor: float | None, actors: int | None
+) -> tuple[float, float, int]:
+    """Connect; (the cluster's GPUs, GPUs per actor, actors): by default one GPU per actor
+    and an actor per GPU when the cluster has GPUs (and `device` allows), else one CPU
+    actor."""
+    from analytics.engine import EngineError, ray_connect
+
+    try:
+        ray = ray_connect(ray_address)
+    except EngineError as exc:
+        raise EmbedError(str(exc)) from None
+    gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if gpus >= 1 and device in ("auto", "cuda") else 0.0
+    if actors is None:
+        actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+    return gpus, gpus_per_actor, actors
+
+
+def _remove_staging(run_dir: Path, default_root: Path | None) -> None:
+    """The run's staging folder removed, and the default staging root when empty."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if default_root is not None:
+        with contextlib.suppress(OSError):
+            default_root.rmdir()  # only when empty
+
+
+def _move_into_set(out: Path, eset: EmbeddingSet, stamp: str) -> None:
+    """The Ray job's shards moved into the set (named after the run's stamp)."""
+    eset.path.mkdir(parents=True, exist_ok=True)
+    for i, shard in enumerate(EmbeddingSet(out).shard_paths()):
+        shutil.move(str(shard), str(eset.path / f"ray-{stamp}-{i:05d}.parquet"))
+
+
+def _record_run(eset: EmbeddingSet, emb: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """The set's manifest rewritten with the model's description and `run` appended to its
+    runs (the last 50 kept); the manifest."""
+    info = emb.describe()
+    info["normalized"] = True
+    runs = list((eset.manifest() or {}).get("runs", []))
+    runs.append(run)
+    if run["gpus_per_actor"]:
+        info.update({"device": "cuda", "dtype": "float16"})
+    return eset.write_manifest({**info, "runs": runs[-50:]})
+
+
 def embed_workspace_with_ray(
     ws: Any,
     emb: Any,
@@ -267,15 +347,8 @@ def embed_workspace_with_ray(
     run in its manifest. `progress(stage, done, total)` gets the export ("export") and the
     embedding ("embed on ray"); `on_line` a line describing the Ray job. Resumable: a second
     run embeds only what is missing."""
-    import contextlib
-    import datetime as dt
-    import shutil
-    import time
-
     from analytics.db import scalar
     from analytics.embed.store import _now
-    from analytics.engine import EngineError, ray_connect
-    from analytics.jobs import JobReporter
 
     _import_ray()  # a clear 'pip install "ray[data]"' when Ray is missing
     eset = EmbeddingSet.for_workspace(ws, emb.key)
@@ -286,39 +359,19 @@ def embed_workspace_with_ray(
     run_dir = root / f"{emb.key}-{stamp}-{os.getpid()}"
     started = time.monotonic()
     before = eset.count()
-    job = JobReporter()
-
-    def tell(stage: str, done: int, total: int) -> None:
-        job(stage, done, total)
-        if progress:
-            progress(stage, done, total)
-
+    tell = _teller(progress)
     n_target = sample or n_corpus
     try:
         with eset.lock():
             files = export_texts(
-                ws,
-                run_dir / "texts",
-                sample=sample,
-                stratify_by=stratify_by,
-                seed=seed,
-                skip_model_key=emb.key,
-                max_chars=emb.max_chars,
-                progress=tell,
-            )
+                ws, run_dir / "texts", sample=sample, stratify_by=stratify_by, seed=seed,
+                skip_model_key=emb.key, max_chars=emb.max_chars, progress=tell,
+            )  # fmt: skip
             n_todo = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             if n_todo == 0:
                 return RayEmbedReport(n_target, n_target, 0, time.monotonic() - started,
                                       before, n_corpus, eset.path)  # fmt: skip
-            try:
-                ray = ray_connect(ray_address)
-            except EngineError as exc:
-                raise EmbedError(str(exc)) from None
-            gpus = float(ray.cluster_resources().get("GPU", 0) or 0)
-            if gpus_per_actor is None:
-                gpus_per_actor = 1.0 if gpus >= 1 and device in ("auto", "cuda") else 0.0
-            if actors is None:
-                actors = max(1, int(gpus // gpus_per_actor)) if gpus_per_actor else 1
+            gpus, gpus_per_actor, actors = _ray_actors(ray_address, device, gpus_per_actor, actors)
             if on_line:
                 on_line(
                     f"Ray: {n_todo:,} documents in {len(files)} file(s), {actors} actor(s) "
@@ -327,47 +380,22 @@ def embed_workspace_with_ray(
             tell("embed on ray", 0, n_todo)
             out = run_dir / "out"
             embed_parquet_with_ray(
-                str(run_dir / "texts" / "*.parquet"),
-                out,
-                model=model,
-                max_seq_length=emb.max_seq_length,
-                batch_size=batch_size,
-                num_gpus_per_actor=gpus_per_actor,
-                num_cpus_per_actor=cpus_per_actor,
-                concurrency=actors,
-                ray_address=ray_address,
-            )
-            eset.path.mkdir(parents=True, exist_ok=True)
-            for i, shard in enumerate(EmbeddingSet(out).shard_paths()):
-                shutil.move(str(shard), str(eset.path / f"ray-{stamp}-{i:05d}.parquet"))
+                str(run_dir / "texts" / "*.parquet"), out, model=model,
+                max_seq_length=emb.max_seq_length, batch_size=batch_size,
+                num_gpus_per_actor=gpus_per_actor, num_cpus_per_actor=cpus_per_actor,
+                concurrency=actors, ray_address=ray_address,
+            )  # fmt: skip
+            _move_into_set(out, eset, stamp)
             seconds = time.monotonic() - started
-            info = emb.describe()
-            info["normalized"] = True
-            runs = list((eset.manifest() or {}).get("runs", []))
-            runs.append(
-                {
-                    "finished": _now(),
-                    "engine": "ray",
-                    "ray_address": ray_address,
-                    "actors": actors,
-                    "gpus_per_actor": gpus_per_actor,
-                    "n_embedded": n_todo,
-                    "sample": sample,
-                    "stratify_by": stratify_by,
-                    "seed": seed,
-                    "batch_size": batch_size,
-                    "seconds": round(seconds, 3),
-                }
-            )
-            if gpus_per_actor:
-                info.update({"device": "cuda", "dtype": "float16"})
-            man = eset.write_manifest({**info, "runs": runs[-50:]})
+            man = _record_run(eset, emb, {
+                "finished": _now(), "engine": "ray", "ray_address": ray_address,
+                "actors": actors, "gpus_per_actor": gpus_per_actor, "n_embedded": n_todo,
+                "sample": sample, "stratify_by": stratify_by, "seed": seed,
+                "batch_size": batch_size, "seconds": round(seconds, 3),
+            })  # fmt: skip
             tell("embed on ray", n_todo, n_todo)
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        if staging is None:
-            with contextlib.suppress(OSError):
-                root.rmdir()  # only when empty
+        _remove_staging(run_dir, None if staging is not None else root)
     return RayEmbedReport(
         n_target, n_target - n_todo, man["count"] - before, seconds, man["count"], n_corpus,
         eset.path, actors, gpus_per_actor,

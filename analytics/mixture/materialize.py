@@ -138,6 +138,18 @@ def _phase_samples(
     """Fill temp table ``smp`` (group, doc_id, n_tokens, repeats) for one phase; return per-group
     stats.
     """
+    _select_groups(con, phase, sel)
+    if verify:
+        _verify_selected(con, phase, sel)
+    _sample_groups(con, phase, seed=seed, sel=sel, smp=smp)
+    stats = _group_stats(con, sel, smp)
+    _check_groups(phase, stats)
+    stats.insert(0, "phase", phase.name)
+    return stats
+
+
+def _select_groups(con: Any, phase: Phase, sel: str) -> None:
+    """Temp table ``sel`` (grp, doc_id, n_tokens, target): every group's selected documents."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {sel} (grp VARCHAR, doc_id VARCHAR, n_tokens BIGINT, "
         "target BIGINT)"
@@ -157,8 +169,11 @@ def _phase_samples(
             f"({g.selection.sql}) AS s",
             [g.id, g.target_tokens, *g.selection.params],
         )
-    if verify:
-        _verify_selected(con, phase, sel)
+
+
+def _sample_groups(con: Any, phase: Phase, *, seed: int, sel: str, smp: str) -> None:
+    """Temp table ``smp``: whole epochs of each group, then the seeded prefix of one more
+    pass that reaches its target."""
     key = f"{seed}:{phase.name}:subset:"
     con.execute(
         f"""
@@ -192,7 +207,11 @@ def _phase_samples(
         """,
         [key],
     )
-    stats = con.execute(
+
+
+def _group_stats(con: Any, sel: str, smp: str) -> pd.DataFrame:
+    """Per group: target, available tokens/docs, sampled docs, rows and realised tokens."""
+    return con.execute(
         f"""
         SELECT a.grp AS "group", any_value(a.target) AS target_tokens,
                CAST(sum(a.n_tokens) AS BIGINT) AS available_tokens,
@@ -206,6 +225,10 @@ def _phase_samples(
         GROUP BY a.grp ORDER BY a.grp
         """
     ).df()
+
+
+def _check_groups(phase: Phase, stats: pd.DataFrame) -> None:
+    """A group with a target but no document, or no token, selected: one line."""
     for g in phase.groups:
         if g.target_tokens > 0 and g.id not in set(stats["group"]):
             raise MixtureError(
@@ -218,8 +241,6 @@ def _phase_samples(
             raise MixtureError(
                 f"phase {phase.name!r} group {g.id!r}: the selected documents hold no tokens"
             )
-    stats.insert(0, "phase", phase.name)
-    return stats
 
 
 def _shard_ranges(
@@ -409,27 +430,7 @@ def _materialize(
     ray_address: str | None,
     unit_source: tuple[str, int | None] | None,
 ) -> MaterializeResult:
-    from analytics.engine import map_units
-
-    if fmt not in ("jsonl", "parquet"):
-        raise MixtureError(f"fmt: expected 'jsonl' or 'parquet', got {fmt!r}")
-    if table is None:
-        from analytics.mixture.selection import manifest_table
-
-        table = manifest_table(manifest)
-    if shard_tokens is None and (shard_rows is None or int(shard_rows) < 1):
-        raise MixtureError(f"shard_rows: expected an integer >= 1, got {shard_rows!r}")
-    if shard_tokens is not None and int(shard_tokens) < 1:
-        raise MixtureError(f"shard_tokens: expected an integer >= 1, got {shard_tokens!r}")
-    try:
-        (ext_access,) = con.execute("SELECT current_setting('enable_external_access')").fetchone()
-    except Exception:  # pragma: no cover - very old DuckDB
-        ext_access = True
-    if str(ext_access).lower() in ("false", "0"):
-        raise MixtureError(
-            "con: this connection cannot write files (external access is disabled, as on a "
-            "workspace reader); pass the workspace database path or open_for_materialize(path)"
-        )
+    table = _check_options(con, manifest, fmt, table, shard_rows, shard_tokens)
     cols = table_columns(con, table)
     for c in columns:
         if not _IDENT.match(c) or (c not in cols and c != "text"):
@@ -438,11 +439,7 @@ def _materialize(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise MixtureError(f"out_dir: {out} already exists; pass overwrite=True to replace it")
-    wanted = list(phases) if phases is not None else [p.name for p in manifest.phases]
-    known = [p.name for p in manifest.phases]
-    unknown = [p for p in wanted if p not in known]
-    if unknown:
-        raise MixtureError(f"phases: unknown phase(s) {unknown}; manifest has {known}")
+    wanted = _wanted_phases(manifest, phases)
     if verify and snapshot_hash(con, table=table) != manifest.corpus_snapshot_hash:
         reproduce(con, manifest, strict=True, table=table)  # raises, naming the groups that differ
     s = manifest.seed if seed is None else int(seed)
@@ -452,19 +449,7 @@ def _materialize(
 
     ext = "jsonl" if fmt == "jsonl" else "parquet"
     copy_opts = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet, COMPRESSION zstd"
-    # what a worker selects for a shard: the plan's rows joined with their columns and text
-    extra_sel = "".join(
-        ", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}" for c in extra
-    )
-    text_join = (
-        " JOIN document_text t ON t.doc_id = x.doc_id"
-        if "text" in extra and "text" not in cols
-        else ""
-    )
-    select = (
-        f'SELECT x.doc_id, x."group", x.rep AS "repeat", x.n_tokens{extra_sel} '
-        f"FROM read_parquet({{PLAN}}) x JOIN {_quote(table)} d ON d.doc_id = x.doc_id{text_join}"
-    )
+    select = _shard_select(table, cols, extra)
     key = _partial_key(
         manifest,
         {"fmt": fmt, "shard_rows": shard_rows, "shard_tokens": shard_tokens,
@@ -487,58 +472,144 @@ def _materialize(
                 derived=derived, verify=verify, shard_rows=shard_rows,
                 shard_tokens=shard_tokens, ext=ext, fmt=fmt, extra=extra, report=report,
             )  # fmt: skip
-        summary, units = plan["summary"], plan["units"]
-        for stray in tmp.glob("*/.part-*.tmp"):  # a killed run's unfinished shard
-            stray.unlink()
-        todo = [u for u in units if not (tmp / u["file"]).exists()]
-        per_phase: dict[str, list[int]] = {}
-        for u in units:
-            per_phase.setdefault(u["phase"], [0, 0])[1] += 1
-            if (tmp / u["file"]).exists():
-                per_phase[u["phase"]][0] += 1
-        for ph in summary["phases"]:
-            done, total = per_phase.get(ph["name"], [0, 0])
-            report(f"phase {ph['name']}: writing shards", done, total)
-        payload = {"select": select, "copy_opts": copy_opts}
+        summary = plan["summary"]
+        payload: dict[str, Any] = {"select": select, "copy_opts": copy_opts}
         if unit_source is None:
             payload["con"] = con
         else:
             payload.update(ws_path=unit_source[0], snapshot=unit_source[1])
-        jobs = [
-            {"file": str(tmp / u["file"]), "plan": str(tmp / u["plan"]), "lo": u["lo"],
-             "hi": u["hi"]}
-            for u in todo
-        ]  # fmt: skip
-        results = map_units(
-            write_shard, payload, jobs, engine=engine, workers=workers, ray_address=ray_address
-        )
-        try:
-            for batch in results:
-                for i, _name, _secs in batch:
-                    ph = todo[i]["phase"]
-                    per_phase[ph][0] += 1
-                    report(f"phase {ph}: writing shards", *per_phase[ph])
-        finally:
-            results.close()
-            if engine == "in-process":
-                _close_unit_cons()
+        _write_shards(tmp, plan, payload, report, engine, workers, ray_address)
         shutil.rmtree(plan_dir, ignore_errors=True)
-        (tmp / "plan.json").unlink(missing_ok=True)
-        (tmp / "materialize.json").write_text(
-            json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8"
-        )
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(tmp, out, summary)
     except BaseException:  # an error or a cancel leaves nothing; only a kill leaves a plan
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         lock.close()
+    return _result(out, summary)
+
+
+def _check_options(
+    con: Any,
+    manifest: Manifest,
+    fmt: str,
+    table: str | None,
+    shard_rows: int | None,
+    shard_tokens: int | None,
+) -> str:
+    """Bad format or shard size, or a connection that cannot write files: one line. The table
+    read (default: the manifest's)."""
+    if fmt not in ("jsonl", "parquet"):
+        raise MixtureError(f"fmt: expected 'jsonl' or 'parquet', got {fmt!r}")
+    if table is None:
+        from analytics.mixture.selection import manifest_table
+
+        table = manifest_table(manifest)
+    if shard_tokens is None and (shard_rows is None or int(shard_rows) < 1):
+        raise MixtureError(f"shard_rows: expected an integer >= 1, got {shard_rows!r}")
+    if shard_tokens is not None and int(shard_tokens) < 1:
+        raise MixtureError(f"shard_tokens: expected an integer >= 1, got {shard_tokens!r}")
+    try:
+        (ext_access,) = con.execute("SELECT current_setting('enable_external_access')").fetchone()
+    except Exception:  # pragma: no cover - very old DuckDB
+        ext_access = True
+    if str(ext_access).lower() in ("false", "0"):
+        raise MixtureError(
+            "con: this connection cannot write files (external access is disabled, as on a "
+            "workspace reader); pass the workspace database path or open_for_materialize(path)"
+        )
+    return table
+
+
+def _wanted_phases(manifest: Manifest, phases: Sequence[str] | None) -> list[str]:
+    """The phases asked for (default: all), each one of the manifest's."""
+    wanted = list(phases) if phases is not None else [p.name for p in manifest.phases]
+    known = [p.name for p in manifest.phases]
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        raise MixtureError(f"phases: unknown phase(s) {unknown}; manifest has {known}")
+    return wanted
+
+
+def _shard_select(table: str, cols: list[str], extra: list[str]) -> str:
+    """What a worker selects for a shard: the plan's rows joined with their columns and text
+    (``{PLAN}`` stands for the plan file)."""
+    extra_sel = "".join(
+        ", t.text" if c == "text" and "text" not in cols else f", d.{_quote(c)}" for c in extra
+    )
+    text_join = (
+        " JOIN document_text t ON t.doc_id = x.doc_id"
+        if "text" in extra and "text" not in cols
+        else ""
+    )
+    return (
+        f'SELECT x.doc_id, x."group", x.rep AS "repeat", x.n_tokens{extra_sel} '
+        f"FROM read_parquet({{PLAN}}) x JOIN {_quote(table)} d ON d.doc_id = x.doc_id{text_join}"
+    )
+
+
+def _write_shards(
+    tmp: Path,
+    plan: dict[str, Any],
+    payload: dict[str, Any],
+    report: Progress,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
+) -> None:
+    """Write the plan's shards not written yet (a killed run's are kept) on the engine,
+    reporting each phase's shards done."""
+    from analytics.engine import map_units
+
+    summary, units = plan["summary"], plan["units"]
+    for stray in tmp.glob("*/.part-*.tmp"):  # a killed run's unfinished shard
+        stray.unlink()
+    todo = [u for u in units if not (tmp / u["file"]).exists()]
+    per_phase: dict[str, list[int]] = {}
+    for u in units:
+        per_phase.setdefault(u["phase"], [0, 0])[1] += 1
+        if (tmp / u["file"]).exists():
+            per_phase[u["phase"]][0] += 1
+    for ph in summary["phases"]:
+        done, total = per_phase.get(ph["name"], [0, 0])
+        report(f"phase {ph['name']}: writing shards", done, total)
+    jobs = [
+        {"file": str(tmp / u["file"]), "plan": str(tmp / u["plan"]), "lo": u["lo"],
+         "hi": u["hi"]}
+        for u in todo
+    ]  # fmt: skip
+    results = map_units(
+        write_shard, payload, jobs, engine=engine, workers=workers, ray_address=ray_address
+    )
+    try:
+        for batch in results:
+            for i, _name, _secs in batch:
+                ph = todo[i]["phase"]
+                per_phase[ph][0] += 1
+                report(f"phase {ph}: writing shards", *per_phase[ph])
+    finally:
+        results.close()
+        if engine == "in-process":
+            _close_unit_cons()
+
+
+def _publish(tmp: Path, out: Path, summary: dict[str, Any]) -> None:
+    """The finished partial directory (with materialize.json) renamed to `out`, replacing
+    an older `out` only once the new one is in place."""
+    (tmp / "plan.json").unlink(missing_ok=True)
+    (tmp / "materialize.json").write_text(
+        json.dumps(summary, indent=2, default=int) + "\n", encoding="utf-8"
+    )
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:12]}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _result(out: Path, summary: dict[str, Any]) -> MaterializeResult:
     files = []
     all_stats = []
     for ph in summary["phases"]:
@@ -617,15 +688,7 @@ def _plan(
     ordered_scans = str(pio).lower() in ("true", "1")
     tag = uuid.uuid4().hex[:12]
     sel, smp, rows_t = f"_mx_sel_{tag}", f"_mx_smp_{tag}", f"_mx_out_{tag}"
-    summary: dict[str, Any] = {
-        "manifest_snapshot_hash": manifest.corpus_snapshot_hash,
-        "seed": seed,
-        "format": fmt,
-        "shard_rows": None if shard_tokens is not None else int(shard_rows or 0),
-        "shard_tokens": shard_tokens,
-        "columns": ["doc_id", "group", "repeat", "n_tokens", *extra],
-        "phases": [],
-    }
+    summary = _summary_head(manifest, seed, fmt, shard_rows, shard_tokens, extra)
     units: list[dict[str, Any]] = []
     try:
         for phase in manifest.phases:
@@ -639,34 +702,11 @@ def _plan(
             report(f"{stage}: selecting", 0, 1)
             stats = _phase_samples(con, phase, seed=seed, sel=sel, smp=smp, verify=verify)
             report(f"{stage}: selecting", 1, 1)
-            order_sql, _ = _order_by(phase, cols, derived)
-            qsel = (
-                f", {_quality_expr(phase, cols, derived, 'd')} AS q"
-                if phase.order in ("ascending-quality", "descending-quality")
-                else ""
-            )
-            okey = f"{seed}:{phase.name}:order:"
-            params = [okey] if "?" in order_sql else []
-            # one sort: the table is created in output order, so rowid is the output position
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {rows_t} AS
-                SELECT * FROM (
-                    SELECT x.doc_id, x."group", x.n_tokens,
-                           unnest(range(x.repeats)) AS rep{qsel}
-                    FROM {smp} x JOIN {_quote(table)} d
-                         ON d.doc_id = x.doc_id
-                ) e ORDER BY {order_sql}
-                """,
-                params,
-            )
-            ranges = _shard_ranges(con, rows_t, shard_rows=shard_rows, shard_tokens=shard_tokens)
-            plan_f = plan_dir / f"{pdir.name}.parquet"
-            order_tail = "" if ordered_scans else " ORDER BY rowid"
-            con.execute(
-                f'COPY (SELECT rowid AS pos, doc_id, "group", rep, n_tokens FROM {rows_t}'
-                f"{order_tail}) TO {_sql_str(plan_f)} (FORMAT parquet, COMPRESSION zstd)"
-            )
+            ranges, plan_f = _plan_rows(
+                con, phase, plan_dir / f"{pdir.name}.parquet", smp=smp, rows_t=rows_t,
+                seed=seed, table=table, cols=cols, derived=derived, shard_rows=shard_rows,
+                shard_tokens=shard_tokens, ordered_scans=ordered_scans,
+            )  # fmt: skip
             shard_info = []
             for k, (lo, hi) in enumerate(ranges):
                 name = f"part-{k:05d}.{ext}"
@@ -697,3 +737,70 @@ def _plan(
     plan = {"key": key, "summary": summary, "units": units}
     (tmp / "plan.json").write_text(json.dumps(plan, default=int), encoding="utf-8")
     return plan
+
+
+def _summary_head(
+    manifest: Manifest,
+    seed: int,
+    fmt: str,
+    shard_rows: int | None,
+    shard_tokens: int | None,
+    extra: list[str],
+) -> dict[str, Any]:
+    """materialize.json before its phases are planned."""
+    return {
+        "manifest_snapshot_hash": manifest.corpus_snapshot_hash,
+        "seed": seed,
+        "format": fmt,
+        "shard_rows": None if shard_tokens is not None else int(shard_rows or 0),
+        "shard_tokens": shard_tokens,
+        "columns": ["doc_id", "group", "repeat", "n_tokens", *extra],
+        "phases": [],
+    }
+
+
+def _plan_rows(
+    con: Any,
+    phase: Phase,
+    plan_f: Path,
+    *,
+    smp: str,
+    rows_t: str,
+    seed: int,
+    table: str,
+    cols: list[str],
+    derived: Mapping[str, str] | None,
+    shard_rows: int | None,
+    shard_tokens: int | None,
+    ordered_scans: bool,
+) -> tuple[list[tuple[int, int]], Path]:
+    """The phase's sampled rows (with repeats) in output order, written to `plan_f` as
+    ``pos, doc_id, group, rep, n_tokens``; (the shards' row ranges, `plan_f`)."""
+    order_sql, _ = _order_by(phase, cols, derived)
+    qsel = (
+        f", {_quality_expr(phase, cols, derived, 'd')} AS q"
+        if phase.order in ("ascending-quality", "descending-quality")
+        else ""
+    )
+    okey = f"{seed}:{phase.name}:order:"
+    params = [okey] if "?" in order_sql else []
+    # one sort: the table is created in output order, so rowid is the output position
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {rows_t} AS
+        SELECT * FROM (
+            SELECT x.doc_id, x."group", x.n_tokens,
+                   unnest(range(x.repeats)) AS rep{qsel}
+            FROM {smp} x JOIN {_quote(table)} d
+                 ON d.doc_id = x.doc_id
+        ) e ORDER BY {order_sql}
+        """,
+        params,
+    )
+    ranges = _shard_ranges(con, rows_t, shard_rows=shard_rows, shard_tokens=shard_tokens)
+    order_tail = "" if ordered_scans else " ORDER BY rowid"
+    con.execute(
+        f'COPY (SELECT rowid AS pos, doc_id, "group", rep, n_tokens FROM {rows_t}'
+        f"{order_tail}) TO {_sql_str(plan_f)} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    return ranges, plan_f

@@ -3,13 +3,15 @@
 import pandas as pd
 import streamlit as st
 
+from analytics.engine import progress_columns
 from dashboard.components.auth import can_edit
 from dashboard.components.jobs import store
 from dashboard.components.text import show_error
 
 st.title("Jobs")
 st.caption(
-    "Every heavy job (ingest, signals, embeddings, maps, geometry, materialise) runs through "
+    "Every heavy job (ingest, signals, contamination, embeddings, maps, geometry, materialise) "
+    "runs through "
     "one queue with one writer. Readers keep working while a job writes; a job's result "
     "appears when it finishes. Start jobs from the CLI (`mixscope ...`) or from the pages."
 )
@@ -30,6 +32,7 @@ def job_table() -> None:
             "progress": ((j.progress or {}).get("done", 0) / j.progress["total"])
             if (j.progress or {}).get("total")
             else None,
+            **progress_columns(j.progress or {}),
             "created": j.created,
             "finished": j.finished,
             "error": j.error,

@@ -71,7 +71,10 @@ def _usage_error(exc) -> None:
 
 #: commands that write the workspace or run long: recorded on the Jobs page when started in
 #: a terminal (queued jobs are recorded by the queue itself)
-RECORDED = {"ingest", "tokenize", "signals", "embed", "map", "geometry", "demo-series", "compact"}
+RECORDED = {
+    "ingest", "tokenize", "signals", "contamination", "embed", "map", "geometry", "demo-series",
+    "compact",
+}  # fmt: skip
 
 
 def _workspace_arg(argv: list[str]) -> Path:

@@ -173,32 +173,13 @@ def embed_command(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Embed the documents (or a sample) that are not embedded yet; resumable."""
-    from analytics.db import scalar
-    from analytics.embed import sample_doc_ids
-
     _check_options(
-        engine=engine,
-        device=device,
-        batch_size=batch_size,
-        sample=sample,
-        stratify_by=stratify_by,
-        max_seq_length=max_seq_length,
-        shard_rows=shard_rows,
+        engine=engine, device=device, batch_size=batch_size, sample=sample,
+        stratify_by=stratify_by, max_seq_length=max_seq_length, shard_rows=shard_rows,
         flush_every=flush_every,
-    )
-    ws = Workspace.open(workspace)
-    cur = ws.cursor()
-    n_corpus = int(scalar(cur, "SELECT count(*) FROM documents") or 0)
-    if n_corpus == 0:
-        raise MixscopeError(f"{ws.path} holds no documents; `mixscope ingest` some first")
-    if sample is not None:  # bad sample/strata: one line, before a model is loaded
-        sample_doc_ids(cur, sample, stratify_by=stratify_by, seed=seed)
-    options = {"allow_download": True} if allow_download else {}
-    with console.status(f"loading {escape(model)} ..."):
-        emb = _load(model, device=device, max_seq_length=max_seq_length, **options)
-    from analytics.embed import EmbeddingSet
-
-    EmbeddingSet.for_workspace(ws, emb.key).check_dim(emb.dim)
+    )  # fmt: skip
+    ws, n_corpus = _open_corpus(workspace, sample, stratify_by, seed)
+    emb = _load_model(ws, model, device, max_seq_length, allow_download)
     what = f"a sample of {sample:,}" if sample else f"all {n_corpus:,}"
     strata = f" stratified by {stratify_by}" if stratify_by else ""
     console.print(
@@ -207,32 +188,44 @@ def embed_command(
     )
     if engine == "ray":
         _embed_with_ray(
-            ws,
-            emb,
-            model=model,
-            sample=sample,
-            stratify_by=stratify_by,
-            seed=seed,
-            batch_size=batch_size,
-            device=device,
-            ray_address=ray_address,
-            actors=ray_actors,
-            gpus_per_actor=ray_gpus_per_actor,
-            cpus_per_actor=ray_cpus_per_actor,
-            staging=staging,
-            n_corpus=n_corpus,
-        )
+            ws, emb, model=model, sample=sample, stratify_by=stratify_by, seed=seed,
+            batch_size=batch_size, device=device, ray_address=ray_address, actors=ray_actors,
+            gpus_per_actor=ray_gpus_per_actor, cpus_per_actor=ray_cpus_per_actor,
+            staging=staging, n_corpus=n_corpus,
+        )  # fmt: skip
         return
     _embed_locally(
-        ws,
-        emb,
-        sample=sample,
-        stratify_by=stratify_by,
-        seed=seed,
-        batch_size=batch_size,
-        shard_rows=shard_rows,
-        flush_every=flush_every,
-    )
+        ws, emb, sample=sample, stratify_by=stratify_by, seed=seed, batch_size=batch_size,
+        shard_rows=shard_rows, flush_every=flush_every,
+    )  # fmt: skip
+
+
+def _open_corpus(workspace, sample: int | None, stratify_by: str | None, seed: int):
+    """(the workspace, its number of documents): none, or a bad sample/strata, is one line
+    before any model is loaded."""
+    from analytics.db import scalar
+    from analytics.embed import sample_doc_ids
+
+    ws = Workspace.open(workspace)
+    cur = ws.cursor()
+    n_corpus = int(scalar(cur, "SELECT count(*) FROM documents") or 0)
+    if n_corpus == 0:
+        raise MixscopeError(f"{ws.path} holds no documents; `mixscope ingest` some first")
+    if sample is not None:  # bad sample/strata: one line, before a model is loaded
+        sample_doc_ids(cur, sample, stratify_by=stratify_by, seed=seed)
+    return ws, n_corpus
+
+
+def _load_model(ws, model: str, device: str, max_seq_length: int | None, allow_download: bool):
+    """The embedder, loaded under a status line; its dimension checked against the set
+    already stored under its key."""
+    from analytics.embed import EmbeddingSet
+
+    options = {"allow_download": True} if allow_download else {}
+    with console.status(f"loading {escape(model)} ..."):
+        emb = _load(model, device=device, max_seq_length=max_seq_length, **options)
+    EmbeddingSet.for_workspace(ws, emb.key).check_dim(emb.dim)
+    return emb
 
 
 def _load(model: str, **kwargs):

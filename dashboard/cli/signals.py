@@ -322,14 +322,8 @@ def contamination(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Evaluation-set contamination: documents sharing a word n-gram with the eval texts."""
-    from analytics.engine import UNIT_ENGINES, check_engine, ray_connect
-    from analytics.signals.contamination import (
-        find_contamination,
-        find_contamination_on_engine,
-        read_eval_texts,
-        result_to_dict,
-        span_parts,
-    )
+    from analytics.engine import UNIT_ENGINES, check_engine
+    from analytics.signals.contamination import read_eval_texts, result_to_dict
 
     if n < 1:
         raise MixscopeError("--n must be at least 1")
@@ -340,18 +334,44 @@ def contamination(
     _check_out(report, "--report")
     texts = read_eval_texts(eval_file, field=text_field)
     ws = Workspace.open(workspace)
-    if engine == "ray":
-        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
-    with progress_callback() as cb:
-        if engine == "in-process":
-            res = find_contamination(
+    res = _scan_contamination(ws, texts, n, engine, workers, ray_address, shard_size)
+    _print_contamination(ws, res, n)
+    if out is not None:
+        _write_text_atomic(out, "".join(f"{i}\n" for i in res.flagged["doc_id"]))
+        console.print(f"flagged ids written to {out}")
+    if report is not None:
+        _write_text_atomic(report, json.dumps(result_to_dict(res)))
+        console.print(f"report written to {report}")
+
+
+def _scan_contamination(ws, texts, n, engine, workers, ray_address, shard_size):
+    """The scan: in this process with a bar, or on the engine with its progress lines
+    (shards, documents, docs/s, ETA; the same on the Jobs page when run as a job)."""
+    from analytics.engine import ray_connect
+    from analytics.signals.contamination import find_contamination, find_contamination_on_engine
+    from dashboard.cli.tokenize import line_printer
+
+    if engine == "in-process":
+        with progress_callback() as cb:
+            return find_contamination(
                 ws.cursor(), texts, n=n, progress=lambda d, t: cb("scanning documents", d, t)
             )
-        else:
-            res = find_contamination_on_engine(
-                ws, texts, n=n, engine=engine, workers=workers, ray_address=ray_address,
-                shard_size=shard_size, progress=lambda d, t: cb("scanning documents", d, t),
-            )  # fmt: skip
+    if engine == "ray":
+        ray_connect(ray_address)  # a cluster that does not answer: one line, exit 2
+    on_line = line_printer()
+    res = find_contamination_on_engine(
+        ws, texts, n=n, engine=engine, workers=workers, ray_address=ray_address,
+        shard_size=shard_size, on_line=on_line,
+    )  # fmt: skip
+    on_line.flush()
+    return res
+
+
+def _print_contamination(ws, res, n: int) -> None:
+    """Flagged documents per source, the totals, and the first five matches in context."""
+    from analytics.signals.contamination import span_parts
+    from analytics.text import fetch_texts
+
     table = Table("source", "documents", "flagged", "flagged %")
     per_source = res.per_source.sort_values(["flagged_docs", "source"], ascending=[False, True])
     for r in per_source.itertuples(index=False):
@@ -363,24 +383,15 @@ def contamination(
         f"{res.eval_texts:,} evaluation texts ({res.eval_too_short:,} shorter than {n} words "
         "can never match)"
     )
-    if len(res.flagged):
-        from analytics.text import fetch_texts
-
-        cur = ws.cursor()
-        for r in res.flagged.head(5).itertuples(index=False):
-            text = fetch_texts(cur, [r.doc_id])[r.doc_id]
-            parts = span_parts(text, r.spans[0], context=40)
-            before, match, after = (re.sub(r"\s+", " ", p) for p in parts)
-            stdout.print(f"  {r.doc_id} ({r.source}): ", end="", markup=False)
-            stdout.print(before, style="dim", end="", markup=False)
-            stdout.print(match, style="bold red", end="", markup=False)
-            stdout.print(after, style="dim", markup=False)
-    if out is not None:
-        _write_text_atomic(out, "".join(f"{i}\n" for i in res.flagged["doc_id"]))
-        console.print(f"flagged ids written to {out}")
-    if report is not None:
-        _write_text_atomic(report, json.dumps(result_to_dict(res)))
-        console.print(f"report written to {report}")
+    cur = ws.cursor()
+    for r in res.flagged.head(5).itertuples(index=False):
+        text = fetch_texts(cur, [r.doc_id])[r.doc_id]
+        parts = span_parts(text, r.spans[0], context=40)
+        before, match, after = (re.sub(r"\s+", " ", p) for p in parts)
+        stdout.print(f"  {r.doc_id} ({r.source}): ", end="", markup=False)
+        stdout.print(before, style="dim", end="", markup=False)
+        stdout.print(match, style="bold red", end="", markup=False)
+        stdout.print(after, style="dim", markup=False)
 
 
 @app.command()

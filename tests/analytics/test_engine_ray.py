@@ -92,3 +92,48 @@ def test_materialise(mat_ws, tmp_path, on_ray, fmt):  # noqa: F811
     )
     assert len([f for f in res.files if "/part-" in str(f)]) >= 5
     assert file_hashes(tmp_path / "ray") == file_hashes(tmp_path / "local")
+
+
+def _worker_state() -> tuple[str, bool, str]:
+    """On a Ray worker: (node id, did the setup hook run here, what importing HTTPFileSystem
+    gives: "ok" or the exception's class name)."""
+    import sys
+
+    import ray
+
+    import analytics.ray_hook as hook
+
+    settled = "fsspec.implementations.http" in sys.modules  # imported, or marked missing
+    try:
+        from fsspec.implementations.http import HTTPFileSystem  # noqa: F401
+
+        outcome = "ok"
+    except ImportError as exc:
+        outcome = type(exc).__name__
+    return ray.get_runtime_context().get_node_id(), hook.RAN and settled, outcome
+
+
+def test_every_worker_settles_fsspec_first(on_ray):
+    """ray_connect names analytics.ray_hook.setup_worker as the worker setup hook, so each
+    worker on each node settled the import of fsspec's HTTP filesystem before any task: it is
+    imported, or (aiohttp missing) fails with ModuleNotFoundError, which Ray Data expects;
+    never the half-initialised ImportError of ray-project/ray#52327."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from analytics.engine import ray_connect
+    from analytics.ray_hook import HOOK
+
+    ray = ray_connect(on_ray)
+    assert ray.get_runtime_context().runtime_env.get("worker_process_setup_hook") == HOOK
+    nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    assert len(nodes) == 2
+    fn = ray.remote(num_cpus=1)(_worker_state)
+    got = ray.get(
+        [
+            fn.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+            for n in nodes
+        ]
+    )
+    assert sorted(g[0] for g in got) == sorted(nodes)
+    assert all(settled for _node, settled, _outcome in got), got
+    assert {outcome for _node, _settled, outcome in got} <= {"ok", "ModuleNotFoundError"}, got

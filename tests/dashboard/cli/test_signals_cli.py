@@ -153,6 +153,32 @@ def test_contamination_finds_a_copied_13_gram(signals_ws, tmp_path):
     assert per["python-doc"] >= 1 and sum(per.values()) == len(ids)
 
 
+def test_contamination_job_reports_shards_documents_rate_and_eta(signals_ws_copy, tmp_path):
+    """A contamination scan on the engine is a job whose progress record (the Jobs page's
+    row) has shards and documents done/total, docs/s and an ETA, like every engine job."""
+    from analytics.engine import progress_columns
+    from analytics.jobs import JobStore
+
+    ws = signals_ws_copy
+    n = rows(ws, "SELECT count(*) FROM documents")[0][0]
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(json.dumps({"text": " ".join(f"zq{i}x" for i in range(20))}) + "\n")
+    r = mixscope("contamination", evals, "--shard-size", "40", "--workers", "2", ws=ws.path)
+    assert r.returncode == 0, r.stderr
+    shards = -(-n // 40)
+    assert f"contamination: shards {shards}/{shards}, documents {n:,}/{n:,}" in r.stderr
+    (job,) = [j for j in JobStore(ws.path).list() if j.kind == "contamination"]
+    rec = job.progress
+    assert job.status == "done" and shards > 1
+    assert (rec["shards_done"], rec["shards_total"]) == (shards, shards)
+    assert (rec["done"], rec["total"], rec["unit"]) == (n, n, "documents")
+    assert rec["docs_per_s"] > 0 and rec["eta_s"] == 0
+    assert rec["stage"].startswith(f"contamination: shards {shards}/{shards}, documents")
+    assert progress_columns(rec)["shards"] == f"{shards}/{shards}"
+    assert progress_columns(rec)["ETA"] == "0s"
+    assert progress_columns({"stage": "insert", "done": 1, "total": 2})["shards"] is None
+
+
 def test_contamination_bad_eval_file(signals_ws, tmp_path):
     evals = tmp_path / "eval.jsonl"
     evals.write_text(json.dumps({"question": "x"}) + "\n")
