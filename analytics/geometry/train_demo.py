@@ -189,14 +189,8 @@ def train_demo_series(
     tok = train_tokenizer(texts, vocab_size=vocab_size)
     tok.save_pretrained(str(out))
     data = torch.from_numpy(_blocks(texts, tok, block_size))
-    model = tiny_gpt2(
-        vocab=len(tok),
-        eos=tok.convert_tokens_to_ids(EOS),
-        block_size=block_size,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-    )
+    dims = {"block_size": block_size, "n_embd": n_embd, "n_layer": n_layer, "n_head": n_head}
+    model = tiny_gpt2(vocab=len(tok), eos=tok.convert_tokens_to_ids(EOS), **dims)
     opt = adamw(model, learning_rate)
     params = {
         "steps": steps,

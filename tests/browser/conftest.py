@@ -100,7 +100,7 @@ def wait_ready(page, timeout=60_000):
 
 
 def wait_count(page, selector, n, timeout=60_000):
-    """Wait until at least `n` elements match `selector` (a script may draw them after its totals)."""
+    """Wait until at least `n` elements match `selector` (drawn after the totals, maybe)."""
     page.wait_for_function(
         "([sel, n]) => document.querySelectorAll(sel).length >= n",
         arg=[selector, n],
